@@ -1,0 +1,78 @@
+"""The ``sessioncheck`` command: one tree of subcommands.
+
+This module only wires verbs to their modules in ``harness.commands``;
+each verb module has ``add_arguments(parser)`` and ``main(args) -> int``.
+
+Exit codes everywhere: 0 nothing found, 1 a violation found, 2 a usage or
+configuration error (one line on stderr saying what and how to fix it).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import ConfigError
+
+#: verb -> (module in harness.commands, one-line help)
+VERBS = {
+    "run": ("run", "controlled interleavings (Hypothesis) against one store"),
+    "replay": ("replay", "replay a saved report to the same story"),
+    "stress": ("stress", "free-running threads and processes; record and check a history"),
+    "check": ("check", "check a history file (JSON lines)"),
+    "gallery": ("gallery", "every mutant and correct store in every mode: the headline table"),
+    "scenario": ("scenario", "run one named regression scenario against a store"),
+    "scenarios": ("scenarios", "run every named scenario against a store"),
+    "explain": ("explain", "print a saved report as a story"),
+    "report": ("report", "render a saved report as a self-contained HTML timeline"),
+    "fuzz": ("fuzz", "long runs across all cores, deduplicated failures"),
+    "stores": ("stores", "list the built-in stores, mutants and adapters"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"sessioncheck: error: {message} (see sessioncheck {self.prog.split()[-1]} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sessioncheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb, (module, help_) in VERBS.items():
+        try:
+            mod = importlib.import_module(f"harness.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"harness.commands.{module}":
+                raise
+            continue  # a verb not built yet is simply absent
+        p = sub.add_parser(verb, help=help_, description=help_)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"sessioncheck {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args))
+    except ConfigError as exc:
+        print(f"sessioncheck: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sessioncheck: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

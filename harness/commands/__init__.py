@@ -1,0 +1,1 @@
+"""One module per ``sessioncheck`` verb: ``add_arguments`` and ``main``."""

@@ -1,0 +1,25 @@
+"""``sessioncheck stores``: what can be named with ``--store``."""
+from __future__ import annotations
+
+import argparse
+
+from ..store import BUILTIN, mutant_names, resolve
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from store_impl import adapters
+
+    table = Table("spec", "what it is")
+    for name in [*BUILTIN, *(f"mutant:{m}" for m in mutant_names())]:
+        table.add_row(name, resolve(name).describe())
+    for name, (_, extra, package) in adapters.ADAPTERS.items():
+        table.add_row(name, f"adapter (pip install 'sessioncheck[{extra}]', needs {package})")
+    Console().print(table)
+    return 0

@@ -1,0 +1,23 @@
+"""Exceptions raised by sessioncheck.
+
+``SessionCheckError`` is the root.  Each subclass says when it is raised.
+"""
+from __future__ import annotations
+
+
+class SessionCheckError(Exception):
+    """Root of every error sessioncheck raises on purpose."""
+
+
+class ConfigError(SessionCheckError):
+    """The user's input is wrong: an unknown store spec, a factory that
+    raises, a bad option, a corrupt or foreign report file.  The CLI turns
+    it into one line on stderr and exit code 2."""
+
+
+class HistoryError(ConfigError):
+    """A history file (JSON lines) does not follow the documented format."""
+
+
+class ReportError(ConfigError):
+    """A report file is corrupt, foreign, or of an unknown schema version."""
