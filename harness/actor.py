@@ -1,0 +1,153 @@
+"""What every actor has in common, whatever carries its baton.
+
+An *actor* is one writer of the shared location: it owns its own store
+instance and runs one operation at a time.  Seen from the scheduler an
+actor is a coroutine: ``begin(task)`` runs a task until its first point,
+``resume()`` runs it to the next point, and each returns a :class:`Stop`:
+either a :class:`Point` (parked before a shared access) or :class:`Done`.
+
+The transport (``thread_actor``, ``process_actor``) only moves the baton;
+the code that runs *inside* an actor is here, so both transports run the
+same thing.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .store import SessionState, StoreSpec
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One operation as the actor sees it (ids and values already chosen)."""
+
+    f: str  # add | persist | read | delete | open | close
+    session: str = ""
+    value: Any = None  # message id for add, fields for persist
+
+
+@dataclass
+class Point:
+    kind: str
+    path: str
+    detail: str
+    events: list = field(default_factory=list)
+
+
+@dataclass
+class Done:
+    status: str  # ok | info | error
+    value: Any = None
+    error: str | None = None
+    events: list = field(default_factory=list)
+
+
+Stop = Point | Done
+
+
+class Stuck(Exception):
+    """An actor reached no point within the watchdog's bound (I5)."""
+
+    def __init__(self, actor: str, seconds: float) -> None:
+        super().__init__(f"actor {actor} reached no preemption point within {seconds:g} s")
+        self.actor = actor
+        self.seconds = seconds
+
+
+class ActorDied(Exception):
+    """A process actor exited or its channel broke outside a planned crash."""
+
+
+class Actor(Protocol):
+    name: str
+    can_crash: bool
+
+    def begin(self, call: OpCall, now: float) -> Stop: ...
+
+    def resume(self, now: float, fault: int | None = None) -> Stop: ...
+
+    def crash(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+# -- running inside the actor ---------------------------------------------------
+
+#: Exceptions that say "this operation did not happen, or may not have":
+#: the store refused (lock timeout, busy database, an I/O error).  Anything
+#: else escaping a store is reported as I4: the store met a state it could
+#: not handle (a torn file, an unexpected shape) or crashed on a bug.
+UNAVAILABLE = (OSError, TimeoutError, sqlite3.OperationalError)
+
+
+class Runner:
+    """Owns one store instance inside an actor and runs calls on it."""
+
+    def __init__(self) -> None:
+        self.store: Any = None
+
+    def run(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
+        try:
+            value = self._dispatch(spec, location, call)
+        except UNAVAILABLE as exc:
+            return Done("info", error=_describe(exc, location))
+        except Exception as exc:  # noqa: BLE001 - reported, not hidden
+            return Done("error", error=_describe(exc, location))
+        return Done("ok", value=value)
+
+    def _dispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:
+        f = call.f
+        if f == "open":
+            assert spec is not None
+            self.store = spec.open(location)  # type: ignore[arg-type]
+            return None
+        if f == "close":
+            store, self.store = self.store, None
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+            return None
+        if f == "add":
+            self.store.add_message(call.session, {"role": "user", "content": call.value})
+            return None
+        if f == "persist":
+            self.store.persist_state(call.session, dict(call.value))
+            return None
+        if f == "delete":
+            self.store.delete_session(call.session)
+            return None
+        if f == "read":
+            return read_value(self.store.read(call.session))
+        raise ValueError(f"unknown call {f!r}")
+
+
+def read_value(state: Any) -> dict:
+    """A read's result as plain data: ``{"messages": [ids], "metadata": {}}``.
+
+    Raises TypeError when the store returned something that is not a
+    session state (reported as I4)."""
+    if not isinstance(state, SessionState):
+        if isinstance(state, dict) and "messages" in state:
+            state = SessionState(state.get("messages") or [], state.get("metadata") or {})
+        else:
+            raise TypeError(f"read() returned {type(state).__name__}, not a SessionState")
+    meta = {k: v for k, v in (state.metadata or {}).items() if v is not None}
+    return {"messages": state.message_ids(), "metadata": _plain(meta)}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return repr(v)
+
+
+def _describe(exc: BaseException, location: str) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text.replace(os.path.abspath(location) + os.sep, "").replace(os.path.abspath(location), ".")

@@ -1,0 +1,375 @@
+"""The controlled engine: run programs against a store, let Hypothesis
+search for one that breaks an invariant, and shrink it.
+
+``Executor.run(program)`` is deterministic: the same program on the same
+store gives the same trace, history and verdict, in thread and in process
+mode.  ``explore()`` hands the program space to Hypothesis within a time
+or example budget and returns the shrunk counterexample, if any.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import intercept
+from .actor import Actor, OpCall, Stuck, read_value
+from .history import Operation
+from .program import ModelConfig, OpSpec, Step, program_to_json
+from .scheduler import Deadlock, Scheduler
+from .store import StoreSpec
+
+INVARIANTS = {
+    "I1": "no lost message",
+    "I2": "order",
+    "I3": "metadata is a map of last-writer-wins registers",
+    "I4": "no torn state",
+    "I5": "liveness",
+    "I6": "durability",
+}
+
+
+@dataclass
+class Violation:
+    invariant: str
+    summary: str
+    subject: str | None = None
+    ops: list[int] = field(default_factory=list)  # indices into Outcome.ops
+
+    def to_json(self) -> dict:
+        return {"invariant": self.invariant, "summary": self.summary, "subject": self.subject, "ops": self.ops}
+
+
+@dataclass
+class Outcome:
+    """Everything one run of one program produced."""
+
+    program: list[Step]
+    trace: list[dict]
+    ops: list[Operation]
+    violations: list[Violation]
+    warnings: list[str] = field(default_factory=list)
+    unknown: str = ""  # the checker ran out of budget
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations)
+
+    def schedule_hash(self) -> str:
+        data = json.dumps([(e["actor"], e["ev"], e.get("kind", "")) for e in self.trace])
+        return hashlib.sha1(data.encode()).hexdigest()[:12]
+
+
+MODES = ("threads", "processes", "mixed")
+
+
+def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
+    if kind == "thread":
+        from .thread_actor import ThreadActor
+
+        return ThreadActor(name, spec, watchdog)
+    from .process_actor import ProcessActor
+
+    return ProcessActor(name, spec, watchdog)
+
+
+def actor_kinds(mode: str, n: int) -> list[str]:
+    if mode == "threads":
+        return ["thread"] * n
+    if mode == "processes":
+        return ["process"] * n
+    if mode == "mixed":
+        return [("process" if i % 2 == 0 else "thread") for i in range(n)]
+    raise ValueError(mode)
+
+
+class Executor:
+    """Runs programs against one store with one set of actors.
+
+    Actors are created once and reused across runs (a thread or a forked
+    process per actor); one that crashed, got stuck or deadlocked is
+    replaced before the next run.  Every run gets a fresh temporary
+    location, removed afterwards whatever happens.  ``close()`` reaps
+    everything; use the executor as a context manager.
+    """
+
+    def __init__(self, spec: StoreSpec, mode: str = "threads", cfg: ModelConfig | None = None,
+                 watchdog: float = 10.0) -> None:
+        intercept.install()
+        self.spec = spec
+        self.mode = mode
+        self.cfg = cfg or ModelConfig()
+        self.watchdog = watchdog
+        self.kinds = actor_kinds(mode, self.cfg.actors)
+        self.names = [chr(ord("A") + i) for i in range(self.cfg.actors)]
+        self.actors: list[Actor | None] = [None] * self.cfg.actors
+        self.runs = 0
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for i, a in enumerate(self.actors):
+            if a is not None:
+                a.shutdown()
+            self.actors[i] = None
+
+    def _actor(self, i: int) -> Actor:
+        a = self.actors[i]
+        if a is None:
+            a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog)
+        return a
+
+    def _retire(self, name: str) -> None:
+        i = self.names.index(name)
+        a = self.actors[i]
+        if a is not None:
+            a.shutdown()
+        self.actors[i] = None
+
+    # -- one run ------------------------------------------------------------
+    def run(self, program: list[Step]) -> Outcome:
+        self.runs += 1
+        location = tempfile.mkdtemp(prefix="sessioncheck-")
+        actors = [self._actor(i) for i in range(self.cfg.actors)]
+        for a in actors:
+            a.set_location(location)
+        sched = Scheduler(actors)
+        violations: list[Violation] = []
+        warnings: list[str] = []
+        broken = False
+        try:
+            for a in actors:
+                done = sched.run_alone(a.name, OpCall("open"))
+                if done.status != "ok":
+                    violations.append(Violation("I4", f"{a.name} could not open the store: {done.error}"))
+                    broken = True
+                    return self._outcome(program, sched, violations, warnings)
+            counters = {"m": 0, "v": 0}
+            for step in program:
+                self._apply(sched, step, counters)
+            sched.drain()
+            self._final_read(sched, location, violations)
+            for a in actors:
+                if not sched.state[a.name].crashed:
+                    sched.run_alone(a.name, OpCall("close"))
+        except Stuck as exc:
+            broken = True
+            self._retire(exc.actor)
+            violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point: "
+                                              "a lock or wait the harness cannot see)"))
+        except Deadlock as exc:
+            broken = True
+            violations.append(Violation("I5", exc.summary, subject=exc.kind))
+        finally:
+            for name, st in sched.state.items():
+                if st.crashed or broken:
+                    self._retire(name)
+            shutil.rmtree(location, ignore_errors=True)
+        return self._outcome(program, sched, violations, warnings)
+
+    def _apply(self, sched: Scheduler, step: Step, counters: dict) -> None:
+        if step.kind == "start":
+            idle = sched.idle()
+            if not idle:
+                return
+            name = idle[step.actor % len(idle)]
+            call = self._call(step.op, counters)
+            op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
+            sched.begin(name, call, op)
+            return
+        busy = sched.runnable_busy()
+        if not busy:
+            return
+        name = busy[step.actor % len(busy)]
+        if step.kind == "advance":
+            sched.advance(name, step.points)
+        elif step.kind == "crash" and sched.state[name].actor.can_crash:
+            sched.crash(name)
+        elif step.kind == "fault":
+            sched.inject(name, step.errno_name)
+
+    def _call(self, spec: OpSpec | None, counters: dict) -> OpCall:
+        assert spec is not None
+        session = f"s{spec.session}"
+        if spec.f == "add":
+            counters["m"] += 1
+            return OpCall("add", session, f"m{counters['m']}")
+        if spec.f == "persist":
+            fields = {}
+            for key, kind in spec.fields:
+                if kind == "fresh":
+                    counters["v"] += 1
+                    fields[key] = f"v{counters['v']}"
+                else:
+                    fields[key] = None if kind == "none" else ""
+            return OpCall("persist", session, fields)
+        return OpCall(spec.f, session)
+
+    def _final_read(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
+        """Read every session through a fresh instance once all is done:
+        the final state.  Runs in the scheduler's thread, not controlled."""
+        sessions = sorted({op.session for op in sched.ops} | {f"s{i}" for i in range(self.cfg.sessions)})
+        try:
+            store = self.spec.open(Path(location))
+        except Exception as exc:  # noqa: BLE001
+            violations.append(Violation("I4", f"a fresh instance could not open the store at the end: "
+                                              f"{type(exc).__name__}: {exc}"))
+            return
+        try:
+            for s in sessions:
+                op = Operation("final", "read", s, None, sched.t + 1, meta={"actor": "final"})
+                op.index = len(sched.ops)
+                sched.ops.append(op)
+                try:
+                    value = read_value(store.read(s))
+                except Exception as exc:  # noqa: BLE001
+                    sched._log("final", "done", status="error", call="read", session=s,
+                               error=f"{type(exc).__name__}: {exc}", value=None)
+                    op.status, op.error = "info", f"{type(exc).__name__}: {exc}"
+                    violations.append(Violation("I4", f"the final read of {s} failed: {op.error}", ops=[op.index]))
+                    continue
+                entry = sched._log("final", "done", status="ok", call="read", session=s, value=value)
+                op.start = op.end = entry["t"]
+                op.status, op.output = "ok", value
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+
+    def _outcome(self, program: list[Step], sched: Scheduler, violations: list[Violation],
+                 warnings: list[str]) -> Outcome:
+        from .checker import check
+        from .story import group, renumber
+
+        # Operation times become story step numbers, so that every
+        # sentence about a violation points at a line of the story.
+        ops = renumber(sched.ops, group(sched.trace))
+        for op in ops:
+            if op.meta.get("error_kind") == "error":
+                violations.insert(0, Violation(
+                    "I4", f"{op.describe()} raised {op.error}: the store met a state it cannot handle",
+                    ops=[op.index]))
+        unknown = ""
+        if not any(v.invariant == "I5" for v in violations):
+            result = check(ops)
+            for f in result.findings:
+                violations.append(Violation(f.invariant, f.summary, f.subject, [o.index for o in f.ops]))
+            if result.verdict == "unknown":
+                unknown = result.reason
+        return Outcome(program, sched.trace, ops, violations, warnings, unknown)
+
+
+# -- the search -----------------------------------------------------------------
+
+
+class Found(Exception):
+    """Raised inside the Hypothesis test when a run breaks an invariant."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.violations[0].summary)
+        self.outcome = outcome
+
+
+@dataclass
+class Exploration:
+    examples: int = 0
+    interleavings: set = field(default_factory=set)
+    seconds: float = 0.0
+    first_failure_example: int | None = None
+    first_failure_seconds: float | None = None
+    outcome: Outcome | None = None
+    unknown: int = 0
+    budget_exhausted: bool = False
+
+
+def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
+            seed: int | None = None, database: Any = None, batch: int = 200,
+            on_example: Callable[[Exploration], None] | None = None,
+            settings_kwargs: dict | None = None) -> Exploration:
+    """Search for a violating program within ``budget`` seconds and at most
+    ``max_examples`` examples.  Returns the shrunk counterexample in
+    ``.outcome``, or ``None`` if none was found within the budget.
+
+    Hypothesis runs in batches so that the time budget is honoured; the
+    batch seeds derive from ``seed``, so a seeded exploration is
+    deterministic (with ``database=None``)."""
+    from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis.errors import Flaky, Unsatisfiable
+
+    from .program import programs
+
+    stats = Exploration()
+    t0 = time.monotonic()
+    deadline = t0 + budget
+    limit = max_examples if max_examples is not None else 10**12
+    strategy = programs(executor.cfg)
+    digest = f"sessioncheck|{executor.spec.name}|{executor.mode}|{executor.cfg}".encode()
+    shrinking = [False]
+
+    def body(program: list[Step]) -> None:
+        if not shrinking[0] and (time.monotonic() > deadline or stats.examples >= limit):
+            stats.budget_exhausted = True
+            assume(False)
+        outcome = executor.run(program)
+        if not shrinking[0]:
+            stats.examples += 1
+            stats.interleavings.add(outcome.schedule_hash())
+            if outcome.unknown:
+                stats.unknown += 1
+            if on_example is not None:
+                on_example(stats)
+        if outcome.failed:
+            if not shrinking[0]:
+                shrinking[0] = True
+                stats.first_failure_example = stats.examples
+                stats.first_failure_seconds = time.monotonic() - t0
+            raise Found(outcome)
+
+    body._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
+    kwargs = dict(
+        deadline=None, database=database, verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        max_examples=batch,
+    )
+    kwargs.update(settings_kwargs or {})
+    n = 0
+    while not stats.budget_exhausted and time.monotonic() < deadline and stats.examples < limit:
+        test = given(strategy)(body)
+        test = settings(**kwargs)(test)
+        if seed is not None:
+            test = hseed(seed * 1_000_003 + n)(test)
+        n += 1
+        try:
+            test()
+        except Found as exc:
+            stats.outcome = exc.outcome
+            break
+        except Unsatisfiable:
+            break
+        except Flaky as exc:
+            raise RuntimeError(f"the store behaves differently under the same schedule: {exc}") from None
+    stats.seconds = time.monotonic() - t0
+    return stats
+
+
+def replay(executor: Executor, program: list[Step]) -> Outcome:
+    return executor.run(program)
+
+
+def describe_config(executor: Executor) -> dict:
+    return {"mode": executor.mode, "actors": executor.cfg.actors, "sessions": executor.cfg.sessions,
+            "program": None}
+
+
+__all__ = ["Executor", "Outcome", "Violation", "explore", "replay", "program_to_json", "INVARIANTS"]

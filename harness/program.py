@@ -1,0 +1,166 @@
+"""The schedule as data: a *program* of steps, and the strategy that draws it.
+
+Hypothesis owns every choice of a run by drawing one program up front: a
+list of steps, each naming an actor by a small index.  The engine resolves
+the index against the actors that can take the step *at that moment*
+(``start`` picks among idle actors, ``advance`` and ``crash`` among busy
+ones, modulo their number), so every step means something and deleting
+any step during shrinking still leaves a valid program.  The same program
+always gives the same run: it is all a replay needs (Shuttle's
+``Schedule``).
+
+Message ids (``m1``, ``m2``, ...) and fresh metadata values (``v1``, ...)
+are assigned by the engine in the order the steps take effect, so they are
+stable under replay and read naturally in a story.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from .errors import ReportError
+
+#: Metadata keys the model writes: one named after the seed's bug, one
+#: ordinary, so that "writes to other fields never disturb it" is tested.
+KEYS = ("compute_instance_id", "model")
+VALUE_KINDS = ("fresh", "none", "empty")  # shrinks toward a fresh value
+FUNCTIONS = ("add", "persist", "read", "delete")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    f: str
+    session: int = 0
+    fields: tuple[tuple[str, str], ...] = ()  # (key, value kind)
+
+    def to_json(self) -> list:
+        out: list[Any] = [self.f, self.session]
+        if self.f == "persist":
+            out.append([list(kv) for kv in self.fields])
+        return out
+
+
+@dataclass(frozen=True)
+class Step:
+    """``start`` an operation on an idle actor; ``advance`` a busy actor by
+    up to ``points`` preemption points; ``crash`` a busy process actor
+    (kill -9 at its current point); ``fault`` a busy actor: the call it is
+    parked at fails with ``errno_name`` instead of running."""
+
+    kind: str
+    actor: int = 0
+    op: OpSpec | None = None
+    points: int = 1
+    errno_name: str = ""
+
+    def to_json(self) -> list:
+        if self.kind == "start":
+            assert self.op is not None
+            return ["start", self.actor, self.op.to_json()]
+        if self.kind == "advance":
+            return ["advance", self.actor, self.points]
+        if self.kind == "fault":
+            return ["fault", self.actor, self.errno_name]
+        return [self.kind, self.actor]
+
+
+def program_to_json(steps: list[Step]) -> list:
+    return [s.to_json() for s in steps]
+
+
+def program_from_json(data: Any) -> list[Step]:
+    """Validate and rebuild a program from a report.  Data, never code."""
+    if not isinstance(data, list):
+        raise ReportError("'program' must be a list of steps")
+    steps = []
+    for n, raw in enumerate(data):
+        where = f"program step {n}"
+        if not isinstance(raw, list) or not raw or raw[0] not in ("start", "advance", "crash", "fault"):
+            raise ReportError(f"{where}: not a step")
+        kind = raw[0]
+        if len(raw) < 2 or not _small_int(raw[1]):
+            raise ReportError(f"{where}: actor index must be a small integer")
+        if kind == "start":
+            if len(raw) != 3 or not isinstance(raw[2], list) or len(raw[2]) < 2:
+                raise ReportError(f"{where}: start needs an operation")
+            f, session = raw[2][0], raw[2][1]
+            if f not in FUNCTIONS or not _small_int(session):
+                raise ReportError(f"{where}: bad operation {raw[2]!r}")
+            fields: tuple = ()
+            if f == "persist":
+                if len(raw[2]) != 3 or not isinstance(raw[2][2], list):
+                    raise ReportError(f"{where}: persist needs fields")
+                pairs = []
+                for kv in raw[2][2]:
+                    if (not isinstance(kv, list) or len(kv) != 2 or kv[0] not in KEYS
+                            or kv[1] not in VALUE_KINDS):
+                        raise ReportError(f"{where}: bad field {kv!r}")
+                    pairs.append((kv[0], kv[1]))
+                fields = tuple(pairs)
+            steps.append(Step("start", raw[1], OpSpec(f, session, fields)))
+        elif kind == "advance":
+            if len(raw) != 3 or not _small_int(raw[2]) or raw[2] < 1:
+                raise ReportError(f"{where}: advance needs a positive point count")
+            steps.append(Step("advance", raw[1], points=raw[2]))
+        elif kind == "fault":
+            from .intercept import INJECTABLE
+
+            if len(raw) != 3 or raw[2] not in INJECTABLE:
+                raise ReportError(f"{where}: fault needs one of {', '.join(INJECTABLE)}")
+            steps.append(Step("fault", raw[1], errno_name=raw[2]))
+        else:
+            steps.append(Step(kind, raw[1]))
+    return steps
+
+
+def _small_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the model may generate for one store."""
+
+    actors: int = 3
+    sessions: int = 2
+    max_steps: int = 24
+    max_points: int = 16
+    metadata: bool = True
+    delete: bool = False
+    crash: bool = False
+    io_faults: tuple[str, ...] = ()
+
+    def functions(self) -> list[str]:
+        fs = ["add", "read"]
+        if self.metadata:
+            fs.insert(1, "persist")
+        if self.delete:
+            fs.append("delete")
+        return fs
+
+
+def programs(cfg: ModelConfig) -> st.SearchStrategy[list[Step]]:
+    session = st.integers(0, cfg.sessions - 1)
+    fields = st.lists(
+        st.tuples(st.sampled_from(KEYS), st.sampled_from(VALUE_KINDS)),
+        min_size=1, max_size=len(KEYS), unique_by=lambda kv: kv[0],
+    ).map(tuple)
+    ops = []
+    for f in cfg.functions():
+        if f == "persist":
+            ops.append(st.builds(OpSpec, st.just("persist"), session, fields))
+        else:
+            ops.append(st.builds(OpSpec, st.just(f), session))
+    actor = st.integers(0, cfg.actors - 1)
+    steps = [
+        st.builds(lambda a, o: Step("start", a, o), actor, st.one_of(ops)),
+        st.builds(lambda a, n: Step("advance", a, points=n), actor, st.integers(1, cfg.max_points)),
+    ]
+    if cfg.crash:
+        steps.append(st.builds(lambda a: Step("crash", a), actor))
+    if cfg.io_faults:
+        steps.append(st.builds(lambda a, e: Step("fault", a, errno_name=e), actor,
+                               st.sampled_from(cfg.io_faults)))
+    return st.lists(st.one_of(steps), min_size=1, max_size=cfg.max_steps)

@@ -1,0 +1,261 @@
+"""The controlled scheduler: one actor at a time, locks, virtual time.
+
+Design notes
+------------
+Every actor is parked at a point or idle.  The scheduler resumes exactly
+one actor at a time; the actor performs the access it was parked before
+and runs privately until its next point.  So a run is fully described by
+the sequence of (actor, resume) decisions, which the engine takes from a
+program (Hypothesis chose it) and, at the end, from a fixed round-robin
+*drain* that lets every unfinished operation complete.
+
+Locks.  Actors report lock events with each point: ``acquired`` /
+``released`` (a flock on an inode, a cooperative threading lock) and
+``blocked`` (an attempt that would have blocked).  An actor is *blocked*
+while the lock it last failed to take is held by someone else.  A blocked
+actor parked at a blocking wait (``flock-wait``, ``lock-wait``) cannot run
+until the holder releases; a blocked actor parked at a ``sleep`` is a
+poller and may run (each poll lets virtual time pass, so lock timeouts can
+fire).  When every busy actor is blocked and none polls, that is a
+deadlock; when only pollers remain and virtual time passes the horizon, it
+is a livelock: both are reported (I5), never waited out.
+
+Virtual time.  ``time.sleep`` inside an actor is a point; when the actor
+is resumed from it the clock jumps to its wake-up time (a discrete-event
+clock: a 10 s lock timeout fires at t=10, not after 10 s of real time).
+Every other resume advances the clock by one microsecond so that time
+stamps taken by the store stay ordered and replayable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actor import Actor, Done, OpCall, Point, Stop
+from .history import Operation
+
+TICK = 1e-6
+WAITS = ("flock-wait", "lock-wait")
+
+
+class Deadlock(Exception):
+    """Every busy actor waits for a lock another holds (I5)."""
+
+    def __init__(self, summary: str, kind: str = "deadlock") -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.kind = kind
+
+
+@dataclass
+class ActorState:
+    actor: Actor
+    parked: Point | None = None
+    op: Operation | None = None
+    blocked_on: Any = None
+    wake: float = 0.0
+    crashed: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return self.op is not None
+
+
+@dataclass
+class Scheduler:
+    actors: list[Actor]
+    horizon: float = 120.0
+    drain_limit: int = 50_000
+    now: float = 0.0
+    t: int = 0
+    trace: list[dict] = field(default_factory=list)
+    ops: list[Operation] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state = {a.name: ActorState(a) for a in self.actors}
+        self.holders: dict[Any, set[str]] = {}
+
+    # -- bookkeeping ----------------------------------------------------
+    def _log(self, actor: str, ev: str, **data: Any) -> dict:
+        self.t += 1
+        entry = {"t": self.t, "actor": actor, "ev": ev, **data}
+        self.trace.append(entry)
+        return entry
+
+    def _absorb(self, name: str, stop: Stop) -> None:
+        st = self.state[name]
+        for ev in stop.events:
+            what, key = ev[0], ev[1]
+            if what == "acquired":
+                self.holders.setdefault(key, set()).add(name)
+                if st.blocked_on == key:
+                    st.blocked_on = None
+            elif what == "released":
+                self.holders.get(key, set()).discard(name)
+            elif what == "blocked":
+                st.blocked_on = key
+                last = self.trace[-1] if self.trace else None
+                if last is not None and last["actor"] == name and last["ev"] == "point":
+                    last["busy"] = True
+        if isinstance(stop, Point):
+            st.parked = stop
+            if stop.kind == "sleep":
+                st.wake = self.now + float(stop.detail or 0)
+        else:
+            self._finish(name, stop)
+
+    def _finish(self, name: str, done: Done) -> None:
+        st = self.state[name]
+        st.parked = None
+        st.blocked_on = None
+        op = st.op
+        st.op = None
+        value = done.value
+        if op is not None:
+            op.end = self.t + 1
+            op.meta["end_t"] = self.t + 1
+            op.output = value
+            if done.status == "ok":
+                op.status = "ok"
+            else:
+                op.status = "info"
+                op.end = float("inf")
+                op.error = done.error
+            op.meta["error_kind"] = done.status
+        self._log(name, "done", status=done.status, value=value, error=done.error,
+                  call=op.f if op else None)
+
+    def release_all(self, name: str) -> None:
+        """A crashed actor's locks die with it (the kernel closes its fds)."""
+        for holders in self.holders.values():
+            holders.discard(name)
+
+    # -- queries --------------------------------------------------------
+    def busy(self) -> list[str]:
+        return [n for n, s in self.state.items() if s.busy]
+
+    def idle(self) -> list[str]:
+        return [n for n, s in self.state.items() if not s.busy and not s.crashed]
+
+    def blocked(self, name: str) -> bool:
+        key = self.state[name].blocked_on
+        return key is not None and bool(self.holders.get(key, set()) - {name})
+
+    def runnable(self, name: str) -> bool:
+        st = self.state[name]
+        if not st.busy or st.parked is None:
+            return False
+        return not (self.blocked(name) and st.parked.kind in WAITS)
+
+    def runnable_busy(self) -> list[str]:
+        return [n for n in self.busy() if self.runnable(n)]
+
+    # -- moves ----------------------------------------------------------
+    def begin(self, name: str, call: OpCall, op: Operation | None) -> None:
+        """Invoke ``call`` on an idle actor and run it to its first point."""
+        st = self.state[name]
+        if op is not None:
+            op.start = self.t + 1
+            op.index = len(self.ops)
+            self.ops.append(op)
+        st.op = op if op is not None else Operation(name, call.f, call.session, call.value, self.t + 1)
+        self._log(name, "start", call=call.f, session=call.session, value=_jsonable(call.value))
+        self._absorb(name, st.actor.begin(call, self.now))
+
+    def resume(self, name: str, fault: int | None = None) -> None:
+        """Perform the access ``name`` is parked at and run to its next point."""
+        st = self.state[name]
+        point = st.parked
+        assert point is not None
+        if point.kind == "sleep":
+            self.now = max(self.now, st.wake)
+        self.now += TICK
+        if fault is None:
+            self._log(name, "point", kind=point.kind, path=point.path,
+                      detail=point.detail)
+        self._absorb(name, st.actor.resume(self.now, fault))
+
+    def crash(self, name: str) -> None:
+        st = self.state[name]
+        point = st.parked
+        st.actor.crash()
+        self._log(name, "crash", kind=point.kind if point else "", path=point.path if point else "")
+        self.release_all(name)
+        if st.op is not None:
+            st.op.status = "info"
+            st.op.error = "killed (kill -9)"
+            st.op.meta["error_kind"] = "crash"
+        st.op = None
+        st.parked = None
+        st.blocked_on = None
+        st.crashed = True
+
+    def run_alone(self, name: str, call: OpCall) -> Done:
+        """Run a housekeeping call (open, close) to completion while every
+        other actor is idle; returns its result."""
+        self.begin(name, call, None)
+        n = 0
+        while self.state[name].busy:
+            n += 1
+            if n > self.drain_limit:
+                raise Deadlock(f"{name}: {call.f} of the store did not finish within {self.drain_limit} points",
+                               "livelock")
+            self.resume(name)
+        last = self.trace[-1]
+        return Done(last["status"], last.get("value"), last.get("error"))
+
+    def advance(self, name: str, points: int) -> None:
+        for _ in range(points):
+            if not self.runnable(name):
+                return
+            self.resume(name)
+
+    def drain(self) -> None:
+        """Let every busy actor finish, round robin, deterministically."""
+        start = self.now
+        spent = 0
+        turn = 0
+        names = list(self.state)
+        while busy := self.busy():
+            spent += 1
+            if spent > self.drain_limit:
+                raise Deadlock(self._waits("no progress within "
+                                           f"{self.drain_limit} points"), "livelock")
+            free = [n for n in busy if not self.blocked(n) and self.runnable(n)]
+            if free:
+                order = names[turn % len(names):] + names[: turn % len(names)]
+                name = next(n for n in order if n in free)
+                while self.state[name].busy and not self.blocked(name):
+                    spent += 1
+                    if spent > self.drain_limit:
+                        break
+                    self.resume(name)
+                turn = names.index(name) + 1
+                continue
+            pollers = [n for n in busy if self.runnable(n)]
+            if not pollers:
+                raise Deadlock(self._waits("deadlock"))
+            if self.now - start > self.horizon:
+                raise Deadlock(self._waits(f"livelock for {self.horizon:g} virtual seconds"), "livelock")
+            self.resume(min(pollers, key=lambda n: (self.state[n].wake, names.index(n))))
+
+    def _waits(self, what: str) -> str:
+        parts = []
+        for n in self.busy():
+            st = self.state[n]
+            key = st.blocked_on
+            holders = sorted(self.holders.get(key, set()) - {n}) if key is not None else []
+            where = st.parked.path if st.parked else ""
+            if holders:
+                parts.append(f"{n} waits at {st.parked.kind} {where} for a lock held by {', '.join(holders)}")
+            else:
+                parts.append(f"{n} is parked at {st.parked.kind if st.parked else '?'} {where}")
+        return f"{what}: " + "; ".join(parts)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v

@@ -1,0 +1,291 @@
+"""A counterexample told as a short story a person can follow.
+
+The trace of a run is grouped into numbered steps: a step is one actor
+beginning an operation, or one actor running through consecutive points
+(what it touched, in order), ending with what the operation returned.
+Operation times in the history are these step numbers, so the checker's
+sentence ("m3, acknowledged to B at step 7, is missing ...") points at a
+line of the story.  Paths are relative to the store's directory and
+temporary files are numbered in order of appearance (``tmp1``), so the same
+run prints the same story, byte for byte.
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from .history import Operation, format_fields
+
+POINT_TEXT = {
+    "open": "open {path}{detail}",
+    "read": "read {path}",
+    "flush": "flush {path}",
+    "close": "close {path}",
+    "truncate": "truncate {path}",
+    "replace": "replace {detail} → {path}",
+    "rename": "rename {detail} → {path}",
+    "unlink": "unlink {path}",
+    "fsync": "fsync {path}",
+    "flock": "lock {path}",
+    "flock-wait": "wait for lock {path}",
+    "unlock": "unlock {path}",
+    "lock": "take threading lock",
+    "lock-wait": "wait for threading lock",
+    "sleep": "sleep {detail}s",
+    "sql": "{detail} {path}",
+}
+
+WRITES = ("replace", "rename", "truncate")
+
+
+@dataclass
+class Line:
+    number: int
+    actor: str
+    text: str
+    first_t: int
+    last_t: int
+
+
+class Names:
+    """Stable names for temporary files: the sources of a replace or
+    rename, and files created exclusively (``mkstemp``) then unlinked, are
+    called ``tmp1``, ``tmp2``, ... in order of first appearance."""
+
+    def __init__(self, trace: list[dict]) -> None:
+        temps: set[str] = set()
+        excl: set[str] = set()
+        for e in trace:
+            if e.get("ev") != "point":
+                continue
+            if e["kind"] in ("replace", "rename") and e.get("detail"):
+                temps.add(e["detail"])
+            elif e["kind"] == "open" and "excl" in (e.get("detail") or ""):
+                excl.add(e["path"])
+            elif e["kind"] == "unlink" and e["path"] in excl:
+                temps.add(e["path"])
+        self.map: dict[str, str] = {}
+        for e in trace:
+            for p in (e.get("path"), e.get("detail")):
+                if p in temps and p not in self.map:
+                    self.map[p] = f"tmp{len(self.map) + 1}"
+        # longest first, so that a name that contains another is replaced whole
+        self._order = sorted(self.map, key=len, reverse=True)
+
+    def __call__(self, path: str) -> str:
+        return self.map.get(path, path)
+
+    def text(self, s: str) -> str:
+        for p in self._order:
+            s = s.replace(p, self.map[p])
+        return s
+
+
+def point_text(e: dict, names: Names | None = None) -> str:
+    n = names or (lambda p: p)
+    kind = e.get("kind", "")
+    path = n(e.get("path") or ".")
+    detail = e.get("detail") or ""
+    if kind == "open":
+        detail = f" ({detail.replace('+excl', '')})" if detail else ""
+    elif kind in ("replace", "rename"):
+        detail = n(detail)
+    if kind == "sql" and detail in ("CONNECT", "CLOSE"):
+        return f"{detail.lower()} {path}"
+    text = POINT_TEXT.get(kind, kind + " {path}").format(path=path, detail=detail)
+    return text + " (busy)" if e.get("busy") else text
+
+
+def compress(items: list[str], longest: int = 8) -> list[str]:
+    """Fold a block of points repeated back to back (a lock being polled)
+    into one item: ``3× [lock a (busy) · close a · sleep 0.05s]``."""
+    out: list[str] = []
+    i = 0
+    while i < len(items):
+        best_len, best_k = 1, 1
+        for length in range(1, min(longest, (len(items) - i) // 2) + 1):
+            block = items[i:i + length]
+            k = 1
+            while items[i + k * length:i + (k + 1) * length] == block:
+                k += 1
+            if k >= 2 and k * length > best_k * best_len:
+                best_len, best_k = length, k
+        if best_k >= 2:
+            block = items[i:i + best_len]
+            out.append(f"{best_k}× [{' · '.join(block)}]" if best_len > 1 else f"{best_k}× {block[0]}")
+            i += best_len * best_k
+        else:
+            out.append(items[i])
+            i += 1
+    return out
+
+
+def describe_call(e: dict) -> str:
+    f, s, v = e.get("call"), e.get("session", ""), e.get("value")
+    if f == "add":
+        return f"add_message({s}, {v})"
+    if f == "persist":
+        return f"persist_state({s}, {format_fields(v)})"
+    if f == "read":
+        return f"read({s})"
+    if f == "delete":
+        return f"delete_session({s})"
+    return f"{f} the store"
+
+
+def describe_result(e: dict) -> str:
+    status = e.get("status")
+    if status == "ok":
+        if e.get("call") == "read":
+            v = e.get("value") or {}
+            msgs = ", ".join(v.get("messages", []))
+            return f"returned messages [{msgs}], metadata {format_fields(v.get('metadata'))}"
+        return "acknowledged"
+    return f"raised {e.get('error')} (not acknowledged)"
+
+
+def visible(trace: list[dict]) -> list[dict]:
+    """The trace without housekeeping (opening and closing store
+    instances), unless it failed."""
+    out = []
+    current: dict[str, str] = {}
+    for e in trace:
+        if e["ev"] == "start":
+            current[e["actor"]] = e.get("call") or ""
+        hidden = current.get(e["actor"]) in ("open", "close") and e["ev"] in ("start", "point", "done")
+        if hidden and e["ev"] == "done" and e.get("status") != "ok":
+            hidden = False
+        if not hidden:
+            out.append(e)
+    return out
+
+
+def group(trace: list[dict]) -> list[Line]:
+    """Group a trace into story lines (see module docstring)."""
+    lines: list[Line] = []
+    cur: list[str] = []
+    actor = ""
+    first = last = 0
+    names = Names(trace)
+
+    def flush() -> None:
+        if cur:
+            lines.append(Line(len(lines) + 1, actor, " · ".join(compress(cur)), first, last))
+            cur.clear()
+
+    for e in visible(trace):
+        ev = e["ev"]
+        if ev in ("start", "power-loss") or e["actor"] != actor or e["actor"] == "final":
+            flush()
+            actor, first = e["actor"], e["t"]
+        last = e["t"]
+        if ev == "start":
+            cur.append(f"{describe_call(e)} begins")
+        elif ev == "point":
+            cur.append(point_text(e, names))
+        elif ev == "done":
+            if e["actor"] == "final":
+                cur.append(names.text(f"{describe_call(e)} {describe_result(e)}"))
+            elif e.get("call") in ("open", "close"):
+                cur.append(names.text(f"{e.get('call')} of the store failed: {e.get('error')}"))
+            else:
+                cur.append(names.text(f"→ {describe_result(e)}"))
+        elif ev == "crash":
+            cur.append(f"KILLED (kill -9) before {point_text(e, names)}" if e.get("kind") else "KILLED (kill -9)")
+        elif ev == "fault":
+            cur.append(f"{point_text(e, names)} FAILS with injected {e.get('errno')}")
+        elif ev == "power-loss":
+            cur.append(e.get("text", "power lost"))
+    flush()
+    return lines
+
+
+def line_of(lines: list[Line]) -> dict[int, int]:
+    """Map every trace time inside a story line to the line's number."""
+    out: dict[int, int] = {}
+    for ln in lines:
+        for t in range(ln.first_t, ln.last_t + 1):
+            out[t] = ln.number
+    return out
+
+
+def renumber(ops: list[Operation], lines: list[Line]) -> list[Operation]:
+    """Copies of ``ops`` whose start and end are story step numbers."""
+    where = line_of(lines)
+    out = []
+    for op in ops:
+        c = Operation(op.process, op.f, op.session, op.value, where.get(int(op.start), 0), op.end,
+                      op.status, op.output, op.error, op.index, dict(op.meta))
+        if op.end != float("inf"):
+            c.end = where.get(int(op.end), 0)
+        out.append(c)
+    return out
+
+
+def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines: list[Line]) -> str:
+    """For a lost message: which actor wrote a copy of the session it had
+    read before the message was acknowledged.  Empty if no such pattern."""
+    add = next((o for o in ops if o.f == "add" and o.value == message and o.status == "ok"), None)
+    if add is None:
+        return ""
+    where = line_of(lines)
+    ack_t = int(add.meta.get("end_t", 0))
+    if not ack_t:
+        return ""
+    # the file the append wrote: the target of its last replace / write
+    target = None
+    for e in trace:
+        if e["actor"] == add.process and e["ev"] == "point" and e["t"] <= ack_t and e["kind"] in WRITES:
+            target = e["path"]
+    if target is None:
+        for e in trace:
+            if (e["actor"] == add.process and e["ev"] == "point" and e["t"] <= ack_t
+                    and e["kind"] == "sql" and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE")):
+                target = e["path"]
+    if target is None:
+        return ""
+    for e in trace:
+        if e["t"] <= ack_t or e["ev"] != "point" or e["actor"] in (add.process, "final"):
+            continue
+        writes = (e["kind"] in WRITES and e["path"] == target) or (
+            e["kind"] == "sql" and e["path"] == target
+            and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE", "DELETE"))
+        if not writes:
+            continue
+        reads = [r for r in trace if r["actor"] == e["actor"] and r["ev"] == "point" and r["t"] < ack_t
+                 and r["path"] == target and r["kind"] in ("read", "sql")]
+        if not reads:
+            continue
+        r = reads[-1]
+        names = Names(trace)
+        return (f"{e['actor']} read {target} at step {where.get(r['t'], 0)}, before {message} was "
+                f"acknowledged at step {where.get(ack_t, 0)}, and wrote its stale copy back at step "
+                f"{where.get(e['t'], 0)} ({point_text(e, names)}).")
+    return ""
+
+
+def render(*, header: str, trace: list[dict], ops: list[Operation], violations: list,
+           replay_command: str, width: int = 100) -> str:
+    lines = group(trace)
+    out = [header, ""]
+    num_w = len(str(len(lines)))
+    act_w = max([len(ln.actor) for ln in lines] + [1])
+    for ln in lines:
+        prefix = f"{ln.number:>{num_w}}. {ln.actor:<{act_w}}  "
+        wrapped = textwrap.wrap(ln.text, width=max(40, width - len(prefix)), break_on_hyphens=False) or [""]
+        out.append(prefix + wrapped[0])
+        out.extend(" " * len(prefix) + w for w in wrapped[1:])
+    out.append("")
+    from .engine import INVARIANTS
+
+    names = Names(trace)
+    for v in violations:
+        name = INVARIANTS.get(v.invariant, "")
+        out.extend(textwrap.wrap(names.text(f"{v.invariant} ({name}) violated: {v.summary}"), width=width))
+        if v.invariant == "I1" and v.subject:
+            why = attribute_loss(v.subject, ops, trace, lines)
+            if why:
+                out.extend(textwrap.wrap(why, width=width))
+    out.append("")
+    out.append(f"Replay: {replay_command}")
+    return "\n".join(out) + "\n"
