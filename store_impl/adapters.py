@@ -1,8 +1,14 @@
 """Adapters to third-party stores, each an optional extra.
 
-``ADAPTERS`` maps a store spec to ``(module:factory, extra, package)``.
-A missing package is a configuration error that names the extra to
-install.
+``ADAPTERS`` maps a store spec to ``(module:factory, extra, package)``:
+the factory that opens one instance on a directory, the extra of the
+``sessioncheck`` distribution that installs the third-party package, and
+the importable name of that package (checked with ``find_spec`` before the
+adapter module is imported, so a missing package is a one-line
+configuration error that names the extra to install, never a traceback).
+
+What each adapter wraps, the versions it was tested with and how the real
+store touches the shared medium are in ``store_impl/ADAPTERS.md``.
 """
 from __future__ import annotations
 
@@ -10,12 +16,47 @@ import importlib.util
 
 from harness.errors import ConfigError
 
-ADAPTERS: dict[str, tuple[str, str, str]] = {}
+ADAPTERS: dict[str, tuple[str, str, str]] = {
+    # praisonaiagents' DefaultSessionStore (JSON file per session, flock).
+    "praisonai": ("store_impl.adapter_praisonai:open_store", "praisonai", "praisonaiagents"),
+    "praisonai-prefix": (
+        "store_impl.adapter_praisonai:open_prefix_store", "praisonai", "praisonaiagents",
+    ),
+    # praisonai's LocalManagedAgent over the same store, end to end.
+    "praisonai-agent": (
+        "store_impl.adapter_praisonai:open_agent_store", "praisonai-agent", "praisonai",
+    ),
+    # openai-agents' SQLiteSession on a file database.
+    "openai-agents": (
+        "store_impl.adapter_openai_agents:open_store", "openai-agents", "agents",
+    ),
+    # langgraph-checkpoint-sqlite's SqliteSaver, two ways a graph appends.
+    "langgraph": (
+        "store_impl.adapter_langgraph:open_put_writes_store", "langgraph", "langgraph.checkpoint.sqlite",
+    ),
+    "langgraph-read-put": (
+        "store_impl.adapter_langgraph:open_read_put_store", "langgraph", "langgraph.checkpoint.sqlite",
+    ),
+}
+
+
+def _installed(package: str) -> bool:
+    # find_spec on a dotted name imports the parents; a missing parent is
+    # "not installed", not an error.
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:
+        return False
 
 
 def load(name: str) -> str:
+    """The ``module:factory`` target of adapter ``name``.
+
+    Raises :class:`ConfigError` naming the extra when its package is not
+    installed.  Imports nothing but the package's parents.
+    """
     target, extra, package = ADAPTERS[name]
-    if importlib.util.find_spec(package) is None:
+    if not _installed(package):
         raise ConfigError(
             f"store {name!r} needs the package {package!r}: pip install 'sessioncheck[{extra}]'"
         )

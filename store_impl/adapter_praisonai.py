@@ -1,0 +1,210 @@
+"""Adapters to PraisonAI's session persistence (praisonaiagents, praisonai).
+
+Tested with praisonaiagents 1.7.17 and praisonai 4.7.19 (CPython 3.11).
+
+Three specs, one real store underneath: ``DefaultSessionStore`` from
+``praisonaiagents.session.store``, a JSON file per session
+(``<dir>/<session>.json``) guarded by ``<session>.json.lock`` (``fcntl.flock``
+with ``LOCK_NB`` polled every 50 ms, 5 s timeout), written by
+``NamedTemporaryFile`` + ``os.replace`` (no fsync).  Every factory call opens
+a *new* store instance on the directory, with its own in-memory cache, as a
+second process or gateway would.
+
+``praisonai``
+    ``add_message`` -> ``DefaultSessionStore.add_message`` (locked
+    read-modify-write); ``persist_state`` -> ``update_session_metadata``
+    (locked read-modify-write of metadata; it *skips* fields whose value is
+    ``None``, so a clear never reaches disk: that is the store's behaviour,
+    not hidden here); ``read`` -> ``get_session``; ``delete_session`` ->
+    ``delete_session`` (``os.remove`` without the lock).
+``praisonai-prefix``
+    The same store, ``persist_state`` in the pre-fix pattern: ``get_session``
+    -> ``metadata.update(fields)`` -> ``_save_session`` (the real private
+    method, which takes the lock only around the write of the copy it was
+    handed): a message appended between the read and the write is lost.
+``praisonai-agent``
+    ``praisonai``'s ``LocalManagedAgent`` end to end.  Each store instance
+    owns one agent per session (a long-lived agent, as in a gateway);
+    ``persist_state`` sets the agent's own state attributes and calls
+    ``_persist_state()`` (which merges the agent's *whole* state through
+    ``update_session_metadata``); ``add_message`` is the agent's
+    ``_persist_message``; ``read`` is a fresh agent on a fresh store calling
+    ``_restore_state()``.  Only state the agent can both write and restore is
+    offered (``AGENT_FIELDS``: ``compute_instance_id``, ``agent_id``,
+    ``environment_id``); ``compute_provider`` is derived from an attached
+    compute object and never restored, so it is left out, and other fields
+    raise ``ValueError``.  The agent writes its whole state on every
+    ``_persist_state``, so one actor's agent rewrites the fields it holds
+    even when the call set another one.
+
+Mapping of a read: ``messages`` are the active window without the store's
+own synthetic compaction summary (a message nobody appended, marked
+``metadata["compaction"]``); ``archived`` is ``archived_messages``;
+``metadata`` is the session's metadata dict.
+
+Retention, declared: the default ``compact`` policy keeps the newest
+``active_window`` (100) messages in ``messages`` and moves older ones to
+``archived_messages``; messages plus archive are the durable record.
+``small_window`` opens the same store with ``active_window=4`` so short
+workloads reach the compaction path.
+
+One change to configuration, not to code: the store salvages a message it
+failed to write into a "spill" directory under ``~/.praisonai`` (or
+``$PRAISONAI_HOME``) and folds it back in on the next load.  The adapters
+point that directory at ``<dir>/.spill`` so that every file the store
+touches lies under the store's directory, where the harness sees it, and
+runs never leave files in the user's home.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+# Imported here, before any actor runs, because the store imports them
+# lazily inside methods (compaction summary, failure hooks): a first import
+# inside an actor would take the interpreter's import lock mid-operation.
+import praisonaiagents.context.compressor  # noqa: F401
+import praisonaiagents.hooks.events  # noqa: F401
+import praisonaiagents.hooks.registry  # noqa: F401
+import praisonaiagents.hooks.runner  # noqa: F401
+import praisonaiagents.hooks.types  # noqa: F401
+from praisonaiagents.session.store import DefaultSessionStore, SessionData
+
+try:  # praisonai (the application package) is needed by praisonai-agent only
+    from praisonai.integrations.managed_local import LocalManagedAgent
+except ImportError:  # pragma: no cover - depends on the installed extras
+    LocalManagedAgent = None
+
+from harness.store import Capabilities, Message, SessionState
+
+RETENTION = "compact: messages beyond the active window move to archived_messages"
+
+#: Metadata fields ``praisonai-agent`` can write and a resumed agent restores,
+#: mapped to the agent attribute that holds each.  All start as ``None`` in a
+#: new agent; the token counters (which start at 0 and are written by every
+#: ``_persist_state``) are left out so a read shows only what was set.
+AGENT_FIELDS = {
+    "compute_instance_id": "_compute_instance_id",
+    "agent_id": "agent_id",
+    "environment_id": "environment_id",
+}
+
+
+class _Store(DefaultSessionStore):
+    """``DefaultSessionStore`` with its spill directory under the store's own."""
+
+    def _spill_dir(self) -> str:
+        return os.path.join(self.session_dir, ".spill")
+
+
+def _state(session: SessionData) -> SessionState:
+    return SessionState(
+        messages=[{"role": m.role, "content": m.content} for m in session.messages
+                  if not (m.metadata or {}).get("compaction")],
+        metadata=dict(session.metadata),
+        archived=[{"role": m.role, "content": m.content} for m in session.archived_messages],
+    )
+
+
+def _check(ok: bool, what: str, session_id: str) -> None:
+    # The store reports failure by returning False (after logging it);
+    # raising makes the operation "not acknowledged" for the harness.
+    if not ok:
+        raise OSError(f"DefaultSessionStore.{what} returned False for session {session_id!r}")
+
+
+class PraisonAIStore:
+    """praisonaiagents DefaultSessionStore; persist_state = update_session_metadata."""
+
+    capabilities = Capabilities(metadata=True, delete=True, retention=RETENTION)
+
+    def __init__(self, location: Path, **options: Any) -> None:
+        self.store = _Store(session_dir=str(location), **options)
+
+    def add_message(self, session_id: str, message: Message) -> None:
+        _check(self.store.add_message(session_id, message["role"], message["content"]),
+               "add_message", session_id)
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        _check(self.store.update_session_metadata(session_id, **fields),
+               "update_session_metadata", session_id)
+
+    def read(self, session_id: str) -> SessionState:
+        return _state(self.store.get_session(session_id))
+
+    def delete_session(self, session_id: str) -> None:
+        _check(self.store.delete_session(session_id), "delete_session", session_id)
+
+
+class PraisonAIPrefixStore(PraisonAIStore):
+    """praisonaiagents DefaultSessionStore; persist_state = get_session, update, _save_session (pre-fix)."""
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        session = self.store.get_session(session_id)
+        session.metadata.update(fields)
+        _check(self.store._save_session(session), "_save_session", session_id)
+
+
+class PraisonAIAgentStore:
+    """praisonai LocalManagedAgent: _persist_state() to write, a fresh agent's _restore_state() to read."""
+
+    capabilities = Capabilities(metadata=True, delete=False, retention=RETENTION)
+    metadata_fields = tuple(AGENT_FIELDS)
+
+    def __init__(self, location: Path) -> None:
+        if LocalManagedAgent is None:
+            raise RuntimeError("praisonai-agent needs the praisonai package: pip install 'sessioncheck[praisonai-agent]'")
+        self.location = location
+        self.store = _Store(session_dir=str(location))
+        self.agents: dict[str, Any] = {}
+
+    def _agent(self, session_id: str, store: DefaultSessionStore) -> Any:
+        agent = LocalManagedAgent(session_store=store)
+        agent._session_id = session_id
+        return agent
+
+    def add_message(self, session_id: str, message: Message) -> None:
+        agent = self.agents.get(session_id) or self.agents.setdefault(
+            session_id, self._agent(session_id, self.store))
+        # _persist_message ignores the store's return value; a failed write
+        # is still visible to the harness as a message missing from reads.
+        agent._persist_message(message["role"], message["content"])
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        unknown = sorted(set(fields) - set(AGENT_FIELDS))
+        if unknown:
+            raise ValueError(f"LocalManagedAgent state has no field {', '.join(unknown)}")
+        agent = self.agents.get(session_id) or self.agents.setdefault(
+            session_id, self._agent(session_id, self.store))
+        for key, value in fields.items():
+            setattr(agent, AGENT_FIELDS[key], value)
+        agent._persist_state()
+
+    def read(self, session_id: str) -> SessionState:
+        fresh = self._agent(session_id, _Store(session_dir=str(self.location)))
+        fresh._restore_state()
+        state = _state(fresh._session_store.get_session(session_id))
+        state.metadata = {k: getattr(fresh, attr) for k, attr in AGENT_FIELDS.items()
+                          if getattr(fresh, attr) is not None}
+        return state
+
+
+def open_store(location: Path) -> PraisonAIStore:
+    """praisonaiagents DefaultSessionStore (persist_state = update_session_metadata)."""
+    return PraisonAIStore(location)
+
+
+def open_prefix_store(location: Path) -> PraisonAIPrefixStore:
+    """praisonaiagents DefaultSessionStore with the pre-fix persist pattern (get_session, update, _save_session)."""
+    return PraisonAIPrefixStore(location)
+
+
+def open_agent_store(location: Path) -> PraisonAIAgentStore:
+    """praisonai LocalManagedAgent end to end (_persist_state / a fresh agent's _restore_state)."""
+    return PraisonAIAgentStore(location)
+
+
+def small_window(location: Path) -> PraisonAIStore:
+    """praisonaiagents DefaultSessionStore, compact retention with an active window of 4 messages."""
+    return PraisonAIStore(location, retention="compact", active_window=4)
