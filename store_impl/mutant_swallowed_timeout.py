@@ -28,6 +28,7 @@ from filelock import Timeout
 from store_impl.json_store import JsonFileStore
 
 log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # a library's logger: silent unless the app configures logging
 
 
 class Store(JsonFileStore):
