@@ -1,0 +1,362 @@
+"""Adapters to real third-party stores, run sequentially on real files.
+
+Every adapter test imports the real package with ``pytest.importorskip``
+and skips, naming the extra to install, when it is absent.  Each one opens
+two instances on one temporary directory (two writers), has both write,
+then reads from a third, freshly opened instance, and asserts what the real
+store really does.  Where the real store breaks the protocol (a ``None``
+that does not clear, an append lost to a stale write) the test asserts the
+documented behaviour under a name that says so, so the finding is recorded
+and a change in the package shows up here first.
+
+Interleavings are forced by hand: a writer that "gets in" between two
+steps of another is run from a wrapper around the real method that marks
+the step.  No engine is involved.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.store import SessionState, capabilities_of, resolve
+from store_impl import adapters
+
+
+def skip_without(package: str, extra: str):
+    return pytest.importorskip(
+        package, reason=f"{package} is not installed: pip install 'sessioncheck[{extra}]'"
+    )
+
+
+def msg(content: str, role: str = "user") -> dict:
+    return {"role": role, "content": content}
+
+
+def open_three(spec: str, directory: Path):
+    factory = resolve(spec)
+    return factory.open(directory), factory.open(directory), factory
+
+
+def close_all(*stores) -> None:
+    for store in stores:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+
+# -- the table and its loading ----------------------------------------------
+
+
+def test_missing_package_is_a_config_error_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(
+        adapters.ADAPTERS, "nowhere", ("nowhere_pkg.mod:factory", "nowhere-extra", "nowhere_pkg")
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'sessioncheck\[nowhere-extra\]'"):
+        resolve("nowhere")
+
+
+def test_missing_dotted_package_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(
+        adapters.ADAPTERS, "nowhere", ("x:y", "nowhere-extra", "nowhere_pkg.sub.module")
+    )
+    with pytest.raises(ConfigError, match="nowhere_pkg.sub.module"):
+        adapters.load("nowhere")
+
+
+@pytest.mark.parametrize("spec", sorted(adapters.ADAPTERS))
+def test_every_adapter_resolves_or_names_its_extra(spec):
+    target, extra, package = adapters.ADAPTERS[spec]
+    if adapters._installed(package):
+        resolved = resolve(spec)
+        assert resolved.module == target.partition(":")[0]
+        assert resolved.describe()  # the factory's docstring names the store
+    else:
+        with pytest.raises(ConfigError, match=rf"sessioncheck\[{extra}\]"):
+            resolve(spec)
+
+
+# -- praisonai: DefaultSessionStore, update_session_metadata --------------------
+
+
+@pytest.fixture
+def praisonai():
+    return skip_without("praisonaiagents", "praisonai")
+
+
+def test_praisonai_two_instances_keep_both_messages(praisonai, tmp_path):
+    a, b, factory = open_three("praisonai", tmp_path)
+    a.add_message("s", msg("a1"))
+    b.add_message("s", msg("b1", "assistant"))
+    a.add_message("s", msg("a2"))
+    state = factory.open(tmp_path).read("s")
+    assert state.message_ids() == ["a1", "b1", "a2"]
+    assert state.messages[1] == {"role": "assistant", "content": "b1"}
+    assert state.archived == []
+    # The store's own files, and nothing else, live in the directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.json.lock"]
+
+
+def test_praisonai_metadata_merge_keeps_other_fields(praisonai, tmp_path):
+    a, b, factory = open_three("praisonai", tmp_path)
+    a.add_message("s", msg("m1"))
+    a.persist_state("s", {"compute_instance_id": "i-1", "model": "m"})
+    b.persist_state("s", {"compute_provider": "modal"})
+    state = factory.open(tmp_path).read("s")
+    assert state.metadata == {"compute_instance_id": "i-1", "model": "m", "compute_provider": "modal"}
+    assert state.message_ids() == ["m1"]
+
+
+def test_praisonai_update_metadata_skips_none_documented(praisonai, tmp_path):
+    """Finding: ``update_session_metadata`` skips ``None``, so a clear never
+    reaches disk and a fresh instance reads the old value back (protocol:
+    ``None`` clears the field)."""
+    a, b, factory = open_three("praisonai", tmp_path)
+    a.persist_state("s", {"compute_instance_id": "i-1"})
+    b.persist_state("s", {"compute_instance_id": None})
+    assert factory.open(tmp_path).read("s").metadata == {"compute_instance_id": "i-1"}
+    on_disk = json.loads((tmp_path / "s.json").read_text())
+    assert on_disk["metadata"] == {"compute_instance_id": "i-1"}
+
+
+def test_praisonai_delete_removes_the_session(praisonai, tmp_path):
+    a, b, factory = open_three("praisonai", tmp_path)
+    assert capabilities_of(a).delete
+    a.add_message("s", msg("m1"))
+    a.persist_state("s", {"k": "v"})
+    b.delete_session("s")
+    assert factory.open(tmp_path).read("s") == SessionState()
+    a.add_message("s", msg("m2"))  # a's cache must not bring m1 back
+    assert factory.open(tmp_path).read("s").message_ids() == ["m2"]
+
+
+def test_praisonai_failed_write_raises_and_spills_under_the_directory(praisonai, tmp_path):
+    a, _, factory = open_three("praisonai", tmp_path)
+    (tmp_path / "s.json").mkdir()  # reading the session file now fails with an OSError
+    with pytest.raises(OSError, match="add_message returned False"):
+        a.add_message("s", msg("lost?"))
+    spilled = list((tmp_path / ".spill").glob("s.*.json"))
+    assert len(spilled) == 1
+    assert json.loads(spilled[0].read_text())["messages"][0]["content"] == "lost?"
+
+
+def test_praisonai_compaction_archives_overflow(praisonai, tmp_path):
+    from store_impl.adapter_praisonai import small_window
+
+    a, b = small_window(tmp_path), small_window(tmp_path)
+    for i in range(7):
+        (a if i % 2 else b).add_message("s", msg(f"m{i}"))
+    state = small_window(tmp_path).read("s")
+    assert state.message_ids() == [f"m{i}" for i in range(7)]
+    assert state.archived and len(state.messages) <= 4
+    assert "compact" in capabilities_of(a).retention
+    # On disk the window starts with the store's synthetic summary, which the
+    # adapter leaves out of ``messages`` because nobody appended it.
+    raw = json.loads((tmp_path / "s.json").read_text())
+    assert raw["messages"][0]["metadata"].get("compaction") is True
+
+
+# -- praisonai-prefix: get_session -> update -> _save_session -----------------------
+
+
+def test_praisonai_prefix_sequential_is_correct_and_clears_none(praisonai, tmp_path):
+    a, b, factory = open_three("praisonai-prefix", tmp_path)
+    a.add_message("s", msg("m1"))
+    a.persist_state("s", {"compute_instance_id": "i-1"})
+    b.add_message("s", msg("m2"))
+    b.persist_state("s", {"compute_instance_id": None})
+    state = factory.open(tmp_path).read("s")
+    assert state.message_ids() == ["m1", "m2"]
+    assert state.metadata.get("compute_instance_id") is None
+
+
+def test_praisonai_prefix_loses_an_append_between_read_and_save_documented(praisonai, tmp_path):
+    """The historic bug (PraisonAI PR #1727): the copy read by ``get_session``
+    is written back whole, over a message another instance appended."""
+    a, b, factory = open_three("praisonai-prefix", tmp_path)
+    a.add_message("s", msg("m1"))
+    real_get = b.store.get_session
+
+    def get_then_foreign_append(session_id):
+        session = real_get(session_id)
+        a.add_message("s", msg("m2"))  # acknowledged here
+        return session
+
+    b.store.get_session = get_then_foreign_append
+    b.persist_state("s", {"compute_instance_id": "i-1"})
+    state = factory.open(tmp_path).read("s")
+    assert state.message_ids() == ["m1"]  # m2 was acknowledged, then lost
+    assert state.metadata == {"compute_instance_id": "i-1"}
+
+
+# -- praisonai-agent: LocalManagedAgent ----------------------------------------------
+
+
+@pytest.fixture
+def praisonai_agent():
+    return skip_without("praisonai", "praisonai-agent")
+
+
+def test_praisonai_agent_messages_and_state_round_trip(praisonai_agent, tmp_path):
+    a, b, factory = open_three("praisonai-agent", tmp_path)
+    a.add_message("s", msg("a1"))
+    b.add_message("s", msg("b1", "assistant"))
+    a.persist_state("s", {"compute_instance_id": "i-1"})
+    b.persist_state("s", {"environment_id": "env-1"})
+    state = factory.open(tmp_path).read("s")
+    assert state.message_ids() == ["a1", "b1"]
+    assert state.metadata == {"compute_instance_id": "i-1", "environment_id": "env-1"}
+
+
+def test_praisonai_agent_resumed_agent_keeps_cleared_compute_id_documented(praisonai_agent, tmp_path):
+    """Finding: an agent that clears ``compute_instance_id`` (after shutting
+    its compute down) and persists; a resumed agent restores the old id."""
+    a, b, factory = open_three("praisonai-agent", tmp_path)
+    a.persist_state("s", {"compute_instance_id": "i-1"})
+    b.persist_state("s", {"compute_instance_id": None})
+    assert factory.open(tmp_path).read("s").metadata == {"compute_instance_id": "i-1"}
+
+
+def test_praisonai_agent_rejects_fields_it_cannot_restore(praisonai_agent, tmp_path):
+    a, _, _ = open_three("praisonai-agent", tmp_path)
+    with pytest.raises(ValueError, match="model"):
+        a.persist_state("s", {"model": "gpt"})
+
+
+# -- openai-agents: SQLiteSession -------------------------------------------------------
+
+
+@pytest.fixture
+def openai_agents():
+    return skip_without("agents", "openai-agents")
+
+
+def test_openai_agents_two_instances_keep_both_messages_in_the_calling_thread(openai_agents, tmp_path):
+    threads_before = set(threading.enumerate())
+    a, b, factory = open_three("openai-agents", tmp_path)
+    try:
+        a.add_message("s", msg("a1"))
+        b.add_message("s", msg("b1", "assistant"))
+        a.add_message("s", msg("a2"))
+        a.add_message("t", msg("t1"))
+        c = factory.open(tmp_path)
+        state = c.read("s")
+        assert state.message_ids() == ["a1", "b1", "a2"]
+        assert state.messages[1] == {"role": "assistant", "content": "b1"}
+        assert state.metadata == {}
+        assert c.read("t").message_ids() == ["t1"]
+        # The SQLite work ran in this thread: no worker thread was started and
+        # every connection the sessions opened belongs to this thread.
+        assert set(threading.enumerate()) == threads_before
+        owners = {t for s in (*a.sessions.values(), *c.sessions.values())
+                  for t in s._connection_owners.values()}
+        assert owners == {threading.current_thread()}
+    finally:
+        close_all(a, b, locals().get("c"))
+
+
+def test_openai_agents_has_no_metadata_declared(openai_agents, tmp_path):
+    a, b, _ = open_three("openai-agents", tmp_path)
+    try:
+        assert capabilities_of(a).metadata is False
+        with pytest.raises(NotImplementedError):
+            a.persist_state("s", {"k": None})
+    finally:
+        close_all(a, b)
+
+
+def test_openai_agents_delete_clears_only_that_session(openai_agents, tmp_path):
+    a, b, factory = open_three("openai-agents", tmp_path)
+    c = factory.open(tmp_path)
+    try:
+        a.add_message("s", msg("m1"))
+        a.add_message("t", msg("t1"))
+        b.delete_session("s")
+        assert c.read("s") == SessionState()
+        a.add_message("s", msg("m2"))
+        assert c.read("s").message_ids() == ["m2"]
+        assert c.read("t").message_ids() == ["t1"]
+    finally:
+        close_all(a, b, c)
+
+
+def test_openai_agents_close_releases_the_process_wide_lock(openai_agents, tmp_path):
+    from agents.memory.sqlite_session import SQLiteSession
+
+    a, b, _ = open_three("openai-agents", tmp_path)
+    a.add_message("s", msg("m1"))
+    b.read("s")
+    key = (tmp_path / "agents.db").resolve()
+    assert SQLiteSession._file_lock_counts[key] == 2
+    close_all(a, b)
+    assert key not in SQLiteSession._file_locks
+
+
+# -- langgraph: SqliteSaver --------------------------------------------------------------
+
+
+@pytest.fixture
+def langgraph():
+    return skip_without("langgraph.checkpoint.sqlite", "langgraph")
+
+
+@pytest.mark.parametrize("spec", ["langgraph", "langgraph-read-put"])
+def test_langgraph_sequential_two_instances(langgraph, spec, tmp_path):
+    a, b, factory = open_three(spec, tmp_path)
+    c = factory.open(tmp_path)
+    try:
+        for i in range(6):
+            (a if i % 2 else b).add_message("s", msg(f"m{i}"))
+        a.persist_state("s", {"compute_instance_id": "i-1", "model": "m"})
+        b.persist_state("s", {"compute_instance_id": None})
+        b.add_message("t", msg("t1"))
+        state = c.read("s")
+        assert state.message_ids() == [f"m{i}" for i in range(6)]
+        assert state.metadata.get("compute_instance_id") is None
+        assert state.metadata == {"model": "m"}
+        assert c.read("t").message_ids() == ["t1"]
+        assert c.read("nothing") == SessionState()
+    finally:
+        close_all(a, b, c)
+
+
+def test_langgraph_put_writes_stores_one_pending_write_per_append(langgraph, tmp_path):
+    import sqlite3
+
+    a, b, _ = open_three("langgraph", tmp_path)
+    try:
+        a.add_message("s", msg("m1"))
+        b.add_message("s", msg("m2"))
+        a.persist_state("s", {"k": 1})
+    finally:
+        close_all(a, b)
+    with sqlite3.connect(tmp_path / "checkpoints.sqlite") as conn:
+        writes = conn.execute("SELECT task_id FROM writes WHERE thread_id = 's'").fetchall()
+        checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = 's'").fetchone()
+    conn.close()
+    assert len(writes) == 2 and len(set(writes)) == 2
+    assert checkpoints == (2,)  # the root and one metadata checkpoint
+
+
+def test_langgraph_read_put_loses_an_append_between_read_and_put_documented(langgraph, tmp_path):
+    """Read the latest checkpoint, another writer appends, put the child: the
+    newer child does not hold the other append, which is lost."""
+    a, b, factory = open_three("langgraph-read-put", tmp_path)
+    c = factory.open(tmp_path)
+    try:
+        a.add_message("s", msg("m1"))
+        real_get = a.saver.get_tuple
+
+        def get_then_foreign_append(config):
+            latest = real_get(config)
+            b.add_message("s", msg("m2"))  # acknowledged here
+            return latest
+
+        a.saver.get_tuple = get_then_foreign_append
+        a.add_message("s", msg("m3"))
+        assert c.read("s").message_ids() == ["m1", "m3"]
+    finally:
+        close_all(a, b, c)
