@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import copy
 
-from harness.store import SessionState
+from harness.store import Capabilities, SessionState
 from store_impl.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):
     """JSON store whose reads come from a per-instance cache once loaded."""
+
+    # No delete, even if the reference gains one: the cache knows nothing of
+    # deletes, and the mutant keeps to its one bug.
+    capabilities = Capabilities()
 
     def __init__(self, location):
         super().__init__(location)

@@ -26,11 +26,16 @@ import json
 
 from filelock import FileLock
 
+from harness.store import Capabilities
 from store_impl.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):
     """JSON store with every session in one file, locked per session only."""
+
+    # No delete, even if the reference gains one: unlinking _path() here
+    # would remove every session, a second bug.
+    capabilities = Capabilities()
 
     def __init__(self, location):
         super().__init__(location)

@@ -22,11 +22,16 @@ pattern (DESIGN.md, section 1, item 4).
 """
 from __future__ import annotations
 
+from harness.store import Capabilities
 from store_impl.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):
     """JSON store whose add_message writes its own earlier history list back."""
+
+    # No delete, even if the reference gains one: the kept list knows nothing
+    # of deletes, and the mutant keeps to its one bug.
+    capabilities = Capabilities()
 
     def __init__(self, location):
         super().__init__(location)
