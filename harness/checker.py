@@ -705,10 +705,17 @@ def _explain_register(sid: str, fname: str, rops: list[_RegOp], failed: int, ctx
     before = [r for r in rops if r.start <= x.end]
     witness = _cut_window(before, x, ctx)
     writers = [r for r in before if r.write and r.key == x.key]
-    last_writer = max(writers, key=lambda r: r.op.end if r.op.end != INF else r.start, default=None)
-    shown = [r.op for r in witness if not r.optional]
-    if last_writer is not None:
-        shown.append(last_writer.op)
+    last_writer = _last_writer(before, x)
+    # Show the writes that must take effect, the optional ones whose value
+    # some shown read returned, and the latest write of each value read (a
+    # reader needs them to follow the explanation).
+    reads = [r for r in witness if not r.write]
+    read_keys = {r.key for r in reads}
+    shown = [r.op for r in witness if not r.optional or r.key in read_keys]
+    for r in reads:
+        w = _last_writer(before, r)
+        if w is not None:
+            shown.append(w.op)
     where = f"field {fname}: the read by {x.op.process} at {ctx.span(x.op)} returned {_show(x.value)}"
     all_writers = [r for r in rops if r.write and r.key == x.key]
     if x.value is not None and not all_writers:
@@ -743,6 +750,16 @@ def _explain_register(sid: str, fname: str, rops: list[_RegOp], failed: int, ctx
         return
     ctx.add("I3", sid, fname, f"{where}, which no order of the overlapping writes consistent "
             "with real time allows", shown)
+
+
+def _last_writer(rops: list[_RegOp], read: _RegOp) -> _RegOp | None:
+    """The write of the read's value that could have taken effect last before it."""
+    best = None
+    for r in rops:
+        if r.write and r.key == read.key and r.start <= read.end:
+            if best is None or min(r.end, read.end) > min(best.end, read.end):
+                best = r
+    return best
 
 
 def _cut_window(before: list[_RegOp], x: _RegOp, ctx: _Context) -> list[_RegOp]:

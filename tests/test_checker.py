@@ -1,0 +1,319 @@
+"""The history checker: fixtures side by side, and properties.
+
+Fixtures live in ``tests/histories`` as ``<name>-ok.jsonl`` /
+``<name>-bad.jsonl`` pairs; ``BAD`` says which invariant and subject each
+bad one must be reported under.  The properties generate histories from a
+sequential simulation of the specification (valid by construction), so the
+checker must pass them; one injected corruption must always be caught.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from harness.checker import check
+from harness.errors import HistoryError
+from harness.history import Event, Operation, read_jsonl
+
+HERE = Path(__file__).parent / "histories"
+
+BAD = {
+    "lost-append": ("I1", "m2"),
+    "duplicated-append": ("I1", "m2"),
+    "reordered-appends": ("I2", "m1"),
+    "concurrent-appends": ("I2", "m1"),
+    "info-append": ("I1", "m1"),
+    "phantom-append": ("I1", "m9"),
+    "deleted-session": ("I1", "m1"),
+    "stale-register-read": ("I3", "model"),
+    "none-not-cleared": ("I3", "compute_instance_id"),
+    "cleared-field-comes-back": ("I3", "model"),
+    "register-tricky": ("I3", "model"),
+}
+
+
+def test_every_fixture_has_a_pair_and_an_expectation():
+    names = {p.name.rsplit("-", 1)[0] for p in HERE.glob("*.jsonl")}
+    assert names == set(BAD)
+    for name in names:
+        assert (HERE / f"{name}-ok.jsonl").exists() and (HERE / f"{name}-bad.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_ok_fixture_passes(name):
+    result = check(read_jsonl(HERE / f"{name}-ok.jsonl"))
+    assert result.verdict == "ok", [f.summary for f in result.findings]
+    assert result.findings == []
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_fixture_is_caught_and_named(name):
+    invariant, subject = BAD[name]
+    result = check(read_jsonl(HERE / f"{name}-bad.jsonl"))
+    assert result.verdict == "violation"
+    first = result.findings[0]
+    assert (first.invariant, first.subject) == (invariant, subject), first.summary
+    assert first.ops, "a finding shows the operations behind it"
+    assert first.summary.count("\n") == 0 and subject in first.summary
+
+
+def test_summary_names_actor_time_and_value():
+    result = check(read_jsonl(HERE / "none-not-cleared-bad.jsonl"))
+    s = result.findings[0].summary
+    assert "cleared to None by A at t=3..4" in s and "'gpu-1'" in s and "read by B at t=5..6" in s
+    assert [o.process for o in result.findings[0].ops] == ["A", "A", "B"]
+
+
+def test_lost_append_witness_is_the_add_and_the_read():
+    result = check(read_jsonl(HERE / "lost-append-bad.jsonl"))
+    f = result.findings[0]
+    assert f.summary == "m2, acknowledged to B at t=4, is missing from the read by C at t=5..6"
+    assert [(o.process, o.f) for o in f.ops] == [("B", "add"), ("C", "read")]
+
+
+# -- small hand-made cases ---------------------------------------------------------
+
+
+def op(p, f, v, start, end, status="ok", out=None, session="s"):
+    return Operation(p, f, session, v, start, math.inf if status in ("info", "pending") else end,
+                     status, out)
+
+
+def rd(p, start, end, msgs, meta=None, session="s"):
+    return op(p, "read", None, start, end, out={"messages": msgs, "metadata": meta or {}},
+              session=session)
+
+
+def test_seen_message_must_not_vanish():
+    # m1's add never answered, but once C saw it, D (later) must see it too.
+    h = [op("A", "add", "m1", 1, 2, "info"), rd("C", 3, 4, ["m1"]), rd("D", 5, 6, [])]
+    result = check(h)
+    assert result.verdict == "violation"
+    assert result.findings[0].invariant == "I1"
+    assert "seen by C in a read that ended at t=4" in result.findings[0].summary
+
+
+def test_failed_add_must_not_appear():
+    h = [op("A", "add", "m1", 1, 2, "fail"), rd("C", 3, 4, ["m1"])]
+    assert check(h).findings[0].summary.endswith("failed (it certainly did not take effect)")
+
+
+def test_add_invoked_after_the_read_cannot_be_in_it():
+    h = [rd("C", 1, 2, ["m1"]), op("A", "add", "m1", 3, 4)]
+    assert "after the read ended" in check(h).findings[0].summary
+
+
+def test_info_write_may_take_effect_late_or_never():
+    w = op("A", "persist", {"k": "x"}, 1, 2, "info")
+    assert check([w, rd("B", 10, 11, [], {"k": "x"})]).ok
+    assert check([w, rd("B", 10, 11, [], {})]).ok
+    assert check([w, rd("B", 10, 11, [], {"k": "x"}), rd("B", 12, 13, [], {})]).verdict == "violation"
+
+
+def test_fail_write_never_takes_effect():
+    h = [op("A", "persist", {"k": "x"}, 1, 2, "fail"), rd("B", 3, 4, [], {"k": "x"})]
+    assert check(h).findings[0].invariant == "I4"
+
+
+def test_value_from_nowhere_is_I4():
+    h = [op("A", "persist", {"k": "x"}, 1, 2), rd("B", 3, 4, [], {"k": "y"})]
+    f = check(h).findings[0]
+    assert (f.invariant, f.subject) == ("I4", "k")
+
+
+def test_read_that_is_not_a_state_is_I4():
+    h = [op("A", "read", None, 1, 2, out={"messages": "oops"})]
+    assert check(h).findings[0].invariant == "I4"
+
+
+def test_writes_to_other_fields_do_not_disturb():
+    h = [op("A", "persist", {"a": "1"}, 1, 2), op("A", "persist", {"b": "2"}, 3, 4),
+         rd("B", 5, 6, [], {"a": "1", "b": "2"})]
+    assert check(h).ok
+    h[-1] = rd("B", 5, 6, [], {"b": "2"})
+    assert check(h).findings[0].subject == "a"
+
+
+def test_sessions_are_independent():
+    h = [op("A", "add", "m1", 1, 2, session="x"), rd("B", 3, 4, [], session="y")]
+    assert check(h).ok
+
+
+def test_duplicate_message_id_is_a_history_error():
+    with pytest.raises(HistoryError, match="added twice"):
+        check([op("A", "add", "m1", 1, 2), op("B", "add", "m1", 3, 4)])
+
+
+def test_events_and_operations_give_the_same_verdict():
+    events = read_jsonl(HERE / "lost-append-bad.jsonl")
+    from harness.history import pair
+
+    assert check(events).findings[0].summary == check(pair(events)).findings[0].summary
+
+
+def test_unknown_when_the_search_runs_out():
+    # Eight writes that all overlap, and overlapping reads of their values:
+    # many configurations stay possible at once.
+    h = [op(f"W{i}", "persist", {"k": f"v{i}"}, 0, 100) for i in range(8)]
+    h += [rd(f"R{i}", 1 + i, 50 + i, [], {"k": f"v{i % 8}"}) for i in range(8)]
+    assert check(h).verdict == "ok"
+    tight = check(h, max_states=2)
+    assert tight.verdict == "unknown" and "field 'k'" in tight.reason
+    assert check(h, budget=0.0).verdict == "unknown"
+
+
+def test_tiny_history_is_fast():
+    h = [op("A", "add", f"m{i}", 3 * i, 3 * i + 2) for i in range(10)]
+    h += [op("B", "persist", {"model": f"v{i}"}, 3 * i + 1, 3 * i + 2) for i in range(10)]
+    h += [rd("final", 100, 101, [f"m{i}" for i in range(10)], {"model": "v9"})]
+    assert check(h).ok
+    n = 300
+    t = time.perf_counter()
+    for _ in range(n):
+        check(h)
+    per_call = (time.perf_counter() - t) / n
+    assert per_call < 0.003, per_call  # about 0.1 ms here; generous for slow CI
+
+
+# -- properties ---------------------------------------------------------------------
+
+KEYS = ("model", "tokens")
+
+
+@st.composite
+def valid_histories(draw):
+    """Operations of 1-4 processes on 1-2 sessions with random overlapping
+    intervals; each takes effect at a random instant inside its interval
+    (info ones maybe never), in the order of those instants."""
+    n_proc = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 24))
+    clock = [0.0] * n_proc
+    ops = []
+    for k in range(n):
+        p = draw(st.integers(0, n_proc - 1))
+        start = clock[p] + draw(st.integers(0, 3))
+        end = start + draw(st.integers(0, 6))
+        clock[p] = end + 1
+        lin = start + (end - start) * draw(st.floats(0, 1))
+        session = draw(st.sampled_from(["s1", "s2"]))
+        f = draw(st.sampled_from(["add", "add", "persist", "read", "read"]))
+        if f == "add":
+            value = f"m{k}"
+        elif f == "persist":
+            value = draw(st.dictionaries(st.sampled_from(KEYS),
+                                         st.sampled_from([None, "", f"v{k}", "x"]), min_size=1))
+        else:
+            value = None
+        status = "ok"
+        if f != "read" and draw(st.integers(0, 9)) == 0:
+            status = "info"
+            if draw(st.booleans()):
+                lin = None
+        ops.append([Operation(f"P{p}", f, session, value, start, end if status == "ok" else math.inf,
+                              status, None, index=k), lin])
+    state: dict = {}
+    for o, lin in sorted((x for x in ops if x[1] is not None), key=lambda x: x[1]):
+        msgs, meta = state.setdefault(o.session, ([], {}))
+        if o.f == "add":
+            msgs.append(o.value)
+        elif o.f == "persist":
+            for key, v in o.value.items():
+                if v is None:
+                    meta.pop(key, None)
+                else:
+                    meta[key] = v
+        else:
+            o.output = {"messages": list(msgs), "metadata": dict(meta)}
+    last = max(max(o.start, o.end if o.end != math.inf else o.start) for o, _ in ops) + 1
+    finals = []
+    for i, s in enumerate(sorted(state)):
+        msgs, meta = state[s]
+        finals.append(Operation("final", "read", s, None, last + i, last + i,
+                                "ok", {"messages": list(msgs), "metadata": dict(meta)}))
+    return [o for o, _ in ops] + finals
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(valid_histories())
+def test_valid_histories_pass(history):
+    result = check(history)
+    assert result.verdict == "ok", [f.summary for f in result.findings]
+
+
+def _acked_in_final(history):
+    finals = [o for o in history if o.process == "final"]
+    for fin in finals:
+        for m in fin.output["messages"]:
+            add = next(o for o in history if o.f == "add" and o.value == m)
+            if add.status == "ok":
+                return fin, m
+    return None, None
+
+
+@FAST
+@given(valid_histories())
+def test_dropping_an_acknowledged_message_is_caught(history):
+    fin, m = _acked_in_final(history)
+    assume(fin is not None)
+    fin.output["messages"].remove(m)
+    result = check(history)
+    assert result.verdict == "violation"
+    assert any(f.invariant == "I1" and f.subject == m for f in result.findings)
+
+
+@FAST
+@given(valid_histories(), st.data())
+def test_duplicating_a_message_is_caught(history, data):
+    reads = [o for o in history if o.f == "read" and o.output and o.output["messages"]]
+    assume(reads)
+    r = data.draw(st.sampled_from(reads))
+    m = data.draw(st.sampled_from(r.output["messages"]))
+    r.output["messages"].insert(data.draw(st.integers(0, len(r.output["messages"]))), m)
+    result = check(history)
+    assert result.verdict == "violation"
+    assert any(f.invariant == "I1" and f.subject == m for f in result.findings)
+
+
+@FAST
+@given(valid_histories(), st.data())
+def test_a_stale_value_in_the_final_read_is_caught(history, data):
+    # A value is certainly stale if every write of it ended before some
+    # acknowledged write of another value began.
+    fins = {o.session: o for o in history if o.process == "final"}
+    candidates = []
+    for s, fin in fins.items():
+        for key in KEYS:
+            writes = [o for o in history if o.f == "persist" and o.session == s and key in o.value]
+            for w in writes:
+                v = w.value[key]
+                same = [x for x in writes if x.value[key] == v]
+                if any(o.status == "ok" and o.value[key] != v and all(x.end < o.start for x in same)
+                       for o in writes):
+                    candidates.append((fin, key, v))
+    assume(candidates)
+    fin, key, v = data.draw(st.sampled_from(candidates))
+    meta = fin.output["metadata"]
+    if v is None:
+        meta.pop(key, None)
+    else:
+        meta[key] = v
+    result = check(history)
+    assert result.verdict == "violation"
+    assert any(f.invariant in ("I3", "I4") and f.subject == key for f in result.findings)
+
+
+def test_events_from_a_file_round_trip(tmp_path):
+    from harness.history import write_jsonl
+
+    events = read_jsonl(HERE / "register-tricky-bad.jsonl")
+    write_jsonl(events, tmp_path / "h.jsonl")
+    assert check(read_jsonl(tmp_path / "h.jsonl")).findings[0].subject == "model"
+    assert all(isinstance(e, Event) for e in events)
