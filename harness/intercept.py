@@ -95,6 +95,7 @@ class ActorContext:
         self._point = point
         self.fd_paths: dict[int, str] = {}
         self.file_fds: set[int] = set()  # fds owned by a file object
+        self.quiet_fds: set[int] = set()  # read-only fds: closing them is private
         self.events: list[tuple] = []
         self.now = 0.0  # virtual seconds, set by the transport at each resume
         self.held: dict[int, tuple] = {}  # fd -> lock key it holds
@@ -181,7 +182,8 @@ class WatchedFile:
     def close(self) -> None:
         if self._f.closed:
             return
-        self._ctx.point("close", self._path)
+        if not (self._fd in self._ctx.quiet_fds and self._fd not in self._ctx.held):
+            self._ctx.point("close", self._path)
         _forget_fd(self._ctx, self._fd)
         self._f.close()
 
@@ -200,6 +202,7 @@ def _forget_fd(ctx: ActorContext, fd: int | None) -> None:
         return
     ctx.fd_paths.pop(fd, None)
     ctx.file_fds.discard(fd)
+    ctx.quiet_fds.discard(fd)
     key = ctx.held.pop(fd, None)
     if key is not None:  # closing the fd releases its flock
         ctx.events.append(("released", key))
@@ -217,7 +220,10 @@ def _open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
     if path is None or not ctx.watches(path):
         return _real["open"](file, mode, *args, **kwargs)
     ctx.point("open", path, mode)
-    return WatchedFile(_real["open"](file, mode, *args, **kwargs), ctx, path)
+    wf = WatchedFile(_real["open"](file, mode, *args, **kwargs), ctx, path)
+    if wf._fd is not None and not any(c in mode for c in "wax+"):
+        ctx.quiet_fds.add(wf._fd)
+    return wf
 
 
 def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
@@ -225,9 +231,17 @@ def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) ->
     p = _abspath(path) if dir_fd is None else None
     if ctx is None or p is None or not ctx.watches(p):
         return _real["os.open"](path, flags, mode, dir_fd=dir_fd)
+    if (flags & 3) == os.O_RDONLY and not flags & os.O_CREAT and os.path.isdir(p):
+        # A directory opened to fsync it: opening observes nothing shared.
+        fd = _real["os.open"](path, flags, mode)
+        ctx.fd_paths[fd] = p
+        ctx.quiet_fds.add(fd)
+        return fd
     ctx.point("open", p, _flags_text(flags))
     fd = _real["os.open"](path, flags, mode)
     ctx.fd_paths[fd] = p
+    if (flags & 3) == os.O_RDONLY and not flags & (os.O_CREAT | os.O_TRUNC):
+        ctx.quiet_fds.add(fd)
     return fd
 
 
@@ -247,7 +261,8 @@ def _os_close(fd: int) -> None:
     ctx = current()
     if ctx is None or fd not in ctx.fd_paths:
         return _real["os.close"](fd)
-    ctx.point("close", ctx.fd_paths[fd])
+    if not (fd in ctx.quiet_fds and fd not in ctx.held):
+        ctx.point("close", ctx.fd_paths[fd])
     _forget_fd(ctx, fd)
     return _real["os.close"](fd)
 

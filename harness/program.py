@@ -130,6 +130,7 @@ class ModelConfig:
     metadata: bool = True
     delete: bool = False
     crash: bool = False
+    power_loss: bool = False
     io_faults: tuple[str, ...] = ()
 
     def functions(self) -> list[str]:

@@ -160,58 +160,62 @@ def visible(trace: list[dict]) -> list[dict]:
     return out
 
 
-def group(trace: list[dict]) -> list[Line]:
-    """Group a trace into story lines (see module docstring)."""
-    lines: list[Line] = []
-    cur: list[str] = []
-    actor = ""
-    first = last = 0
-    names = Names(trace)
-
-    def flush() -> None:
-        if cur:
-            lines.append(Line(len(lines) + 1, actor, " · ".join(compress(cur)), first, last))
-            cur.clear()
-
+def segments(trace: list[dict]) -> list[list[dict]]:
+    """The visible trace cut into story lines: a line is one actor's run of
+    consecutive entries; beginning an operation, a final read and a power
+    loss always start a new line."""
+    out: list[list[dict]] = []
+    actor = None
     for e in visible(trace):
-        ev = e["ev"]
-        if ev in ("start", "power-loss") or e["actor"] != actor or e["actor"] == "final":
-            flush()
-            actor, first = e["actor"], e["t"]
-        last = e["t"]
-        if ev == "start":
-            cur.append(f"{describe_call(e)} begins")
-        elif ev == "point":
-            cur.append(point_text(e, names))
-        elif ev == "done":
-            if e["actor"] == "final":
-                cur.append(names.text(f"{describe_call(e)} {describe_result(e)}"))
-            elif e.get("call") in ("open", "close"):
-                cur.append(names.text(f"{e.get('call')} of the store failed: {e.get('error')}"))
-            else:
-                cur.append(names.text(f"→ {describe_result(e)}"))
-        elif ev == "crash":
-            cur.append(f"KILLED (kill -9) before {point_text(e, names)}" if e.get("kind") else "KILLED (kill -9)")
-        elif ev == "fault":
-            cur.append(f"{point_text(e, names)} FAILS with injected {e.get('errno')}")
-        elif ev == "power-loss":
-            cur.append(e.get("text", "power lost"))
-    flush()
-    return lines
-
-
-def line_of(lines: list[Line]) -> dict[int, int]:
-    """Map every trace time inside a story line to the line's number."""
-    out: dict[int, int] = {}
-    for ln in lines:
-        for t in range(ln.first_t, ln.last_t + 1):
-            out[t] = ln.number
+        if e["ev"] in ("start", "power-loss") or e["actor"] != actor or actor == "final":
+            out.append([])
+            actor = e["actor"]
+        out[-1].append(e)
     return out
 
 
-def renumber(ops: list[Operation], lines: list[Line]) -> list[Operation]:
+def group(trace: list[dict]) -> list[Line]:
+    """Group a trace into numbered story lines with their text."""
+    names = Names(trace)
+    lines = []
+    for n, seg in enumerate(segments(trace), 1):
+        lines.append(Line(n, seg[0]["actor"], " · ".join(compress([_entry_text(e, names) for e in seg])),
+                          seg[0]["t"], seg[-1]["t"]))
+    return lines
+
+
+def _entry_text(e: dict, names: Names) -> str:
+    ev = e["ev"]
+    if ev == "start":
+        return f"{describe_call(e)} begins"
+    if ev == "point":
+        return point_text(e, names)
+    if ev == "done":
+        if e["actor"] == "final":
+            return names.text(f"{describe_call(e)} {describe_result(e)}")
+        if e.get("call") in ("open", "close"):
+            return names.text(f"{e.get('call')} of the store failed: {e.get('error')}")
+        return names.text(f"→ {describe_result(e)}")
+    if ev == "crash":
+        return f"KILLED (kill -9) before {point_text(e, names)}" if e.get("kind") else "KILLED (kill -9)"
+    if ev == "fault":
+        return f"{point_text(e, names)} FAILS with injected {e.get('errno')}"
+    return e.get("text", ev)
+
+
+def line_of(lines: list[Line] | list[list[dict]]) -> dict[int, int]:
+    """Map every trace time inside a story line to the line's number."""
+    out: dict[int, int] = {}
+    for n, ln in enumerate(lines, 1):
+        first, last = (ln.first_t, ln.last_t) if isinstance(ln, Line) else (ln[0]["t"], ln[-1]["t"])
+        for t in range(first, last + 1):
+            out[t] = n
+    return out
+
+
+def renumber(ops: list[Operation], trace: list[dict]) -> list[Operation]:
     """Copies of ``ops`` whose start and end are story step numbers."""
-    where = line_of(lines)
+    where = line_of(segments(trace))
     out = []
     for op in ops:
         c = Operation(op.process, op.f, op.session, op.value, where.get(int(op.start), 0), op.end,
@@ -253,7 +257,8 @@ def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines:
         if not writes:
             continue
         reads = [r for r in trace if r["actor"] == e["actor"] and r["ev"] == "point" and r["t"] < ack_t
-                 and r["path"] == target and r["kind"] in ("read", "sql")]
+                 and r["path"] == target and (r["kind"] in ("read", "sql")
+                                              or (r["kind"] == "open" and r.get("detail", "").startswith("r")))]
         if not reads:
             continue
         r = reads[-1]

@@ -1,0 +1,51 @@
+"""``sessioncheck replay REPORT.json``: run a saved failure again."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from .. import report as reports
+from ..errors import ConfigError
+from ..store import BUILTIN, mutant_names
+from ..verify import rerun
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, help="a report saved by sessioncheck run")
+    parser.add_argument("--store", default=None,
+                        help="the store to replay against (needed unless the report names a built-in store)")
+    parser.add_argument("--actors", default=None, choices=("threads", "processes", "mixed"),
+                        help="replay with other actors than the report's (the same program runs in any mode)")
+    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS")
+
+
+def store_for(report: dict, given: str | None) -> str:
+    """Code is loaded only from the command line or a built-in name, never
+    from a spec written inside the report."""
+    if given:
+        return given
+    name = report["store"]
+    from store_impl.adapters import ADAPTERS
+
+    if name in BUILTIN or name in ADAPTERS or (name.startswith("mutant:") and name[7:] in mutant_names()):
+        return name
+    raise ConfigError(f"the report names store {name!r}, which is not built in; pass --store {name} to load it")
+
+
+def main(args: argparse.Namespace) -> int:
+    data = reports.load(args.report)
+    store = store_for(data, args.store)
+    mode = args.actors or data["mode"]
+    outcome, story = rerun(store, mode, data["_config"], data["_program"], args.report, args.watchdog)
+    if not outcome.failed:
+        print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule", file=sys.stderr)
+        return 0
+    sys.stdout.write(story)
+    if mode == data["mode"] and story == data["story"]:
+        print("replayed: the same story, byte for byte", file=sys.stderr)
+    elif mode == data["mode"]:
+        diff = difflib.unified_diff(data["story"].splitlines(), story.splitlines(), "saved", "replayed", lineterm="")
+        print("replayed: the violation happened again, but the story differs:\n" + "\n".join(diff), file=sys.stderr)
+    return 1

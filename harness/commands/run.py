@@ -1,0 +1,48 @@
+"""``sessioncheck run``: controlled interleavings against one store."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..verify import FAULTS, parse_faults, verify
+from .common import add_model_options, database_for, model_from_args, progress
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="json",
+                        help="built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
+                             "(default: json)")
+    parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed"),
+                        help="what each actor is (default: threads)")
+    parser.add_argument("--faults", default="", metavar="LIST",
+                        help=f"comma-separated faults to inject: {', '.join(FAULTS)}")
+    parser.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                        help="stop searching after this long (default: 60)")
+    parser.add_argument("--examples", type=int, default=None, metavar="N",
+                        help="stop after N examples (default: only the time budget)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed the search: the same seed explores the same schedules")
+    parser.add_argument("--report", type=Path, default=None, metavar="PATH",
+                        help="where to save the report of a violation (default: .sessioncheck/reports/)")
+    parser.add_argument("--stats", action="store_true", help="print what was explored")
+    add_model_options(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    faults = parse_faults(args.faults)
+    with progress(args.budget, args.examples) as tick:
+        result = verify(
+            args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
+            seed=args.seed, report_path=args.report, database=database_for(args),
+            cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
+        )
+    print(result.summary(), file=sys.stderr)
+    if args.stats:
+        x = result.exploration
+        print(f"examples: {x.examples}\ndistinct interleavings: {len(x.interleavings)}\n"
+              f"seconds: {x.seconds:.2f}", file=sys.stderr)
+    if result.found:
+        sys.stdout.write("\n" + result.story)
+        return 1
+    return 0

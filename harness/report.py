@@ -1,0 +1,139 @@
+"""The report file: one violation, saved as versioned JSON.
+
+Schema ``sessioncheck-report`` version 1 (documented in the README):
+
+``schema``, ``version``, ``store`` (the spec, for information: replay
+loads code only from the spec on its own command line or a built-in
+name), ``mode``, ``config`` (the model's settings), ``seed``,
+``program`` (the schedule: a list of steps), ``violations`` (invariant,
+summary, subject), ``story`` (the text, byte for byte), ``trace`` (what
+each actor did, for the HTML timeline), ``stats`` and ``versions``.
+
+A report is data: it is parsed and validated, never evaluated or
+unpickled, and nothing named in it is imported.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ReportError
+from .program import ModelConfig, Step, program_from_json, program_to_json
+
+SCHEMA = "sessioncheck-report"
+VERSION = 1
+DEFAULT_DIR = Path(".sessioncheck") / "reports"
+
+
+def versions(store_module: str = "") -> dict:
+    from importlib import metadata
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "sessioncheck": __version__}
+    for pkg in ("hypothesis", "filelock", "multiprocess"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    top = store_module.split(".")[0]
+    if top and top not in ("store_impl", "harness"):
+        try:
+            out["store_package"] = f"{top} {metadata.version(top)}"
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def default_path(store: str, mode: str, program: list[Step]) -> Path:
+    digest = hashlib.sha1(json.dumps(program_to_json(program)).encode()).hexdigest()[:10]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", store).strip("-")
+    return DEFAULT_DIR / f"{safe}-{mode}-{digest}.json"
+
+
+def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: int | None,
+          program: list[Step], violations: list, story: str, trace: list[dict], stats: dict) -> dict:
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "store": store,
+        "mode": mode,
+        "config": {**asdict(cfg), "io_faults": list(cfg.io_faults)},
+        "seed": seed,
+        "program": program_to_json(program),
+        "violations": [v.to_json() for v in violations],
+        "story": story,
+        "trace": trace,
+        "stats": stats,
+        "versions": versions(store_module),
+    }
+
+
+def save(report: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Read and validate a report.  Raises :class:`ReportError` (exit 2)
+    with one line saying what is wrong."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"no report at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"cannot read report {path}: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not a sessioncheck report (not JSON: {exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ReportError(f"{path} is not a sessioncheck report (no \"schema\": \"{SCHEMA}\")")
+    if data.get("version") != VERSION:
+        raise ReportError(f"{path} has report version {data.get('version')!r}; this sessioncheck reads version {VERSION}")
+    for key, kind in (("store", str), ("mode", str), ("config", dict), ("program", list),
+                      ("violations", list), ("story", str), ("trace", list)):
+        if not isinstance(data.get(key), kind):
+            raise ReportError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    if data["mode"] not in ("threads", "processes", "mixed"):
+        raise ReportError(f"{path}: unknown mode {data['mode']!r}")
+    seed = data.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ReportError(f"{path}: 'seed' must be an integer or null")
+    for n, e in enumerate(data["trace"]):
+        if not isinstance(e, dict) or not isinstance(e.get("t"), int) or not isinstance(e.get("actor"), str) \
+                or not isinstance(e.get("ev"), str):
+            raise ReportError(f"{path}: trace entry {n} is malformed")
+    data["_program"] = program_from_json(data["program"])
+    data["_config"] = config_from_json(data["config"], path)
+    return data
+
+
+def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
+    known = {f.name: f.type for f in fields(ModelConfig)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ReportError(f"{path}: unknown config field {key!r}")
+        if key == "io_faults":
+            from .intercept import INJECTABLE
+
+            if not isinstance(value, list) or any(v not in INJECTABLE for v in value):
+                raise ReportError(f"{path}: config io_faults must list {', '.join(INJECTABLE)}")
+            value = tuple(value)
+        elif key in ("metadata", "delete", "crash", "power_loss"):
+            if not isinstance(value, bool):
+                raise ReportError(f"{path}: config {key} must be true or false")
+        elif not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1000:
+            raise ReportError(f"{path}: config {key} must be a positive integer")
+        kwargs[key] = value
+    return ModelConfig(**kwargs)

@@ -1,0 +1,151 @@
+"""One verification of one store: the function every front end calls.
+
+The CLI's ``run``, the pytest plugin, ``gallery`` and ``fuzz`` all go
+through :func:`verify`, so they find the same bugs and print the same
+stories.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from . import report as reports
+from .engine import Executor, Exploration, Outcome, explore
+from .errors import ConfigError
+from .program import ModelConfig, Step
+from .store import StoreSpec, probe, resolve
+from .story import render
+
+FAULTS = ("crash", "power-loss", "io-error")
+
+
+@dataclass
+class Result:
+    store: str
+    mode: str
+    exploration: Exploration
+    outcome: Outcome | None = None
+    story: str = ""
+    report_path: Path | None = None
+    report: dict = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.outcome is not None
+
+    def summary(self) -> str:
+        x = self.exploration
+        what = (f"{x.examples} examples, {len(x.interleavings)} distinct interleavings, "
+                f"{x.seconds:.1f} s")
+        if self.found:
+            return (f"violation found in {self.store} ({self.mode}) after {x.first_failure_example} examples "
+                    f"({x.first_failure_seconds:.2f} s); {what} in all")
+        unknown = f"; the checker ran out of budget on {x.unknown} examples (verdict unknown)" if x.unknown else ""
+        return f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
+
+
+def parse_faults(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    out = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in out if f not in FAULTS]
+    if bad:
+        raise ConfigError(f"unknown fault {bad[0]!r}; choose from {', '.join(FAULTS)}")
+    return out
+
+
+def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: ModelConfig | None = None) -> ModelConfig:
+    """The model for this store: capabilities decide what it may call."""
+    with tempfile.TemporaryDirectory(prefix="sessioncheck-probe-") as d:
+        caps = probe(spec, Path(d))
+    cfg = base or ModelConfig()
+    if "crash" in faults and mode == "threads":
+        raise ConfigError("crash faults need process actors: add --actors processes (or mixed)")
+    return replace(
+        cfg,
+        metadata=caps.metadata,
+        delete=caps.delete,
+        crash="crash" in faults,
+        power_loss="power-loss" in faults,
+        io_faults=("EIO", "ENOSPC", "EACCES") if "io-error" in faults else (),
+    )
+
+
+def replay_command(report_path: Path | None, store: str) -> str:
+    path = str(report_path) if report_path else "REPORT.json"
+    return f"sessioncheck replay {shlex.quote(path)} --store {shlex.quote(store)}"
+
+
+def header(store: str, mode: str, cfg: ModelConfig, outcome: Outcome) -> str:
+    first = outcome.violations[0]
+    from .engine import INVARIANTS
+
+    kinds = {"threads": "thread actors", "processes": "process actors", "mixed": "mixed actors"}[mode]
+    return (f"sessioncheck: {first.invariant} ({INVARIANTS.get(first.invariant, '')}) violated by store "
+            f"{store} with {cfg.actors} {kinds}")
+
+
+_T_RANGE = re.compile(r"\bt=(\d+)\.\.(\d+)")
+_T_ONE = re.compile(r"\bt=(\d+)")
+
+
+def steps_wording(text: str) -> str:
+    """The checker speaks in times; in a story the times are step numbers."""
+    text = _T_RANGE.sub(lambda m: f"step {m[1]}" if m[1] == m[2] else f"steps {m[1]}-{m[2]}", text)
+    return _T_ONE.sub(lambda m: f"step {m[1]}", text)
+
+
+def tell(store: str, mode: str, cfg: ModelConfig, outcome: Outcome, report_path: Path | None) -> str:
+    for v in outcome.violations:
+        v.summary = steps_wording(v.summary)
+    return render(header=header(store, mode, cfg, outcome), trace=outcome.trace, ops=outcome.ops,
+                  violations=outcome.violations, replay_command=replay_command(report_path, store))
+
+
+def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), budget: float = 60.0,
+           max_examples: int | None = None, seed: int | None = None, report_path: Path | None = None,
+           save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
+           watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
+           shrink_budget: float = 10.0, settings_kwargs: dict | None = None) -> Result:
+    if mode not in ("threads", "processes", "mixed"):
+        raise ConfigError(f"unknown actor mode {mode!r}; choose threads, processes or mixed")
+    if budget <= 0:
+        raise ConfigError("--budget must be a positive number of seconds")
+    spec = resolve(store)
+    model = model_config(spec, mode, faults, cfg)
+    with Executor(spec, mode, model, watchdog=watchdog) as ex:
+        x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
+                    on_example=on_example, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
+    result = Result(store, mode, x)
+    if x.outcome is None:
+        return result
+    outcome = x.outcome
+    path = report_path or reports.default_path(store, mode, outcome.program)
+    story = tell(store, mode, model, outcome, path if save_report else None)
+    result.outcome, result.story = outcome, story
+    stats = {
+        "examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
+        "first_failure_example": x.first_failure_example,
+        "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3),
+        "steps": len(outcome.program),
+    }
+    result.report = reports.build(store=store, store_module=spec.module, mode=mode, cfg=model, seed=seed,
+                                  program=outcome.program, violations=outcome.violations, story=story,
+                                  trace=outcome.trace, stats=stats)
+    if save_report:
+        result.report_path = reports.save(result.report, path)
+    return result
+
+
+def rerun(store: str, mode: str, cfg: ModelConfig, program: list[Step], report_path: Path | None,
+          watchdog: float = 10.0) -> tuple[Outcome, str]:
+    """Run one saved program again and tell its story (``replay``)."""
+    spec = resolve(store)
+    with Executor(spec, mode, cfg, watchdog=watchdog) as ex:
+        outcome = ex.run(program)
+    story = tell(store, mode, cfg, outcome, report_path) if outcome.failed else ""
+    return outcome, story
