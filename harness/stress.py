@@ -1,0 +1,441 @@
+"""Free-running stress: real threads and processes at full speed, a
+recorded history, and the checker's verdict on it.
+
+Design notes
+------------
+
+*Actors.*  ``processes`` worker processes (``multiprocess``, fork context)
+each run ``threads`` actor threads; with ``processes = 0`` the threads run
+in this process.  Every actor opens its *own* store instance on one shared
+temporary directory, as separate writers do in real life.  Each actor's
+operations are drawn from a seeded random plan before the start, so the
+timed loop does nothing but call the store and record; all actors (and the
+parent) leave one barrier together.
+
+*Recording.*  Each actor appends plain tuples to its own list (no lock, no
+I/O): ``invoke`` with ``time.monotonic()`` just before the call, then
+``ok`` with the returned state for a read, or ``info`` with the exception
+text.  An exception is ``info`` (not ``fail``) because the harness cannot
+know whether a store's exception came before or after its effect.
+``time.monotonic()`` is one system-wide clock on Linux, so times from
+different processes are comparable.  A worker process sends its actors'
+lists to the parent once, at the end, through a pipe.
+
+*Bounds.*  Actors stop issuing operations ``duration`` seconds after the
+start.  An operation still running ``op_timeout`` seconds later is left
+behind: its invoke stays without completion (the checker treats it as
+"may or may not have happened") and it is reported as a liveness (I5)
+violation, as is any operation that returned but took longer than
+``op_timeout``.  A worker that does not report in time is killed; its
+history is then lost, and because its messages could show up in other
+actors' reads the verdict becomes ``unknown``, never ``ok``.  Children are
+always reaped and the temporary directory removed, on success, failure or
+Ctrl-C.
+
+*After the run* one final read per session by process ``final`` closes the
+history, then :func:`harness.checker.check` decides I1-I4.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .checker import CheckResult, Finding, check
+from .errors import ConfigError
+from .history import Event, pair
+from .store import resolve
+
+#: Metadata fields the plans write.
+KEYS = ("model", "compute_instance_id", "tokens")
+
+#: Share of add_message, persist_state and read in a plan.
+MIX = (0.45, 0.20, 0.35)
+
+_BARRIER_TIMEOUT = 60.0  # seconds for every actor to open its store and arrive
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    """What to run.  ``ops`` is the total over all actors."""
+
+    store: str
+    threads: int = 4
+    processes: int = 0
+    sessions: int = 4
+    ops: int = 2000
+    duration: float = 60.0
+    seed: int = 0
+    op_timeout: float = 30.0
+
+    def validate(self) -> None:
+        if self.threads < 1:
+            raise ConfigError("--threads must be at least 1 (threads per process)")
+        if self.processes < 0:
+            raise ConfigError("--processes must be 0 (threads in this process) or more")
+        if self.sessions < 1:
+            raise ConfigError("--sessions must be at least 1")
+        if self.ops < 1:
+            raise ConfigError("--ops must be at least 1")
+        if not (self.duration > 0 and math.isfinite(self.duration)):
+            raise ConfigError("--duration must be a positive number of seconds")
+        if not (self.op_timeout > 0 and math.isfinite(self.op_timeout)):
+            raise ConfigError("--op-timeout must be a positive number of seconds")
+
+    @property
+    def actor_names(self) -> list[str]:
+        if self.processes == 0:
+            return [f"t{j}" for j in range(self.threads)]
+        return [f"p{i}t{j}" for i in range(self.processes) for j in range(self.threads)]
+
+
+# One planned operation: (f, session, recorded value, argument for the store).
+Planned = tuple[str, str, Any, Any]
+
+
+def plan(name: str, n: int, sessions: int, seed: int) -> list[Planned]:
+    """The seeded operations of one actor: message ids ``<actor>-<n>`` are
+    unique; metadata values are unique strings, ``None`` (clear) and ``''``."""
+    rng = random.Random(f"{seed}:{name}")
+    out: list[Planned] = []
+    p_add, p_persist = MIX[0], MIX[0] + MIX[1]
+    for k in range(n):
+        s = f"s{rng.randrange(sessions)}"
+        r = rng.random()
+        if r < p_add:
+            mid = f"{name}-{k}"
+            out.append(("add", s, mid, {"role": "user", "content": mid}))
+        elif r < p_persist:
+            fields = {}
+            for key in rng.sample(KEYS, rng.randint(1, 2)):
+                x = rng.random()
+                fields[key] = None if x < 0.25 else "" if x < 0.4 else f"{name}-{k}"
+            out.append(("persist", s, fields, fields))
+        else:
+            out.append(("read", s, None, None))
+    return out
+
+
+def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
+              barrier: Any = None, counts: Any = None, slot: int = 0) -> None:
+    """Issue ``ops`` against ``store`` at full speed, appending to ``record``
+    ``(type, f, session, value, time, error)`` tuples.  Starts at the
+    barrier (if any) and stops issuing after ``duration`` seconds."""
+    mono = time.monotonic
+    ap = record.append
+    add, persist, read = store.add_message, store.persist_state, store.read
+    if barrier is not None:
+        barrier.wait(_BARRIER_TIMEOUT)
+    deadline = mono() + duration
+    done = 0
+    for f, session, value, arg in ops:
+        t = mono()
+        if t > deadline:
+            break
+        ap(("invoke", f, session, value, t, None))
+        try:
+            if f == "add":
+                add(session, arg)
+                out = None
+            elif f == "persist":
+                persist(session, dict(arg))
+                out = None
+            else:
+                state = read(session)
+                out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
+        except Exception as exc:  # the store's own error: outcome unknown
+            ap(("info", f, session, None, mono(), f"{type(exc).__name__}: {exc}"))
+        else:
+            ap(("ok", f, session, out, mono(), None))
+        done += 1
+        if counts is not None:
+            counts[slot] = done
+
+
+def is_lock_timeout(error: str | None) -> bool:
+    """Does an error text say a lock was not acquired in time?"""
+    if not error:
+        return False
+    low = error.lower()
+    kind = low.split(":", 1)[0]
+    return ("timeout" in kind and "lock" in low) or "database is locked" in low or \
+        "could not acquire" in low or (kind == "timeout" and "lock" in low)
+
+
+@dataclass
+class ActorStats:
+    name: str
+    ops: int = 0
+    info: int = 0
+    lock_timeouts: int = 0
+    slow: int = 0
+    unfinished: int = 0
+
+
+@dataclass
+class StressResult:
+    config: StressConfig
+    events: list[Event]
+    check: CheckResult
+    seconds: float  # from the start barrier to the last actor's end
+    actors: list[ActorStats]
+    latencies: dict[str, list[float]]
+    liveness: list[Finding] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # actors whose history was not collected
+
+    @property
+    def verdict(self) -> str:
+        if self.check.verdict == "violation" or self.liveness:
+            return "violation"
+        if self.check.verdict == "unknown" or self.lost:
+            return "unknown"
+        return "ok"
+
+    @property
+    def completed(self) -> int:
+        return sum(a.ops - a.unfinished for a in self.actors)
+
+
+def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: list[list[Planned]],
+                slots: list[int], duration: float, op_timeout: float, barrier: Any, counts: Any) -> None:
+    """A worker process: open one store per actor, run the actor threads,
+    send ``[(name, records, finished)]`` to the parent, exit."""
+    status = 0
+    try:
+        try:
+            factory = resolve(spec)
+            stores = [factory.open(Path(location)) for _ in names]
+        except BaseException as exc:
+            barrier.abort()
+            conn.send(("error", f"opening the store failed: {type(exc).__name__}: {exc}"))
+            return
+        records: list[list] = [[] for _ in names]
+        threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
+                                    args=(st, p, rec, duration, barrier, counts, slot))
+                   for n, st, p, rec, slot in zip(names, stores, plans, records, slots)]
+        for t in threads:
+            t.start()
+        limit = time.monotonic() + _BARRIER_TIMEOUT + duration + op_timeout
+        for t in threads:
+            t.join(max(0.0, limit - time.monotonic()))
+        conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
+        for st in stores:
+            _close(st)
+    except BaseException:
+        status = 1
+    finally:
+        conn.close()
+        os._exit(status)  # hung actor threads die with the process
+
+
+def _thread_main(store: Any, ops: list[Planned], record: list, duration: float, barrier: Any,
+                 counts: Any, slot: int) -> None:
+    try:
+        run_actor(store, ops, record, duration=duration, barrier=barrier, counts=counts, slot=slot)
+    except threading.BrokenBarrierError:
+        pass
+
+
+def _close(store: Any) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:
+            pass
+
+
+def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None = None) -> StressResult:
+    """Run the stress test described by ``config`` and check its history.
+
+    ``progress`` (if given) is called about five times a second with the
+    number of operations completed so far.  Raises :class:`ConfigError`
+    when the store cannot be resolved or opened.
+    """
+    import multiprocess as mp
+
+    config.validate()
+    spec = resolve(config.store)
+    names = config.actor_names
+    per, extra = divmod(config.ops, len(names))
+    plans = [plan(n, per + (i < extra), config.sessions, config.seed) for i, n in enumerate(names)]
+    ctx = mp.get_context("fork")
+    counts = ctx.RawArray("q", len(names))
+    barrier = ctx.Barrier(len(names) + 1)
+    tmp = tempfile.mkdtemp(prefix="sessioncheck-stress-")
+    children: list[Any] = []
+    try:
+        location = Path(tmp)
+        try:
+            probe = spec.open(location)
+        except Exception as exc:
+            raise ConfigError(f"store {config.store!r}: opening it raised {type(exc).__name__}: {exc}") from None
+        _close(probe)
+        collected: dict[str, tuple[list, bool]] = {}
+        threads: list[tuple[str, threading.Thread, list]] = []
+        if config.processes == 0:
+            for i, n in enumerate(names):
+                try:
+                    store = spec.open(location)
+                except Exception as exc:
+                    barrier.abort()
+                    raise ConfigError(f"store {config.store!r}: opening it raised "
+                                      f"{type(exc).__name__}: {exc}") from None
+                rec: list = []
+                t = threading.Thread(target=_thread_main, daemon=True, name=n,
+                                     args=(store, plans[i], rec, config.duration, barrier, counts, i))
+                t.start()
+                threads.append((n, t, rec))
+        else:
+            for p in range(config.processes):
+                idx = list(range(p * config.threads, (p + 1) * config.threads))
+                parent_conn, child_conn = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child_main, daemon=True, name=f"sessioncheck-p{p}",
+                                   args=(child_conn, config.store, tmp, [names[i] for i in idx],
+                                         [plans[i] for i in idx], idx, config.duration,
+                                         config.op_timeout, barrier, counts))
+                proc.start()
+                child_conn.close()
+                children.append((proc, parent_conn, [names[i] for i in idx]))
+        try:
+            barrier.wait(_BARRIER_TIMEOUT)
+        except threading.BrokenBarrierError:
+            errors = _drain_errors(children)
+            raise ConfigError("the actors did not start: " + (errors or "an actor failed to open the store")) from None
+        started = time.monotonic()
+        limit = started + config.duration + config.op_timeout
+        pending = {id(c[1]): c for c in children}
+        from multiprocess.connection import wait as mp_wait
+
+        while True:
+            now = time.monotonic()
+            if progress is not None:
+                progress(sum(counts))
+            threads_alive = any(t.is_alive() for _, t, _ in threads)
+            if (not threads_alive and not pending) or now > limit + 5.0:
+                break
+            if pending:
+                for conn in mp_wait([c[1] for c in pending.values()], timeout=0.2):
+                    proc, _, cnames = pending.pop(id(conn))
+                    try:
+                        kind, payload = conn.recv()
+                    except (EOFError, OSError):
+                        continue
+                    if kind == "ok":
+                        for n, rec, finished in payload:
+                            collected[n] = (rec, finished)
+            else:
+                for _, t, _ in threads:
+                    t.join(0.2)
+                    break
+        for n, t, rec in threads:
+            collected[n] = (list(rec), not t.is_alive())
+        ended = time.monotonic()
+        if progress is not None:
+            progress(sum(counts))
+        lost = [n for n in names if n not in collected]
+        # The final state: one read per session, after everything else.
+        final_store = spec.open(location)
+        finals: list[Event] = []
+        for s in range(config.sessions):
+            sid = f"s{s}"
+            t0 = time.monotonic()
+            finals.append(Event("final", "invoke", "read", sid, None, t0))
+            try:
+                state = final_store.read(sid)
+            except Exception as exc:
+                finals.append(Event("final", "info", "read", sid, None, time.monotonic(),
+                                    f"{type(exc).__name__}: {exc}"))
+            else:
+                finals.append(Event("final", "ok", "read", sid,
+                                    {"messages": state.message_ids(), "metadata": dict(state.metadata)},
+                                    time.monotonic()))
+        _close(final_store)
+    finally:
+        _reap(children)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _assemble(config, names, collected, lost, finals, ended - started)
+
+
+def _drain_errors(children: list) -> str:
+    msgs = []
+    for proc, conn, _ in children:
+        try:
+            if conn.poll(2.0):
+                kind, payload = conn.recv()
+                if kind == "error":
+                    msgs.append(str(payload))
+        except (EOFError, OSError):
+            pass
+    return "; ".join(dict.fromkeys(msgs))
+
+
+def _reap(children: list) -> None:
+    for proc, conn, _ in children:
+        proc.join(timeout=2.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5.0)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _assemble(config: StressConfig, names: list[str], collected: dict, lost: list[str],
+              finals: list[Event], seconds: float) -> StressResult:
+    events: list[Event] = []
+    info_end: dict[tuple[str, float], float] = {}  # pair() forgets when an info came back
+    for n in names:
+        rec, _ = collected.get(n, ([], True))
+        events.extend(Event(n, typ, f, s, v, t, err) for typ, f, s, v, t, err in rec)
+        for i in range(1, len(rec)):
+            if rec[i][0] == "info":
+                info_end[(n, rec[i - 1][4])] = rec[i][4]
+    events.sort(key=lambda e: e.time)  # stable: each actor's own order is kept
+    events.extend(finals)
+    ops = pair(events)
+    stats = {n: ActorStats(n) for n in names}
+    latencies: dict[str, list[float]] = {"add": [], "persist": [], "read": []}
+    liveness: list[Finding] = []
+    for op in ops:
+        a = stats.get(op.process)
+        if a is None:
+            continue
+        a.ops += 1
+        if op.status == "pending":
+            a.unfinished += 1
+            liveness.append(Finding("I5", op.session, None,
+                                    f"{op.describe()} invoked at t={op.start - ops[0].start:.4f}s did not "
+                                    f"return within the op timeout ({config.op_timeout:g} s)", (op,)))
+            continue
+        if op.status == "info":
+            a.info += 1
+            if is_lock_timeout(op.error):
+                a.lock_timeouts += 1
+        end = op.end if op.end != math.inf else info_end.get((op.process, op.start))
+        if end is not None:
+            latency = end - op.start
+            latencies[op.f].append(latency)
+            if latency > config.op_timeout:
+                a.slow += 1
+                liveness.append(Finding("I5", op.session, None,
+                                        f"{op.describe()} took {latency:.1f} s, more than the op "
+                                        f"timeout ({config.op_timeout:g} s)", (op,)))
+    result = check(ops)
+    return StressResult(config, events, result, seconds, list(stats.values()), latencies, liveness, lost)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return math.nan
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
