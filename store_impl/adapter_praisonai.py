@@ -31,7 +31,8 @@ second process or gateway would.
     ``_persist_message``; ``read`` is a fresh agent on a fresh store calling
     ``_restore_state()``.  Only state the agent can both write and restore is
     offered (``AGENT_FIELDS``: ``compute_instance_id``, ``agent_id``,
-    ``environment_id``); ``compute_provider`` is derived from an attached
+    ``environment_id``, and ``model``, which the agent keeps in its config and
+    persists inside the ``config`` entry); ``compute_provider`` is derived from an attached
     compute object and never restored, so it is left out, and other fields
     raise ``ValueError``.  The agent writes its whole state on every
     ``_persist_state``, so one actor's agent rewrites the fields it holds
@@ -81,14 +82,28 @@ from harness.store import Capabilities, Message, SessionState
 RETENTION = "compact: messages beyond the active window move to archived_messages"
 
 #: Metadata fields ``praisonai-agent`` can write and a resumed agent restores,
-#: mapped to the agent attribute that holds each.  All start as ``None`` in a
-#: new agent; the token counters (which start at 0 and are written by every
-#: ``_persist_state``) are left out so a read shows only what was set.
+#: mapped to the agent attribute that holds each (``model`` lives in the
+#: agent's config and is persisted inside its ``config`` entry).  All are
+#: unset in a new agent; the token counters (which start at 0 and are
+#: written by every ``_persist_state``) are left out so a read shows only
+#: what was set.
 AGENT_FIELDS = {
     "compute_instance_id": "_compute_instance_id",
     "agent_id": "agent_id",
     "environment_id": "environment_id",
+    "model": "_cfg",
 }
+
+
+def _set_field(agent: Any, key: str, value: Any) -> None:
+    if key == "model":
+        agent._cfg["model"] = value
+    else:
+        setattr(agent, AGENT_FIELDS[key], value)
+
+
+def _get_field(agent: Any, key: str) -> Any:
+    return agent._cfg.get("model") if key == "model" else getattr(agent, AGENT_FIELDS[key])
 
 
 class _Store(DefaultSessionStore):
@@ -178,15 +193,15 @@ class PraisonAIAgentStore:
         agent = self.agents.get(session_id) or self.agents.setdefault(
             session_id, self._agent(session_id, self.store))
         for key, value in fields.items():
-            setattr(agent, AGENT_FIELDS[key], value)
+            _set_field(agent, key, value)
         agent._persist_state()
 
     def read(self, session_id: str) -> SessionState:
         fresh = self._agent(session_id, _Store(session_dir=str(self.location)))
         fresh._restore_state()
         state = _state(fresh._session_store.get_session(session_id))
-        state.metadata = {k: getattr(fresh, attr) for k, attr in AGENT_FIELDS.items()
-                          if getattr(fresh, attr) is not None}
+        state.metadata = {k: _get_field(fresh, k) for k in AGENT_FIELDS
+                          if _get_field(fresh, k) is not None}
         return state
 
 

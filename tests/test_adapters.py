@@ -220,10 +220,21 @@ def test_praisonai_agent_resumed_agent_keeps_cleared_compute_id_documented(prais
     assert factory.open(tmp_path).read("s").metadata == {"compute_instance_id": "i-1"}
 
 
+def test_praisonai_agent_model_lives_in_config_and_clears(praisonai_agent, tmp_path):
+    """``model`` is persisted inside the agent's ``config`` entry, a dict that
+    is never ``None``, so clearing it does reach disk (unlike the top-level
+    ``compute_instance_id``)."""
+    a, b, factory = open_three("praisonai-agent", tmp_path)
+    a.persist_state("s", {"model": "gpt-x", "compute_instance_id": "i-1"})
+    assert factory.open(tmp_path).read("s").metadata == {"model": "gpt-x", "compute_instance_id": "i-1"}
+    b.persist_state("s", {"model": None, "compute_instance_id": None})
+    assert factory.open(tmp_path).read("s").metadata == {"compute_instance_id": "i-1"}
+
+
 def test_praisonai_agent_rejects_fields_it_cannot_restore(praisonai_agent, tmp_path):
     a, _, _ = open_three("praisonai-agent", tmp_path)
-    with pytest.raises(ValueError, match="model"):
-        a.persist_state("s", {"model": "gpt"})
+    with pytest.raises(ValueError, match="compute_provider"):
+        a.persist_state("s", {"compute_provider": "modal"})
 
 
 # -- openai-agents: SQLiteSession -------------------------------------------------------
