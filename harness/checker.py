@@ -814,3 +814,29 @@ def _fails(rops: list[_RegOp], initial: Any, x: _RegOp, ctx: _Context) -> bool:
         return _sweep(rops, initial, ctx) is not None
     except _OutOfBudget:
         return False
+
+
+def explain(finding: Finding, t0: float = 0.0) -> list[str]:
+    """A finding as text lines: the summary, then one line per operation
+    (actor, call, outcome, interval, and what a read returned).  Times are
+    printed as given when they are whole numbers (logical steps), else as
+    seconds since ``t0``."""
+    times = [v for o in finding.ops for v in (o.start, o.end) if v != INF]
+    integral = all(float(v).is_integer() and abs(v) < 1e9 for v in times)
+
+    def t(x: float) -> str:
+        if x == INF:
+            return "no reply"
+        return str(int(x)) if integral else f"{x - t0:.4f}s"
+
+    lines = [f"{finding.invariant} session {finding.session}: {finding.summary}"]
+    for op in finding.ops:
+        out = ""
+        if op.f == "read" and op.status == "ok" and isinstance(op.output, dict):
+            msgs = op.output.get("messages") or []
+            tail = ", ".join(map(str, msgs[-8:]))
+            more = "..., " if len(msgs) > 8 else ""
+            out = f" -> {len(msgs)} messages [{more}{tail}], metadata {op.output.get('metadata')}"
+        extra = f" ({op.error})" if op.error else ""
+        lines.append(f"    {op.describe()}  [{op.status}{extra}, t={t(op.start)}..{t(op.end)}]{out}")
+    return lines

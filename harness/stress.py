@@ -217,12 +217,15 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
             conn.send(("error", f"opening the store failed: {type(exc).__name__}: {exc}"))
             return
         records: list[list] = [[] for _ in names]
+        go = threading.Event()  # set by the first actor through the barrier
         threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
-                                    args=(st, p, rec, duration, barrier, counts, slot))
+                                    args=(st, p, rec, duration, barrier, counts, slot, go))
                    for n, st, p, rec, slot in zip(names, stores, plans, records, slots)]
         for t in threads:
             t.start()
-        limit = time.monotonic() + _BARRIER_TIMEOUT + duration + op_timeout
+        # The same bound as the parent's: from the common start, not from ours.
+        go.wait(_BARRIER_TIMEOUT + 1.0)
+        limit = time.monotonic() + duration + op_timeout
         for t in threads:
             t.join(max(0.0, limit - time.monotonic()))
         conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
@@ -236,11 +239,14 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
 
 
 def _thread_main(store: Any, ops: list[Planned], record: list, duration: float, barrier: Any,
-                 counts: Any, slot: int) -> None:
+                 counts: Any, slot: int, go: threading.Event | None = None) -> None:
     try:
-        run_actor(store, ops, record, duration=duration, barrier=barrier, counts=counts, slot=slot)
+        barrier.wait(_BARRIER_TIMEOUT)
     except threading.BrokenBarrierError:
-        pass
+        return
+    if go is not None:
+        go.set()
+    run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
 
 
 def _close(store: Any) -> None:
@@ -332,9 +338,7 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                         for n, rec, finished in payload:
                             collected[n] = (rec, finished)
             else:
-                for _, t, _ in threads:
-                    t.join(0.2)
-                    break
+                next(t for _, t, _ in threads if t.is_alive()).join(0.2)
         for n, t, rec in threads:
             collected[n] = (list(rec), not t.is_alive())
         ended = time.monotonic()

@@ -9,6 +9,7 @@ checker must pass them; one injected corruption must always be caught.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -238,7 +239,8 @@ def valid_histories(draw):
     return [o for o, _ in ops] + finals
 
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# More examples for a deep local run: SESSIONCHECK_CHECKER_EXAMPLES=5000
+FAST = settings(max_examples=int(os.environ.get("SESSIONCHECK_CHECKER_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST

@@ -1,0 +1,145 @@
+"""``sessioncheck stress``: free-running threads and processes, then a check.
+
+Runs ``--processes`` worker processes with ``--threads`` actor threads each
+(``--processes 0``: the threads run in this process), every actor with its
+own store instance on one shared temporary directory, ``--ops`` operations
+in total, for at most ``--duration`` seconds.  Prints the verdict, the
+throughput, latency percentiles per operation type, lock starvation per
+actor, and each violation with the operations that show it.
+
+Exit codes: 0 the history checked ok; 1 a violation (I1-I4 from the
+checker, I5 for an operation that did not return within ``--op-timeout``)
+*or* an inconclusive check: verdict ``unknown`` (the checker ran out of
+budget, or a worker's history could not be collected) is printed as
+UNKNOWN and exits 1, because it must never read as a pass; 2 a usage or
+configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..checker import explain
+from ..errors import ConfigError
+from ..history import write_jsonl
+from ..stress import StressConfig, StressResult, percentile, run_stress
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, metavar="SPEC",
+                        help="store spec: json, sqlite, mutant:<name>, an adapter, or package.module:factory")
+    parser.add_argument("--threads", type=int, default=4, metavar="N",
+                        help="actor threads per process (default 4)")
+    parser.add_argument("--processes", type=int, default=0, metavar="M",
+                        help="worker processes; 0 runs the threads in this process (default 0)")
+    parser.add_argument("--sessions", type=int, default=4, metavar="S", help="sessions to spread over (default 4)")
+    parser.add_argument("--ops", type=int, default=2000, metavar="K",
+                        help="operations in total over all actors (default 2000)")
+    parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS",
+                        help="stop issuing operations after this long (default 60)")
+    parser.add_argument("--op-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="an operation taking longer violates liveness (I5) (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the operation plans (default 0)")
+    parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
+                          sessions=args.sessions, ops=args.ops, duration=args.duration,
+                          seed=args.seed, op_timeout=args.op_timeout)
+    config.validate()
+    actors = len(config.actor_names)
+    where = f"{config.processes} processes x {config.threads} threads" if config.processes else \
+        f"{config.threads} threads in one process"
+    console.print(f"stress: store {config.store}, {actors} actors ({where}), {config.sessions} sessions, "
+                  f"{config.ops} ops, at most {config.duration:g} s, seed {config.seed}")
+    if console.is_terminal:
+        result = _with_progress(console, config)
+    else:
+        result = run_stress(config)
+    if args.history:
+        try:
+            write_jsonl(result.events, args.history)
+        except OSError as exc:
+            raise ConfigError(f"cannot write history {args.history}: {exc.strerror or exc}") from None
+    _print(console, result, args.history)
+    return 0 if result.verdict == "ok" else 1
+
+
+def _with_progress(console, config: StressConfig) -> StressResult:
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} ops/s"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("running", total=config.ops, rate="-")
+        started = [0.0]
+
+        def progress(done: int) -> None:
+            now = time.monotonic()
+            if not started[0]:
+                started[0] = now
+            elapsed = now - started[0]
+            bar.update(task, completed=done, rate=f"{done / elapsed:.0f}" if elapsed > 0.2 else "-")
+
+        return run_stress(config, progress=progress)
+
+
+def _ms(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 1000:.1f}"
+
+
+def _print(console, result: StressResult, history_path: str | None) -> None:
+    from rich.table import Table
+
+    done = result.completed
+    rate = done / result.seconds if result.seconds > 0 else 0.0
+    console.print(f"{done} operations in {result.seconds:.2f} s: {rate:.0f} ops/s overall")
+    lat = Table("operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", title="latency")
+    for f, values in result.latencies.items():
+        v = sorted(values)
+        lat.add_row(f, str(len(v)), _ms(percentile(v, 50)), _ms(percentile(v, 95)),
+                    _ms(percentile(v, 99)), _ms(v[-1] if v else math.nan))
+    console.print(lat)
+    starving = [a for a in result.actors if a.lock_timeouts or a.info or a.unfinished or a.slow]
+    if starving:
+        t = Table("actor", "ops", "lock timeouts", "other errors", "slow", "no reply",
+                  title="lock starvation and errors per actor")
+        for a in starving:
+            t.add_row(a.name, str(a.ops), str(a.lock_timeouts), str(a.info - a.lock_timeouts),
+                      str(a.slow), str(a.unfinished))
+        console.print(t)
+    else:
+        console.print("lock starvation: none (no operation failed to get a lock in time)")
+    if result.lost:
+        console.print(f"[bold]history lost[/bold] for {', '.join(result.lost)}: the worker did not report "
+                      "within the bound and was killed")
+    findings = [*result.check.findings, *result.liveness]
+    t0 = result.events[0].time if result.events else 0.0
+    for f in findings:
+        for line in explain(f, t0):
+            console.print(line, markup=False)
+    totals = result.check.stats.get("findings_total", {})
+    shown = len(result.check.findings)
+    if sum(totals.values()) > shown:
+        console.print(f"({sum(totals.values())} violations in all: "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) + f"; {shown} shown)")
+    verdict = result.verdict
+    if verdict == "ok":
+        console.print(f"[bold green]OK[/bold green]: {result.check.stats['ops']} operations checked, "
+                      "no violation of I1-I5")
+    elif verdict == "violation":
+        console.print(f"[bold red]VIOLATION[/bold red]: {len(findings)} shown")
+    else:
+        reason = result.check.reason or f"history of {', '.join(result.lost)} lost"
+        console.print(f"[bold yellow]UNKNOWN[/bold yellow]: not a pass; {reason}")
+    if history_path:
+        console.print(f"history written to {history_path}; check it again with: "
+                      f"sessioncheck check {history_path}")
+    else:
+        console.print("rerun with --history PATH to keep the history")

@@ -1,0 +1,140 @@
+"""Free-running stress on real stores, real threads and real processes.
+
+Bounded for a 2-core CI machine: each run is a few hundred operations and
+a few seconds.  The full-size run of the README
+(``--processes 4 --threads 4 --ops 5000``) is measured in
+``benchmarks/RESULTS-stress.md``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.checker import check
+from harness.errors import ConfigError
+from harness.history import read_jsonl
+from harness.stress import StressConfig, is_lock_timeout, plan, run_stress
+from store_impl.json_store import JsonFileStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _leftover_dirs() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("sessioncheck-stress-")}
+
+
+@pytest.mark.parametrize("processes,threads", [(2, 2), (0, 3)])
+def test_reference_json_store_has_no_violation(processes, threads):
+    before = _leftover_dirs()
+    result = run_stress(StressConfig(store="json", processes=processes, threads=threads,
+                                     sessions=2, ops=400, duration=30, seed=1))
+    assert result.verdict == "ok", [f.summary for f in result.check.findings]
+    assert result.completed == 400 and not result.lost and not result.liveness
+    # The history is the real thing: every actor's operations, plus one final read per session.
+    finals = [e for e in result.events if e.process == "final" and e.type == "ok"]
+    assert len(finals) == 2
+    added = {e.value for e in result.events if e.f == "add" and e.type == "invoke"}
+    in_final = {m for e in finals for m in e.value["messages"]}
+    assert added == in_final  # nothing failed, so every append is in the final state
+    assert _leftover_dirs() <= before
+
+
+def test_sqlite_store_has_no_violation():
+    result = run_stress(StressConfig(store="sqlite", processes=2, threads=2, sessions=2, ops=300,
+                                     duration=30, seed=2))
+    assert result.verdict == "ok", [f.summary for f in result.check.findings]
+
+
+@pytest.mark.parametrize("processes,threads", [(2, 2), (0, 4)])
+def test_unlocked_rmw_mutant_loses_messages(processes, threads):
+    result = run_stress(StressConfig(store="mutant:unlocked-rmw", processes=processes,
+                                     threads=threads, sessions=2, ops=400, duration=30, seed=3))
+    assert result.verdict == "violation"
+    lost = [f for f in result.check.findings if f.invariant == "I1"]
+    assert lost, [f.summary for f in result.check.findings]
+    f = lost[0]
+    assert f.subject and f.subject in f.summary and "missing from the read" in f.summary
+    assert any(op.f == "add" and op.value == f.subject for op in f.ops)
+
+
+class HangingStore(JsonFileStore):
+    """The reference store, except that each instance's first append hangs."""
+
+    def add_message(self, session_id, message):
+        if not getattr(self, "_hung", False):
+            self._hung = True
+            time.sleep(60)
+        super().add_message(session_id, message)
+
+
+def test_an_operation_that_never_returns_is_a_liveness_violation_and_bounded():
+    started = time.monotonic()
+    result = run_stress(StressConfig(store=f"{__name__}:HangingStore", processes=2, threads=1,
+                                     sessions=1, ops=20, duration=1.0, op_timeout=1.0, seed=4))
+    assert time.monotonic() - started < 20
+    assert result.verdict == "violation"
+    assert {f.invariant for f in result.liveness} == {"I5"}
+    assert all("did not return" in f.summary for f in result.liveness)
+    assert sum(a.unfinished for a in result.actors) == 2
+    # The unanswered appends may or may not have happened: no false I1.
+    assert result.check.verdict == "ok", [f.summary for f in result.check.findings]
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="unknown store"):
+        run_stress(StressConfig(store="nope", ops=10))
+    with pytest.raises(ConfigError, match="--threads"):
+        run_stress(StressConfig(store="json", threads=0))
+    with pytest.raises(ConfigError, match="--duration"):
+        run_stress(StressConfig(store="json", duration=float("nan")))
+
+
+def test_plans_are_seeded_and_ids_unique():
+    a = plan("p0t0", 200, 3, seed=7)
+    assert a == plan("p0t0", 200, 3, seed=7) and a != plan("p0t0", 200, 3, seed=8)
+    ids = [v for f, _, v, _ in a if f == "add"]
+    assert len(ids) == len(set(ids)) and all(i.startswith("p0t0-") for i in ids)
+    assert any(f == "persist" and None in v.values() for f, _, v, _ in a)
+
+
+def test_lock_timeout_errors_are_recognised():
+    assert is_lock_timeout("Timeout: The file lock '/x/s0.json.lock' could not be acquired.")
+    assert is_lock_timeout("OperationalError: database is locked")
+    assert not is_lock_timeout("OSError: [Errno 5] Input/output error")
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_stress_then_check_the_written_history(tmp_path):
+    path = tmp_path / "h.jsonl"
+    ok = _cli("stress", "--store", "json", "--processes", "2", "--threads", "2", "--ops", "200",
+              "--sessions", "2", "--history", str(path))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK" in ok.stdout and "ops/s overall" in ok.stdout and "p99 ms" in ok.stdout
+    assert "lock starvation" in ok.stdout
+    again = _cli("check", str(path))
+    assert again.returncode == 0 and again.stdout.startswith("OK"), again.stdout
+    assert check(read_jsonl(path)).verdict == "ok"
+
+
+def test_cli_stress_on_the_mutant_exits_1_with_the_finding():
+    bad = _cli("stress", "--store", "mutant:unlocked-rmw", "--processes", "2", "--threads", "2",
+               "--ops", "300", "--sessions", "2")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "VIOLATION" in bad.stdout and "I1 session" in bad.stdout
+
+
+def test_cli_config_error_exits_2():
+    r = _cli("stress", "--store", "mutant:does-not-exist", "--ops", "10")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown mutant" in r.stderr
+    r = _cli("check", str(ROOT / "pyproject.toml"))
+    assert r.returncode == 2 and "is not JSON" in r.stderr and "Traceback" not in r.stderr
