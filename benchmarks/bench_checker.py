@@ -138,6 +138,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--file", action="store_true",
+                    help="also time the file path: write_jsonl, then read_jsonl (what `sessioncheck check` adds)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -149,9 +151,12 @@ def main() -> None:
           "| peak RSS of build+check (MiB) | check's own peak allocation (MiB, tracemalloc) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     prev = None
+    file_rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         events = synthetic(n, seed=args.seed)
         med, stats = time_check(events, args.runs)
+        if args.file:
+            file_rows.append((n, _time_file(events)))
         del events
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "--seed", str(args.seed)],
                              capture_output=True, text=True, check=True)
@@ -161,6 +166,27 @@ def main() -> None:
               f"| {mem['rss_kb'] / 1024:.0f} | {mem['check_peak'] / 2**20:.0f} |",
               flush=True)
         prev = med
+    if file_rows:
+        print()
+        print("| events | read_jsonl of the file (s) | file size (MiB) |")
+        print("| --- | --- | --- |")
+        for n, (secs, size) in file_rows:
+            print(f"| {n} | {secs:.2f} | {size / 2**20:.0f} |")
+
+
+def _time_file(events: list[Event]) -> tuple[float, int]:
+    import tempfile
+
+    from harness.history import read_jsonl, write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="sessioncheck-bench-") as tmp:
+        path = Path(tmp) / "h.jsonl"
+        write_jsonl(events, path)
+        t = time.perf_counter()
+        back = read_jsonl(path)
+        secs = time.perf_counter() - t
+        assert len(back) == len(events)
+        return secs, path.stat().st_size
 
 
 if __name__ == "__main__":
