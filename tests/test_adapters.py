@@ -371,3 +371,46 @@ def test_langgraph_read_put_loses_an_append_between_read_and_put_documented(lang
         assert c.read("s").message_ids() == ["m1", "m3"]
     finally:
         close_all(a, b, c)
+
+
+# -- separate OS processes ---------------------------------------------------------
+
+
+SPEC_PACKAGES = {spec: (package, extra) for spec, (_, extra, package) in adapters.ADAPTERS.items()}
+
+
+def _append_in_child(spec: str, directory: str, content: str) -> None:
+    store = resolve(spec).open(Path(directory))
+    try:
+        store.add_message("s", msg(content))
+        if capabilities_of(store).metadata:
+            store.persist_state("s", {"compute_instance_id": content})
+    finally:
+        close_all(store)
+
+
+@pytest.mark.parametrize("spec", sorted(adapters.ADAPTERS))
+def test_writers_in_forked_processes(spec, tmp_path):
+    """Each writer in its own forked OS process (one after the other), as the
+    process actors run them; the parent reads what they left on disk."""
+    import multiprocessing
+
+    skip_without(*SPEC_PACKAGES[spec])
+    ctx = multiprocessing.get_context("fork")
+    for content in ("p1", "p2"):
+        child = ctx.Process(target=_append_in_child, args=(spec, str(tmp_path), content))
+        child.start()
+        child.join(60)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            pytest.fail(f"{spec}: writer process did not finish within 60 s")
+        assert child.exitcode == 0
+    reader = resolve(spec).open(tmp_path)
+    try:
+        state = reader.read("s")
+    finally:
+        close_all(reader)
+    assert state.message_ids() == ["p1", "p2"]
+    if capabilities_of(reader).metadata:
+        assert state.metadata.get("compute_instance_id") == "p2"
