@@ -187,12 +187,15 @@ class StressResult:
     seconds: float  # from the start barrier to the last actor's end
     actors: list[ActorStats]
     latencies: dict[str, list[float]]
-    liveness: list[Finding] = field(default_factory=list)
+    #: What the run itself shows beyond the history check: I5 (an operation
+    #: that did not return within the op timeout) and I4 (a read that
+    #: raised: with no fault injected a read must return a session state).
+    run_findings: list[Finding] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # actors whose history was not collected
 
     @property
     def verdict(self) -> str:
-        if self.check.verdict == "violation" or self.liveness:
+        if self.check.verdict == "violation" or self.run_findings:
             return "violation"
         if self.check.verdict == "unknown" or self.lost:
             return "unknown"
@@ -205,22 +208,19 @@ class StressResult:
 
 def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: list[list[Planned]],
                 slots: list[int], duration: float, op_timeout: float, barrier: Any, counts: Any) -> None:
-    """A worker process: open one store per actor, run the actor threads,
-    send ``[(name, records, finished)]`` to the parent, exit."""
+    """A worker process: run one actor thread per name (each opens its own
+    store instance), send ``("ok", [(name, records, finished)])`` or
+    ``("error", text)`` to the parent, exit."""
     status = 0
     try:
-        try:
-            factory = resolve(spec)
-            stores = [factory.open(Path(location)) for _ in names]
-        except BaseException as exc:
-            barrier.abort()
-            conn.send(("error", f"opening the store failed: {type(exc).__name__}: {exc}"))
-            return
+        factory = resolve(spec)
         records: list[list] = [[] for _ in names]
+        errors: list[str] = []
         go = threading.Event()  # set by the first actor through the barrier
         threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
-                                    args=(st, p, rec, duration, barrier, counts, slot, go))
-                   for n, st, p, rec, slot in zip(names, stores, plans, records, slots)]
+                                    args=(factory, Path(location), p, rec, duration, barrier, counts,
+                                          slot, go, errors))
+                   for n, p, rec, slot in zip(names, plans, records, slots)]
         for t in threads:
             t.start()
         # The same bound as the parent's: from the common start, not from ours.
@@ -228,9 +228,10 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         limit = time.monotonic() + duration + op_timeout
         for t in threads:
             t.join(max(0.0, limit - time.monotonic()))
-        conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
-        for st in stores:
-            _close(st)
+        if errors:
+            conn.send(("error", errors[0]))
+        else:
+            conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
     except BaseException:
         status = 1
     finally:
@@ -238,15 +239,28 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         os._exit(status)  # hung actor threads die with the process
 
 
-def _thread_main(store: Any, ops: list[Planned], record: list, duration: float, barrier: Any,
-                 counts: Any, slot: int, go: threading.Event | None = None) -> None:
+def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list, duration: float,
+                 barrier: Any, counts: Any, slot: int, go: threading.Event | None,
+                 errors: list[str]) -> None:
+    """One actor: open its own store instance *in its own thread* (some
+    stores, e.g. SQLite connections, belong to the thread that made them),
+    meet the others at the barrier, run, close."""
     try:
-        barrier.wait(_BARRIER_TIMEOUT)
-    except threading.BrokenBarrierError:
+        store = factory.open(location)
+    except Exception as exc:
+        errors.append(f"opening the store raised {type(exc).__name__}: {exc}")
+        barrier.abort()
         return
-    if go is not None:
-        go.set()
-    run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
+    try:
+        try:
+            barrier.wait(_BARRIER_TIMEOUT)
+        except threading.BrokenBarrierError:
+            return
+        if go is not None:
+            go.set()
+        run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
+    finally:
+        _close(store)
 
 
 def _close(store: Any) -> None:
@@ -286,17 +300,13 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
         _close(probe)
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []
+        errors: list[str] = []
         if config.processes == 0:
             for i, n in enumerate(names):
-                try:
-                    store = spec.open(location)
-                except Exception as exc:
-                    barrier.abort()
-                    raise ConfigError(f"store {config.store!r}: opening it raised "
-                                      f"{type(exc).__name__}: {exc}") from None
                 rec: list = []
                 t = threading.Thread(target=_thread_main, daemon=True, name=n,
-                                     args=(store, plans[i], rec, config.duration, barrier, counts, i))
+                                     args=(spec, location, plans[i], rec, config.duration, barrier,
+                                           counts, i, None, errors))
                 t.start()
                 threads.append((n, t, rec))
         else:
@@ -313,8 +323,9 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
         try:
             barrier.wait(_BARRIER_TIMEOUT)
         except threading.BrokenBarrierError:
-            errors = _drain_errors(children)
-            raise ConfigError("the actors did not start: " + (errors or "an actor failed to open the store")) from None
+            why = "; ".join(dict.fromkeys(errors)) or _drain_errors(children)
+            raise ConfigError(f"store {config.store!r}: the actors did not start: "
+                              + (why or "an actor did not reach the start in time")) from None
         started = time.monotonic()
         limit = started + config.duration + config.op_timeout
         pending = {id(c[1]): c for c in children}
@@ -408,7 +419,8 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
     ops = pair(events)
     stats = {n: ActorStats(n) for n in names}
     latencies: dict[str, list[float]] = {"add": [], "persist": [], "read": []}
-    liveness: list[Finding] = []
+    run_findings: list[Finding] = []
+    t0 = ops[0].start if ops else 0.0
     for op in ops:
         a = stats.get(op.process)
         if a is None:
@@ -416,25 +428,30 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
         a.ops += 1
         if op.status == "pending":
             a.unfinished += 1
-            liveness.append(Finding("I5", op.session, None,
-                                    f"{op.describe()} invoked at t={op.start - ops[0].start:.4f}s did not "
-                                    f"return within the op timeout ({config.op_timeout:g} s)", (op,)))
+            run_findings.append(Finding("I5", op.session, None,
+                                        f"{op.describe()} invoked at t={op.start - t0:.4f}s did not "
+                                        f"return within the op timeout ({config.op_timeout:g} s)", (op,)))
             continue
         if op.status == "info":
             a.info += 1
             if is_lock_timeout(op.error):
                 a.lock_timeouts += 1
+            elif op.f == "read":
+                run_findings.append(Finding("I4", op.session, None,
+                                            f"the read by {op.process} at t={op.start - t0:.4f}s raised "
+                                            f"{op.error}; with no fault injected a read must return a "
+                                            "session state (was a half-written state visible?)", (op,)))
         end = op.end if op.end != math.inf else info_end.get((op.process, op.start))
         if end is not None:
             latency = end - op.start
             latencies[op.f].append(latency)
             if latency > config.op_timeout:
                 a.slow += 1
-                liveness.append(Finding("I5", op.session, None,
+                run_findings.append(Finding("I5", op.session, None,
                                         f"{op.describe()} took {latency:.1f} s, more than the op "
                                         f"timeout ({config.op_timeout:g} s)", (op,)))
     result = check(ops)
-    return StressResult(config, events, result, seconds, list(stats.values()), latencies, liveness, lost)
+    return StressResult(config, events, result, seconds, list(stats.values()), latencies, run_findings, lost)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

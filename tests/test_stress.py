@@ -35,7 +35,7 @@ def test_reference_json_store_has_no_violation(processes, threads):
     result = run_stress(StressConfig(store="json", processes=processes, threads=threads,
                                      sessions=2, ops=400, duration=30, seed=1))
     assert result.verdict == "ok", [f.summary for f in result.check.findings]
-    assert result.completed == 400 and not result.lost and not result.liveness
+    assert result.completed == 400 and not result.lost and not result.run_findings
     # The history is the real thing: every actor's operations, plus one final read per session.
     finals = [e for e in result.events if e.process == "final" and e.type == "ok"]
     assert len(finals) == 2
@@ -79,8 +79,8 @@ def test_an_operation_that_never_returns_is_a_liveness_violation_and_bounded():
                                      sessions=1, ops=20, duration=1.0, op_timeout=1.0, seed=4))
     assert time.monotonic() - started < 20
     assert result.verdict == "violation"
-    assert {f.invariant for f in result.liveness} == {"I5"}
-    assert all("did not return" in f.summary for f in result.liveness)
+    assert {f.invariant for f in result.run_findings} == {"I5"}
+    assert all("did not return" in f.summary for f in result.run_findings)
     assert sum(a.unfinished for a in result.actors) == 2
     # The unanswered appends may or may not have happened: no false I1.
     assert result.check.verdict == "ok", [f.summary for f in result.check.findings]
@@ -138,3 +138,32 @@ def test_cli_config_error_exits_2():
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown mutant" in r.stderr
     r = _cli("check", str(ROOT / "pyproject.toml"))
     assert r.returncode == 2 and "is not JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_each_actor_opens_its_store_in_its_own_thread():
+    # SQLite connections belong to the thread that made them: an actor must
+    # not use a store instance opened elsewhere, or every call would fail.
+    result = run_stress(StressConfig(store="mutant:sqlite-rmw", processes=0, threads=4, sessions=2,
+                                     ops=400, duration=30, seed=5))
+    assert sum(a.info for a in result.actors) == 0
+    assert result.verdict == "violation"
+    assert any(f.invariant == "I1" for f in result.check.findings)
+
+
+class TornReadStore(JsonFileStore):
+    """The reference store, except that every third read fails to parse."""
+
+    def read(self, session_id):
+        self._reads = getattr(self, "_reads", 0) + 1
+        if self._reads % 3 == 0:
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")
+        return super().read(session_id)
+
+
+def test_a_read_that_raises_is_I4_but_a_lock_timeout_is_not():
+    result = run_stress(StressConfig(store=f"{__name__}:TornReadStore", processes=0, threads=2,
+                                     sessions=1, ops=60, duration=30, seed=6))
+    torn = [f for f in result.run_findings if f.invariant == "I4"]
+    assert torn and all("raised ValueError" in f.summary for f in torn)
+    assert result.verdict == "violation"
+    assert result.check.verdict == "ok"  # the history itself is fine

@@ -119,7 +119,7 @@ def _print(console, result: StressResult, history_path: str | None) -> None:
     if result.lost:
         console.print(f"[bold]history lost[/bold] for {', '.join(result.lost)}: the worker did not report "
                       "within the bound and was killed")
-    findings = [*result.check.findings, *result.liveness]
+    findings = [*result.check.findings, *result.run_findings]
     t0 = result.events[0].time if result.events else 0.0
     for f in findings:
         for line in explain(f, t0):
