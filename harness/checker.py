@@ -56,6 +56,7 @@ Running out of ``budget`` seconds or ``max_states`` configurations gives
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import math
 import time
@@ -135,6 +136,20 @@ def check(
     session (message ids must be unique).
     """
     started = time.perf_counter()
+    # The checker makes millions of small acyclic objects on big histories;
+    # the cycle collector would rescan them all again and again for nothing.
+    pause_gc = len(history) > 10_000 and gc.isenabled()
+    if pause_gc:
+        gc.disable()
+    try:
+        return _check(history, started, budget, max_states)
+    finally:
+        if pause_gc:
+            gc.enable()
+
+
+def _check(history: Sequence[Event] | Sequence[Operation], started: float, budget: float | None,
+           max_states: int) -> CheckResult:
     ops = _as_operations(history)
     ctx = _Context(ops, started + budget if budget is not None else None, max_states)
     sessions: dict[str, list[Operation]] = {}
