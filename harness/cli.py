@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import ConfigError
+from .errors import SessionCheckError
 
 #: verb -> (module in harness.commands, one-line help)
 VERBS = {
@@ -32,7 +32,7 @@ VERBS = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"sessioncheck: error: {message} (see sessioncheck {self.prog.split()[-1]} --help)\n")
+        self.exit(2, f"sessioncheck: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._main(args))
-    except ConfigError as exc:
+    except SessionCheckError as exc:
         print(f"sessioncheck: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

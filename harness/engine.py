@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from . import intercept
 from .actor import Actor, OpCall, Stuck, read_value
+from .errors import SessionCheckError
 from .history import Operation
 from .program import ModelConfig, OpSpec, Step, program_to_json
 from .scheduler import Deadlock, Scheduler
@@ -66,6 +67,21 @@ class Outcome:
 
 
 MODES = ("threads", "processes", "mixed")
+
+
+def scratch_dir() -> str | None:
+    """Where run locations live: ``$SESSIONCHECK_TMPDIR``, else ``/dev/shm``
+    (real files and real locks, but an fsync costs nothing there; what is
+    durable is the harness's own model, not the disk's), else the system
+    temporary directory."""
+    import os
+
+    env = os.environ.get("SESSIONCHECK_TMPDIR")
+    if env:
+        return env
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
 
 
 def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
@@ -138,7 +154,7 @@ class Executor:
     # -- one run ------------------------------------------------------------
     def run(self, program: list[Step]) -> Outcome:
         self.runs += 1
-        location = tempfile.mkdtemp(prefix="sessioncheck-")
+        location = tempfile.mkdtemp(prefix="sessioncheck-", dir=scratch_dir())
         actors = [self._actor(i) for i in range(self.cfg.actors)]
         for a in actors:
             a.set_location(location)
@@ -177,22 +193,25 @@ class Executor:
         return self._outcome(program, sched, violations, warnings)
 
     def _apply(self, sched: Scheduler, step: Step, counters: dict) -> None:
+        # Steps name their actor directly, so deleting a step while
+        # shrinking never changes what the other steps mean.  An actor is
+        # sequential: starting an operation on a busy actor first lets its
+        # current one finish; if that cannot finish now (it waits for a
+        # lock), the step does nothing, as does advancing an idle actor.
+        name = self.names[step.actor % len(self.names)]
+        st = sched.state[name]
         if step.kind == "start":
-            idle = sched.idle()
-            if not idle:
+            if st.crashed or not sched.finish(name):
                 return
-            name = idle[step.actor % len(idle)]
             call = self._call(step.op, counters)
             op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
             sched.begin(name, call, op)
             return
-        busy = sched.runnable_busy()
-        if not busy:
+        if not sched.runnable(name):
             return
-        name = busy[step.actor % len(busy)]
         if step.kind == "advance":
             sched.advance(name, step.points)
-        elif step.kind == "crash" and sched.state[name].actor.can_crash:
+        elif step.kind == "crash" and st.actor.can_crash:
             sched.crash(name)
         elif step.kind == "fault":
             sched.inject(name, step.errno_name)
@@ -271,10 +290,14 @@ class Executor:
 # -- the search -----------------------------------------------------------------
 
 
-class NondeterministicStore(Exception):
+class NondeterministicStore(SessionCheckError):
     """The same program gave different outcomes: something outside the
     harness's control (real time, randomness, a thread of the store's own)
     decides the run."""
+
+
+class BudgetSpent(BaseException):
+    """Raised inside the Hypothesis test when the budget is spent."""
 
 
 class Found(Exception):
@@ -298,7 +321,7 @@ class Exploration:
 
 
 def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
-            seed: int | None = None, database: Any = None, batch: int = 200,
+            seed: int | None = None, database: Any = None,
             shrink_budget: float = 10.0, shrink_runs: int = 400,
             on_example: Callable[[Exploration], None] | None = None,
             settings_kwargs: dict | None = None) -> Exploration:
@@ -306,20 +329,20 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     ``max_examples`` examples.  Returns the shrunk counterexample in
     ``.outcome``, or ``None`` if none was found within the budget.
 
-    Hypothesis runs in batches so that the time budget is honoured; the
-    batch seeds derive from ``seed``, so a seeded exploration is
-    deterministic (with ``database=None``).
+    One Hypothesis run does the search; the budget ends it from inside
+    (:class:`BudgetSpent`).  A seeded exploration is deterministic as long
+    as the example budget, not the clock, ends it (with ``database=None``).
 
     Shrinking stops after ``shrink_budget`` seconds or ``shrink_runs``
     runs, whichever comes first: from then on every candidate other than
     the smallest failure found so far is answered "passes" without running
     it, so Hypothesis settles on that one at once.  The run-count bound
     keeps a seeded search deterministic on a slow machine."""
-    from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
-    from hypothesis.errors import Flaky, Unsatisfiable
+    from hypothesis.errors import Flaky
 
-    from .program import programs
+    from .program import decode, programs
 
     stats = Exploration()
     t0 = time.monotonic()
@@ -331,10 +354,15 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     best: list[Outcome] = []
     shrink = {"runs": 0, "until": 0.0}
 
-    def body(program: list[Step]) -> None:
-        if not shrinking[0] and (time.monotonic() > deadline or stats.examples >= limit):
+    cfg = executor.cfg
+
+    def body(raw: list) -> None:
+        if not shrinking[0] and (stats.examples >= limit or time.monotonic() > deadline):
+            # A BaseException that is not an Exception ends Hypothesis at
+            # once: no shrinking, no "flaky" verdict.
             stats.budget_exhausted = True
-            assume(False)
+            raise BudgetSpent()
+        program = decode(raw, cfg)
         if shrinking[0]:
             shrink["runs"] += 1
             if shrink["runs"] > shrink_runs or time.monotonic() > shrink["until"]:
@@ -363,33 +391,28 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         deadline=None, database=database, verbosity=Verbosity.quiet,
         suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        max_examples=batch,
     )
     kwargs.update(settings_kwargs or {})
-    n = 0
-    while not stats.budget_exhausted and time.monotonic() < deadline and stats.examples < limit:
-        test = given(strategy)(body)
-        test = settings(**kwargs)(test)
-        if seed is not None:
-            test = hseed(seed * 1_000_003 + n)(test)
-        n += 1
-        try:
-            test()
-        except Found as exc:
-            stats.outcome = exc.outcome
-            break
-        except Unsatisfiable:
-            break
-        except Flaky as exc:
-            # Hypothesis could not confirm its last candidate.  A failure we
-            # ran ourselves is still a failure if it happens again.
-            again = executor.run(best[-1].program) if best else None
-            if again is not None and again.failed:
-                stats.outcome = again
-                break
+    kwargs["max_examples"] = min(limit, 10**9)
+    test = settings(**kwargs)(given(strategy)(body))
+    if seed is not None:
+        test = hseed(seed)(test)
+    try:
+        test()
+    except BudgetSpent:
+        pass
+    except Found as exc:
+        stats.outcome = exc.outcome
+    except Flaky as exc:
+        # Hypothesis could not confirm its last candidate.  A failure we
+        # ran ourselves is still a failure if it happens again.
+        again = executor.run(best[-1].program) if best else None
+        if again is None or not again.failed:
+            first = best[0].violations[0].summary if best else str(exc)
             raise NondeterministicStore(
-                "the store behaves differently under the same schedule, so no failure can be replayed "
-                f"({type(exc).__name__})") from None
+                "the store behaves differently under the same schedule, so no failure can be replayed; "
+                f"the first run said: {first}") from None
+        stats.outcome = again
     stats.seconds = time.monotonic() - t0
     return stats
 

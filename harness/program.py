@@ -142,26 +142,57 @@ class ModelConfig:
         return fs
 
 
-def programs(cfg: ModelConfig) -> st.SearchStrategy[list[Step]]:
-    session = st.integers(0, cfg.sessions - 1)
-    fields = st.lists(
-        st.tuples(st.sampled_from(KEYS), st.sampled_from(VALUE_KINDS)),
-        min_size=1, max_size=len(KEYS), unique_by=lambda kv: kv[0],
-    ).map(tuple)
-    ops = []
-    for f in cfg.functions():
-        if f == "persist":
-            ops.append(st.builds(OpSpec, st.just("persist"), session, fields))
-        else:
-            ops.append(st.builds(OpSpec, st.just(f), session))
-    actor = st.integers(0, cfg.actors - 1)
-    steps = [
-        st.builds(lambda a, o: Step("start", a, o), actor, st.one_of(ops)),
-        st.builds(lambda a, n: Step("advance", a, points=n), actor, st.integers(1, cfg.max_points)),
-    ]
+def step_kinds(cfg: ModelConfig) -> list[str]:
+    kinds = ["start", "advance"]
     if cfg.crash:
-        steps.append(st.builds(lambda a: Step("crash", a), actor))
+        kinds.append("crash")
     if cfg.io_faults:
-        steps.append(st.builds(lambda a, e: Step("fault", a, errno_name=e), actor,
-                               st.sampled_from(cfg.io_faults)))
-    return st.lists(st.one_of(steps), min_size=1, max_size=cfg.max_steps)
+        kinds.append("fault")
+    return kinds
+
+
+def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, int]]]:
+    """Raw programs: lists of flat integer 4-tuples ``(kind, actor, a, b)``.
+
+    Flat integers are several times cheaper for Hypothesis to generate than
+    nested ``builds``/``one_of`` trees, and they shrink the same way
+    (toward 0 = start an ``add`` on the first actor, first session).
+    :func:`decode` turns a raw program into steps."""
+    nf = len(cfg.functions())
+    a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
+    b_max = (2 ** len(KEYS) - 1) * len(VALUE_KINDS) ** len(KEYS) - 1
+    return st.lists(
+        st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
+                  st.integers(0, a_max), st.integers(0, b_max)),
+        min_size=1, max_size=cfg.max_steps,
+    )
+
+
+def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]:
+    kinds = step_kinds(cfg)
+    fns = cfg.functions()
+    out = []
+    for kind_i, actor, a, b in raw:
+        kind = kinds[kind_i % len(kinds)]
+        if kind == "start":
+            f = fns[a % len(fns)]
+            session = (a // len(fns)) % cfg.sessions
+            fields: tuple = ()
+            if f == "persist":
+                masks = 2 ** len(KEYS) - 1
+                mask = b % masks + 1
+                rest = b // masks
+                chosen = []
+                for i, key in enumerate(KEYS):
+                    if mask >> i & 1:
+                        chosen.append((key, VALUE_KINDS[rest % len(VALUE_KINDS)]))
+                    rest //= len(VALUE_KINDS)
+                fields = tuple(chosen)
+            out.append(Step("start", actor, OpSpec(f, session, fields)))
+        elif kind == "advance":
+            out.append(Step("advance", actor, points=a % cfg.max_points + 1))
+        elif kind == "crash":
+            out.append(Step("crash", actor))
+        else:
+            out.append(Step("fault", actor, errno_name=cfg.io_faults[a % len(cfg.io_faults)]))
+    return out

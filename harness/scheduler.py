@@ -204,6 +204,17 @@ class Scheduler:
         last = self.trace[-1]
         return Done(last["status"], last.get("value"), last.get("error"))
 
+    def finish(self, name: str) -> bool:
+        """Run ``name`` until its operation is done; False if it cannot
+        get there without someone else moving first."""
+        n = 0
+        while self.state[name].busy:
+            if not self.runnable(name) or self.blocked(name) or n > self.drain_limit:
+                return False
+            self.resume(name)
+            n += 1
+        return True
+
     def advance(self, name: str, points: int) -> None:
         for _ in range(points):
             if not self.runnable(name):
@@ -211,10 +222,9 @@ class Scheduler:
             self.resume(name)
 
     def drain(self) -> None:
-        """Let every busy actor finish, round robin, deterministically."""
+        """Let every busy actor finish, one at a time, deterministically."""
         start = self.now
         spent = 0
-        turn = 0
         names = list(self.state)
         while busy := self.busy():
             spent += 1
@@ -223,14 +233,15 @@ class Scheduler:
                                            f"{self.drain_limit} points"), "livelock")
             free = [n for n in busy if not self.blocked(n) and self.runnable(n)]
             if free:
-                order = names[turn % len(names):] + names[: turn % len(names)]
-                name = next(n for n in order if n in free)
+                # Most recently started first: a program that ends with
+                # "X was preempted, then Y started" means Y finishes while
+                # X waits, the shape of most lost-update bugs.
+                name = max(free, key=lambda n: (self.state[n].op.start, -names.index(n)))
                 while self.state[name].busy and not self.blocked(name):
                     spent += 1
                     if spent > self.drain_limit:
                         break
                     self.resume(name)
-                turn = names.index(name) + 1
                 continue
             pollers = [n for n in busy if self.runnable(n)]
             if not pollers:
