@@ -9,7 +9,8 @@ uses) is executed by one actor in this process, alternately *bare* (the
 store calls alone) and *recorded* (``harness.stress.run_actor``: the
 deadline check, the invoke/ok tuples with ``time.monotonic()`` and the
 conversion of each read into ids and metadata), each time on a fresh
-directory.  Rounds alternate so that machine noise hits both sides alike;
+directory.  Rounds alternate in ABBA order so that machine noise and drift hit both
+sides alike;
 the medians are reported with the overhead in percent and in microseconds
 per operation.  ``memory`` is a dictionary-backed store defined here: it
 has almost no cost of its own, so it shows the absolute per-operation cost
@@ -99,9 +100,10 @@ def main() -> None:
         factory = MemoryStore if name == "memory" else resolve(name).factory
         one_round(factory, ops[:50], True)  # warm up imports and caches
         b, r = [], []
-        for _ in range(args.rounds):
-            b.append(one_round(factory, ops, False))
-            r.append(one_round(factory, ops, True))
+        for k in range(args.rounds):
+            # ABBA order, so that a drift (disk cache, page cache) hits both sides alike
+            for recorded in ((False, True) if k % 2 == 0 else (True, False)):
+                (r if recorded else b).append(one_round(factory, ops, recorded))
         mb, mr = statistics.median(b), statistics.median(r)
         per_op_us = (1 / mr - 1 / mb) * 1e6
         print(f"| {name} | {mb:.0f} | {mr:.0f} | {(mb / mr - 1) * 100:+.1f} % | {per_op_us:.2f} us |",
