@@ -142,7 +142,28 @@ class Executor:
         a = self.actors[i]
         if a is None:
             a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog)
+            self._warm_up(a)
         return a
+
+    def _warm_up(self, actor: Actor) -> None:
+        """Run every call once on a new actor, in a scratch location.
+
+        Store code and its libraries often do something extra the first
+        time (a lazy import, a thread-local set up, a cache filled).  Done
+        during a real run, that would make the first run of a program
+        differ from the next, and Hypothesis would call the store flaky."""
+        location = tempfile.mkdtemp(prefix="sessioncheck-warmup-", dir=scratch_dir())
+        try:
+            actor.set_location(location)
+            sched = Scheduler([actor])
+            calls = [OpCall("open"), OpCall("add", "s0", "warm-up")]
+            if self.cfg.metadata:
+                calls.append(OpCall("persist", "s0", {"model": "warm-up", "compute_instance_id": None}))
+            calls += [OpCall("read", "s0"), OpCall("close")]
+            for call in calls:
+                sched.run_alone(actor.name, call)
+        finally:
+            shutil.rmtree(location, ignore_errors=True)
 
     def _retire(self, name: str) -> None:
         i = self.names.index(name)

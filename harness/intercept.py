@@ -411,15 +411,34 @@ class CooperativeLock:
 
 _store_import_depth = 0
 
+#: Packages whose own locks never guard the store's shared state; making
+#: them cooperative would only add points (and filelock's per-instance
+#: locks are private to one actor anyway).
+INFRASTRUCTURE = ("filelock", "logging", "threading", "queue", "concurrent", "asyncio", "hypothesis",
+                  "harness", "multiprocess", "dill", "importlib", "weakref", "_weakrefset", "sqlite3",
+                  "tempfile", "random", "functools", "collections", "contextlib", "selectors", "subprocess")
+
+
+def _cooperative_here() -> bool:
+    """A lock is made cooperative when store code creates it, at import
+    (a module-level lock shared by every instance in the process) or inside
+    an actor, and the creating module is not infrastructure."""
+    if current() is None and not _store_import_depth:
+        return False
+    import sys
+
+    module = sys._getframe(2).f_globals.get("__name__", "")
+    return module.split(".")[0] not in INFRASTRUCTURE
+
 
 def _Lock() -> Any:
-    if current() is not None or _store_import_depth:
+    if _cooperative_here():
         return CooperativeLock()
     return _real["Lock"]()
 
 
 def _RLock() -> Any:
-    if current() is not None or _store_import_depth:
+    if _cooperative_here():
         return CooperativeLock(reentrant=True)
     return _real["RLock"]()
 
@@ -492,81 +511,76 @@ class _SqlPoints:
 
 
 def _sql_label(sql: str) -> str:
-    words = sql.strip().split(None, 2)
-    return " ".join(words[:2]).upper() if words else ""
+    words = sql.strip().split(None, 1)
+    return words[0].upper() if words else ""
 
 
-class ControlledCursor:
-    def __init__(self, cur: sqlite3.Cursor, sp: _SqlPoints, conn: "ControlledConnection") -> None:
-        self._cur, self._sp, self.connection = cur, sp, conn
+class ControlledCursor(sqlite3.Cursor):
+    """A cursor whose statements are points."""
+
+    _sp: _SqlPoints
 
     def execute(self, sql: str, params: Any = ()) -> "ControlledCursor":
-        self._sp.run(_sql_label(sql), self._cur.execute, sql, params)
-        self._sp.ctx.events.append(("sql", self._sp.path))
+        self._sp.run(_sql_label(sql), super().execute, sql, params)
         return self
 
     def executemany(self, sql: str, seq: Any) -> "ControlledCursor":
-        self._sp.run(_sql_label(sql), self._cur.executemany, sql, seq)
+        self._sp.run(_sql_label(sql), super().executemany, sql, seq)
         return self
 
-    def __iter__(self):
-        return iter(self._cur)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
-
-
-class ControlledConnection:
-    """A sqlite3 connection whose statements and commits are points.
+class _ControlledConnection:
+    """Mixed into a ``sqlite3.Connection`` (sub)class: statements, commits
+    and rollbacks are points.  A real subclass, because stores check the
+    type (``isinstance(conn, sqlite3.Connection)``).
 
     The real connection has a busy timeout of 0, so SQLite never blocks the
     baton; the timeout the store asked for is honoured in virtual time.
     """
 
-    def __init__(self, conn: sqlite3.Connection, sp: _SqlPoints) -> None:
-        self._conn, self._sp = conn, sp
+    _sp: _SqlPoints
 
-    def cursor(self, *a: Any, **k: Any) -> ControlledCursor:
-        return ControlledCursor(self._conn.cursor(*a, **k), self._sp, self)
+    def cursor(self, factory: Any = ControlledCursor) -> Any:
+        cur = super().cursor(factory)  # type: ignore[misc]
+        cur._sp = self._sp
+        return cur
 
-    def execute(self, sql: str, params: Any = ()) -> ControlledCursor:
+    def execute(self, sql: str, params: Any = ()) -> Any:
         return self.cursor().execute(sql, params)
 
-    def executemany(self, sql: str, seq: Any) -> ControlledCursor:
+    def executemany(self, sql: str, seq: Any) -> Any:
         return self.cursor().executemany(sql, seq)
 
-    def executescript(self, script: str) -> ControlledCursor:
-        cur = self._conn.cursor()
-        self._sp.run("SCRIPT", cur.executescript, script)
-        return ControlledCursor(cur, self._sp, self)
+    def executescript(self, script: str) -> Any:
+        return self._sp.run("SCRIPT", super().executescript, script)  # type: ignore[misc]
 
     def commit(self) -> None:
-        self._sp.run("COMMIT", self._conn.commit)
+        self._sp.run("COMMIT", super().commit)  # type: ignore[misc]
 
     def rollback(self) -> None:
-        self._sp.run("ROLLBACK", self._conn.rollback)
+        self._sp.run("ROLLBACK", super().rollback)  # type: ignore[misc]
 
     def close(self) -> None:
-        self._sp.run("CLOSE", self._conn.close)
-
-    def __enter__(self) -> "ControlledConnection":
-        return self
+        self._sp.run("CLOSE", super().close)  # type: ignore[misc]
 
     def __exit__(self, exc_type: Any, *rest: Any) -> bool:
+        # The C __exit__ commits without going through commit(): route it.
         if exc_type is None:
             self.commit()
         else:
             self.rollback()
         return False
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_conn", "_sp"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._conn, name, value)
+_controlled_classes: dict[type, type] = {}
+
+
+def _controlled(factory: type) -> type:
+    cls = _controlled_classes.get(factory)
+    if cls is None:
+        cls = _controlled_classes[factory] = type(f"Controlled{factory.__name__}",
+                                                  (_ControlledConnection, factory), {})
+    return cls
 
 
 def _sqlite_connect(database: Any, timeout: float = 5.0, *args: Any, **kwargs: Any) -> Any:
@@ -576,8 +590,10 @@ def _sqlite_connect(database: Any, timeout: float = 5.0, *args: Any, **kwargs: A
         return _real["sqlite3.connect"](database, timeout, *args, **kwargs)
     sp = _SqlPoints(ctx, path, float(timeout))
     ctx.point("sql", path, "CONNECT")
+    kwargs["factory"] = _controlled(kwargs.get("factory") or sqlite3.Connection)
     conn = _real["sqlite3.connect"](database, 0.0, *args, **kwargs)
-    return ControlledConnection(conn, sp)
+    conn._sp = sp
+    return conn
 
 
 # -- installation -----------------------------------------------------------

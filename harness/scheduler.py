@@ -36,6 +36,8 @@ from .history import Operation
 
 TICK = 1e-6
 WAITS = ("flock-wait", "lock-wait")
+#: Points where an injected I/O error means something: file system calls.
+FAULTABLE = ("open", "read", "flush", "close", "replace", "rename", "unlink", "fsync", "truncate")
 
 
 class Deadlock(Exception):
@@ -174,6 +176,18 @@ class Scheduler:
             self._log(name, "point", kind=point.kind, path=point.path,
                       detail=point.detail)
         self._absorb(name, st.actor.resume(self.now, fault))
+
+    def inject(self, name: str, errno_name: str) -> None:
+        """Make the file call ``name`` is parked at fail with an I/O error
+        instead of running.  Elsewhere (a lock, a sleep) it does nothing."""
+        from .intercept import INJECTABLE
+
+        point = self.state[name].parked
+        if point is None or point.kind not in FAULTABLE:
+            return
+        self.now += TICK
+        self._log(name, "fault", kind=point.kind, path=point.path, detail=point.detail, errno=errno_name)
+        self._absorb(name, self.state[name].actor.resume(self.now, INJECTABLE[errno_name]))
 
     def crash(self, name: str) -> None:
         st = self.state[name]

@@ -154,8 +154,15 @@ def resolve(spec: str) -> StoreSpec:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"store spec {spec!r} must look like package.module:factory")
+    from . import intercept
+
+    # Interception goes in before the store's module is imported, so names
+    # it binds at import time are the patched ones, and its module-level
+    # locks are cooperative (ENGINE-NOTES, trap 2).
+    intercept.install()
     try:
-        module = importlib.import_module(module_name)
+        with intercept.importing_store():
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}") from None
     except Exception as exc:  # a module that fails while importing

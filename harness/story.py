@@ -32,7 +32,7 @@ POINT_TEXT = {
     "lock": "take threading lock",
     "lock-wait": "wait for threading lock",
     "sleep": "sleep {detail}s",
-    "sql": "{detail} {path}",
+    "sql": "{detail} on {path}",
 }
 
 WRITES = ("replace", "rename", "truncate")
