@@ -176,14 +176,15 @@ class Executor:
     def run(self, program: list[Step]) -> Outcome:
         self.runs += 1
         location = tempfile.mkdtemp(prefix="sessioncheck-", dir=scratch_dir())
-        actors = [self._actor(i) for i in range(self.cfg.actors)]
-        for a in actors:
-            a.set_location(location)
-        sched = Scheduler(actors)
+        sched = Scheduler([])
         violations: list[Violation] = []
         warnings: list[str] = []
         broken = False
         try:
+            actors = [self._actor(i) for i in range(self.cfg.actors)]
+            for a in actors:
+                a.set_location(location)
+            sched = Scheduler(actors)
             for a in actors:
                 done = sched.run_alone(a.name, OpCall("open"))
                 if done.status != "ok":

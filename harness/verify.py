@@ -108,7 +108,7 @@ def tell(store: str, mode: str, cfg: ModelConfig, outcome: Outcome, report_path:
 
 def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), budget: float = 60.0,
            max_examples: int | None = None, seed: int | None = None, report_path: Path | None = None,
-           save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
+           report_dir: Path | None = None, save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
            shrink_budget: float = 10.0, settings_kwargs: dict | None = None) -> Result:
     if mode not in ("threads", "processes", "mixed"):
@@ -125,6 +125,8 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         return result
     outcome = x.outcome
     path = report_path or reports.default_path(store, mode, outcome.program)
+    if report_dir is not None and report_path is None:
+        path = Path(report_dir) / path.name
     story = tell(store, mode, model, outcome, path if save_report else None)
     result.outcome, result.story = outcome, story
     stats = {
