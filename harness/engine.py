@@ -340,6 +340,9 @@ class Exploration:
     outcome: Outcome | None = None
     unknown: int = 0
     budget_exhausted: bool = False
+    #: the outcome of the example just run, for ``on_example`` observers
+    #: (schedule coverage); not kept after the call
+    last: Outcome | None = None
 
 
 def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
@@ -398,7 +401,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             if outcome.unknown:
                 stats.unknown += 1
             if on_example is not None:
+                stats.last = outcome
                 on_example(stats)
+                stats.last = None
         if outcome.failed:
             if not shrinking[0]:
                 shrinking[0] = True

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import report as reports
+from .coverage import Coverage
 from .engine import Executor, Exploration, Outcome, explore
 from .errors import ConfigError
 from .program import ModelConfig, Step
@@ -32,6 +33,7 @@ class Result:
     story: str = ""
     report_path: Path | None = None
     report: dict = field(default_factory=dict)
+    coverage: Coverage | None = None  # what the search reached (``--stats``)
 
     @property
     def found(self) -> bool:
@@ -117,10 +119,17 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         raise ConfigError("--budget must be a positive number of seconds")
     spec = resolve(store)
     model = model_config(spec, mode, faults, cfg)
+    coverage = Coverage()
+
+    def observe(stats: Exploration) -> None:
+        coverage.on_example(stats)
+        if on_example is not None:
+            on_example(stats)
+
     with Executor(spec, mode, model, watchdog=watchdog) as ex:
         x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
-                    on_example=on_example, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
-    result = Result(store, mode, x)
+                    on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
+    result = Result(store, mode, x, coverage=coverage)
     if x.outcome is None:
         return result
     outcome = x.outcome
@@ -134,6 +143,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         "first_failure_example": x.first_failure_example,
         "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3),
         "steps": len(outcome.program),
+        "coverage": coverage.to_json(),
     }
     result.report = reports.build(store=store, store_module=spec.module, mode=mode, cfg=model, seed=seed,
                                   program=outcome.program, violations=outcome.violations, story=story,

@@ -38,10 +38,8 @@ def main(args: argparse.Namespace) -> int:
             cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
         )
     print(result.summary(), file=sys.stderr)
-    if args.stats:
-        x = result.exploration
-        print(f"examples: {x.examples}\ndistinct interleavings: {len(x.interleavings)}\n"
-              f"seconds: {x.seconds:.2f}", file=sys.stderr)
+    if args.stats and result.coverage is not None:
+        print("\n".join(result.coverage.lines()) + f"\nseconds: {result.exploration.seconds:.2f}", file=sys.stderr)
     if result.found:
         sys.stdout.write("\n" + result.story)
         return 1
