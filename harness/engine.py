@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import intercept
-from .actor import Actor, OpCall, Stuck, read_value
+from .actor import Actor, ActorDied, OpCall, Stuck, read_value
 from .errors import SessionCheckError
 from .history import Operation
 from .program import ModelConfig, OpSpec, Step, program_to_json
@@ -196,6 +196,7 @@ class Executor:
                 self._apply(sched, step, counters)
             sched.drain()
             self._final_read(sched, location, violations)
+            warnings.extend(orphans(sched.trace, location))
             for a in actors:
                 if not sched.state[a.name].crashed:
                     sched.run_alone(a.name, OpCall("close"))
@@ -207,6 +208,9 @@ class Executor:
         except Deadlock as exc:
             broken = True
             violations.append(Violation("I5", exc.summary, subject=exc.kind))
+        except ActorDied as exc:
+            broken = True
+            violations.append(Violation("I5", f"{exc}: the store ended its own process"))
         finally:
             for name, st in sched.state.items():
                 if st.crashed or broken:
@@ -223,7 +227,9 @@ class Executor:
         name = self.names[step.actor % len(self.names)]
         st = sched.state[name]
         if step.kind == "start":
-            if st.crashed or not sched.finish(name):
+            if st.crashed:
+                self._restart(sched, name)
+            elif not sched.finish(name):
                 return
             call = self._call(step.op, counters)
             op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
@@ -237,6 +243,17 @@ class Executor:
             sched.crash(name)
         elif step.kind == "fault":
             sched.inject(name, step.errno_name)
+
+    def _restart(self, sched: Scheduler, name: str) -> None:
+        """A killed writer comes back: a new process opens a new instance
+        on the same location (a restart after kill -9)."""
+        i = self.names.index(name)
+        location = sched.state[name].actor.location
+        self._retire(name)
+        actor = self._actor(i)
+        actor.set_location(location)
+        sched.replace(name, actor)
+        sched.run_alone(name, OpCall("open"))
 
     def _call(self, spec: OpSpec | None, counters: dict) -> OpCall:
         assert spec is not None
@@ -307,6 +324,28 @@ class Executor:
             if result.verdict == "unknown":
                 unknown = result.reason
         return Outcome(program, sched.trace, ops, violations, warnings, unknown)
+
+
+def orphans(trace: list[dict], location: str) -> list[str]:
+    """Temporary files a killed writer created and left behind."""
+    import os
+
+    from .story import Names, line_of, segments
+
+    killed = {e["actor"]: e["t"] for e in trace if e["ev"] == "crash"}
+    if not killed:
+        return []
+    names = Names(trace)
+    where = line_of(segments(trace))
+    out = []
+    for e in trace:
+        if (e["ev"] == "point" and e["kind"] == "open" and "excl" in (e.get("detail") or "")
+                and e["actor"] in killed and e["t"] < killed[e["actor"]]
+                and os.path.exists(os.path.join(location, e["path"]))):
+            shown = names(e["path"])
+            out.append(f"{e['actor']} was killed at step {where.get(killed[e['actor']], 0)} after creating "
+                       f"{shown} ({e['path']}); it is left behind and nothing removes it")
+    return out
 
 
 # -- the search -----------------------------------------------------------------

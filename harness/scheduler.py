@@ -204,6 +204,11 @@ class Scheduler:
         st.blocked_on = None
         st.crashed = True
 
+    def replace(self, name: str, actor: Actor) -> None:
+        """A restarted actor takes the place of a crashed one."""
+        self.state[name] = ActorState(actor)
+        self._log(name, "restart")
+
     def run_alone(self, name: str, call: OpCall) -> Done:
         """Run a housekeeping call (open, close) to completion while every
         other actor is idle; returns its result."""

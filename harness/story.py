@@ -167,7 +167,7 @@ def segments(trace: list[dict]) -> list[list[dict]]:
     out: list[list[dict]] = []
     actor = None
     for e in visible(trace):
-        if e["ev"] in ("start", "power-loss") or e["actor"] != actor or actor == "final":
+        if e["ev"] in ("start", "power-loss", "restart") or e["actor"] != actor or actor == "final":
             out.append([])
             actor = e["actor"]
         out[-1].append(e)
@@ -200,6 +200,8 @@ def _entry_text(e: dict, names: Names) -> str:
         return f"KILLED (kill -9) before {point_text(e, names)}" if e.get("kind") else "KILLED (kill -9)"
     if ev == "fault":
         return f"{point_text(e, names)} FAILS with injected {e.get('errno')}"
+    if ev == "restart":
+        return "restarts: a new process opens its own instance"
     return e.get("text", ev)
 
 
