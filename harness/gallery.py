@@ -1,0 +1,301 @@
+"""The mutant gallery as a measurement: which store runs in which mode, and
+the runner that turns seeded searches into the headline table.
+
+Design notes
+------------
+The *plan* says, for every mutant in ``store_impl/``, the actor modes and
+faults under which its bug can show (``store_impl/GALLERY.md`` and each
+mutant's docstring) and the invariants a catch may name.  Every correct
+store runs in every actor mode and must never be flagged; so must a mutant
+in a mode where its bug cannot show (``thread-lock-only`` with thread
+actors): those rows are *controls*.
+
+The plan knows nothing about how a bug is found: every case is one plain
+:func:`harness.verify.verify` per seed, with the same model and strategy a
+user gets from ``sessioncheck run``.  A mutant without a plan entry is a
+configuration error, not a silent gap in the table.
+
+A *catch* counts only if the first violation names one of the invariants
+the plan expects: a mutant flagged for the wrong reason is a harness bug or
+a wrong plan, and the table says so instead of counting it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+from .errors import ConfigError
+from .store import BUILTIN, mutant_names
+
+ACTOR_MODES = ("threads", "processes", "mixed")
+ANY = ACTOR_MODES  # threads, processes and mixed all show it
+
+
+@dataclass(frozen=True)
+class MutantPlan:
+    """Where one mutant's bug can show and what a catch must name."""
+
+    modes: tuple[str, ...]  # actor modes with no faults
+    expect: tuple[str, ...]  # invariants the first violation may name
+    faulted: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mode, faults) rows
+
+
+#: One entry per mutant (``store_impl/mutant_<name>.py``).  Modes follow the
+#: "modes / faults where it shows" column of ``store_impl/GALLERY.md``;
+#: mixed runs process and thread actors together, so a bug that shows with
+#: processes shows there too.
+PLAN: dict[str, MutantPlan] = {
+    "stale-overwrite": MutantPlan(ANY, ("I1",)),
+    "none-skipped": MutantPlan(ANY, ("I3",)),
+    "unlocked-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "thread-lock-only": MutantPlan(("processes", "mixed"), ("I1", "I3")),
+    "non-atomic-write": MutantPlan(ANY, ("I4", "I1"),
+                                   faulted=(("processes", ("crash",)), ("threads", ("power-loss",)))),
+    "no-fsync": MutantPlan((), ("I6", "I1", "I4"), faulted=(("threads", ("power-loss",)),
+                                                          ("processes", ("power-loss",)))),
+    "eio-empty": MutantPlan((), ("I6", "I1"), faulted=(("threads", ("io-error",)),
+                                                      ("processes", ("io-error",)))),
+    "lock-unlinked": MutantPlan(ANY, ("I1", "I3")),
+    "read-outside-lock": MutantPlan(ANY, ("I1", "I3")),
+    "stale-cache": MutantPlan(ANY, ("I1", "I3")),
+    "cached-read": MutantPlan(ANY, ("I1", "I3")),
+    "one-file-all-sessions": MutantPlan(ANY, ("I1", "I3")),
+    "delete-unlocked": MutantPlan(ANY, ("I1", "I3")),
+    "swallowed-timeout": MutantPlan(ANY, ("I3", "I6")),
+    "stale-history-replace": MutantPlan(ANY, ("I1",)),
+    "silent-truncate": MutantPlan(ANY, ("I1",)),
+    "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: a store in one mode, with or without faults.
+
+    ``expect`` empty means the store must *not* be flagged (a correct store,
+    or a mutant in a mode where its bug cannot show)."""
+
+    store: str
+    mode: str
+    faults: tuple[str, ...] = ()
+    expect: tuple[str, ...] = ()
+
+    @property
+    def mutant(self) -> bool:
+        return bool(self.expect)
+
+    @property
+    def label(self) -> str:
+        return self.mode + "".join(f"+{f}" for f in self.faults)
+
+    @property
+    def name(self) -> str:
+        return self.store.removeprefix("mutant:")
+
+
+def correct_stores() -> list[str]:
+    """The reference stores that must pass everywhere."""
+    return list(BUILTIN)
+
+
+def plan(only: Iterable[str] = ()) -> list[Case]:
+    """Every case of the gallery, mutants first, in a stable order.
+
+    ``only`` keeps the cases whose store name (``stale-overwrite``,
+    ``mutant:stale-overwrite``, ``json``) is listed; an unknown name is a
+    :class:`ConfigError`."""
+    mutants = mutant_names()
+    missing = [m for m in mutants if m not in PLAN]
+    if missing:
+        raise ConfigError(f"mutant {missing[0]!r} has no entry in harness/gallery.py PLAN: "
+                          "add the modes and faults where its bug shows")
+    cases: list[Case] = []
+    for m in mutants:
+        p = PLAN[m]
+        spec = f"mutant:{m}"
+        cases += [Case(spec, mode, (), p.expect) for mode in p.modes]
+        cases += [Case(spec, mode, faults, p.expect) for mode, faults in p.faulted]
+    for store in correct_stores():
+        cases += [Case(store, mode) for mode in ACTOR_MODES]
+    # Controls: a mutant in an actor mode where its bug cannot show must
+    # pass like a correct store (only bugs that need no fault qualify).
+    for m in mutants:
+        p = PLAN[m]
+        if p.modes:
+            cases += [Case(f"mutant:{m}", mode) for mode in ACTOR_MODES if mode not in p.modes]
+    if only:
+        wanted = {o.removeprefix("mutant:") for o in only}
+        known = {c.name for c in cases}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ConfigError(f"--only {unknown[0]!r}: no such store in the gallery; known: "
+                              f"{', '.join(sorted(known))}")
+        cases = [c for c in cases if c.name in wanted]
+    return cases
+
+
+def unavailable(case: Case) -> str:
+    """Why the engine cannot run this case yet ("" if it can)."""
+    if case.mode != "threads" and importlib.util.find_spec("harness.process_actor") is None:
+        return "process actors are not built yet"
+    if "power-loss" in case.faults and not _engine_models_power_loss():
+        return "power-loss faults are not wired into the engine yet"
+    return ""
+
+
+def _engine_models_power_loss() -> bool:
+    # Transitional: until the engine materialises crash states
+    # (harness/durability.py), a power-loss row would run without the
+    # fault and be counted as a miss of the wrong thing.
+    from pathlib import Path
+
+    from . import engine
+
+    return "durability" in Path(engine.__file__).read_text(encoding="utf-8")
+
+
+@dataclass
+class Attempt:
+    """One seed of one case."""
+
+    seed: int
+    found: bool = False
+    invariant: str = ""
+    summary: str = ""
+    examples: int = 0
+    seconds: float = 0.0  # the whole call, shrinking included
+    first_failure_example: int | None = None
+    first_failure_seconds: float | None = None
+    steps: int | None = None  # length of the shrunk program
+    unknown: int = 0  # examples whose verdict the checker could not decide
+    error: str = ""  # the case could not run (not available, crashed harness)
+
+
+def run_attempt(case: Case, seed: int, budget: float, shrink_budget: float,
+                max_examples: int | None = None) -> Attempt:
+    """One seeded :func:`verify` of one case; never raises for a store's
+    behaviour (a harness error is recorded in ``error``)."""
+    import time
+
+    from .verify import verify
+
+    why = unavailable(case)
+    if why:
+        return Attempt(seed, error=f"not available: {why}")
+    t0 = time.monotonic()
+    try:
+        r = verify(case.store, mode=case.mode, faults=case.faults, budget=budget, max_examples=max_examples,
+                   seed=seed, save_report=False, shrink_budget=shrink_budget)
+    except (NotImplementedError, ImportError) as exc:
+        return Attempt(seed, error=f"not available: {type(exc).__name__}: {exc}")
+    except ConfigError as exc:
+        return Attempt(seed, error=f"not available: {exc}")
+    x = r.exploration
+    a = Attempt(seed, examples=x.examples, seconds=time.monotonic() - t0, unknown=x.unknown,
+                first_failure_example=x.first_failure_example, first_failure_seconds=x.first_failure_seconds)
+    if r.found:
+        v = r.outcome.violations[0]
+        a.found, a.invariant, a.summary, a.steps = True, v.invariant, v.summary, len(r.outcome.program)
+    return a
+
+
+@dataclass
+class Row:
+    case: Case
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def error(self) -> str:
+        errs = [a.error for a in self.attempts if a.error]
+        return errs[0] if errs else ""
+
+    @property
+    def caught(self) -> list[Attempt]:
+        """Seeds where the mutant was flagged for one of its invariants."""
+        return [a for a in self.attempts if a.found and a.invariant in self.case.expect]
+
+    @property
+    def wrong(self) -> list[Attempt]:
+        """Seeds flagged for an invariant the plan does not expect; for a
+        control, every flag is a false alarm."""
+        return [a for a in self.attempts if a.found and a.invariant not in self.case.expect]
+
+    @property
+    def ok(self) -> bool:
+        """The row meets its target: every seed caught (mutant), or no
+        false alarm (control).  A row that could not run is not ok."""
+        if self.error or not self.attempts:
+            return False
+        if self.case.mutant:
+            return len(self.caught) == len(self.attempts)
+        return not self.wrong
+
+    def median(self, what: Callable[[Attempt], float | None]) -> float | None:
+        values = [v for v in (what(a) for a in self.caught) if v is not None]
+        return statistics.median(values) if values else None
+
+    def to_json(self) -> dict:
+        c = self.case
+        out = {"store": c.store, "mode": c.mode, "faults": list(c.faults), "expect": list(c.expect),
+               "kind": "mutant" if c.mutant else "control", "ok": self.ok, "error": self.error,
+               "seeds": len(self.attempts), "caught": len(self.caught),
+               ("unexpected" if c.mutant else "false_alarms"): len(self.wrong),
+               "examples": sum(a.examples for a in self.attempts),
+               "attempts": [asdict(a) for a in self.attempts]}
+        if c.mutant:
+            out.update(
+                median_examples_to_failure=self.median(lambda a: a.first_failure_example),
+                median_seconds_to_failure=self.median(lambda a: a.first_failure_seconds),
+                median_seconds_with_shrinking=self.median(lambda a: a.seconds),
+                median_story_steps=self.median(lambda a: a.steps),
+            )
+        return out
+
+
+def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, shrink_budget: float,
+        jobs: int = 1, on_attempt: Callable[[Case, Attempt], None] | None = None) -> list[Row]:
+    """Run every case with seeds ``0 .. seeds-1``; return one row per case,
+    in the order of ``cases``.
+
+    A mutant's seed searches for ``budget`` seconds at most (it stops at the
+    first failure, then shrinks for ``shrink_budget``); a control's seed
+    searches for ``control_budget`` seconds.  With ``jobs > 1`` seeds run in
+    that many worker processes at once; each worker runs whole
+    :func:`verify` calls, so process actors are its own children and are
+    reaped by it."""
+    rows = [Row(c) for c in cases]
+    work = [(i, s) for s in range(seeds) for i in range(len(cases))]
+
+    def args(i: int, s: int) -> tuple:
+        c = cases[i]
+        return c, s, budget if c.mutant else control_budget, shrink_budget
+
+    def record(i: int, a: Attempt) -> None:
+        rows[i].attempts.append(a)
+        if on_attempt is not None:
+            on_attempt(cases[i], a)
+
+    if jobs <= 1:
+        for i, s in work:
+            record(i, run_attempt(*args(i, s)))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # Fresh interpreters: a forked copy of this process would carry its
+        # installed interception and imported stores into every worker.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_attempt, *args(i, s)): i for i, s in work}
+            try:
+                for fut in as_completed(futures):
+                    record(futures[fut], fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    for r in rows:
+        r.attempts.sort(key=lambda a: a.seed)
+    return rows
