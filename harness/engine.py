@@ -9,6 +9,7 @@ or example budget and returns the shrunk counterexample, if any.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import shutil
 import tempfile
@@ -35,12 +36,26 @@ INVARIANTS = {
 }
 
 
+MODEL_TEXT = {
+    "strict": "only fsynced data and fsynced directory entries survive",
+    "entries-first": "every directory entry survives, file data only as of its last fsync",
+}
+
+
+def _brief(session: str, value: Any) -> str:
+    if not isinstance(value, dict):
+        return f"{session}: {value}"
+    msgs = ", ".join(value.get("messages", []))
+    return f"{session} as messages [{msgs}]"
+
+
 @dataclass
 class Violation:
     invariant: str
     summary: str
     subject: str | None = None
     ops: list[int] = field(default_factory=list)  # indices into Outcome.ops
+    raw_times: bool = False  # summary speaks of trace times, not story steps
 
     def to_json(self) -> dict:
         return {"invariant": self.invariant, "summary": self.summary, "subject": self.subject, "ops": self.ops}
@@ -185,6 +200,8 @@ class Executor:
             for a in actors:
                 a.set_location(location)
             sched = Scheduler(actors)
+            if self.cfg.power_loss:
+                self._watch_power(sched, location, violations)
             for a in actors:
                 done = sched.run_alone(a.name, OpCall("open"))
                 if done.status != "ok":
@@ -243,6 +260,51 @@ class Executor:
             sched.crash(name)
         elif step.kind == "fault":
             sched.inject(name, step.errno_name)
+
+    def _watch_power(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
+        """After every acknowledged mutation, cut the power (in a copy):
+        the durable state must hold every acknowledged operation (I6)."""
+        from .checker import check
+        from .durability import DurableState, crash_reads
+
+        state = DurableState(location)
+        sched.on_performed = lambda name, point: state.performed(point)
+
+        def probe(op: Operation) -> None:
+            if any(v.invariant == "I6" for v in violations):
+                return
+            sessions = sorted({o.session for o in sched.ops})
+            reads = crash_reads(state, self.spec, sessions, scratch_dir())
+            t = sched.t + 0.5
+            for model, session, value in reads:
+                if isinstance(value, Exception):
+                    entry = sched._log("power", "power-loss", model=model, session=session,
+                                       text=f"power lost after this step; from the {model} crash state "
+                                            f"read({session}) raised {type(value).__name__}: {value}")
+                    violations.append(Violation(
+                        "I6", f"after a power loss right after t={entry['t'] - 1} ({model} crash state: "
+                              f"{MODEL_TEXT[model]}) the store cannot read {session}: "
+                              f"{type(value).__name__}: {value}", subject=session, raw_times=True))
+                    return
+            ops = list(sched.ops)
+            for model, session, value in reads:
+                r = Operation(f"power:{model}", "read", session, None, t, t, "ok", value, index=len(ops))
+                ops.append(r)
+            result = check(ops)
+            if result.findings:
+                f = result.findings[0]
+                model = f.ops[-1].process.split(":", 1)[1] if f.ops and f.ops[-1].process.startswith("power:") \
+                    else next((o.process.split(":", 1)[1] for o in f.ops if o.process.startswith("power:")), "strict")
+                shown = next((v for m, s, v in reads if m == model and s == f.session), None)
+                entry = sched._log("power", "power-loss", model=model,
+                                   text=f"power lost after this step; the {model} crash state reads "
+                                        f"{_brief(f.session, shown)}")
+                violations.append(Violation(
+                    "I6", f"after a power loss right after t={entry['t'] - 1} ({model} crash state: "
+                          f"{MODEL_TEXT[model]}): " + f.summary.replace(f"power:{model}", "the crash state"),
+                    subject=f.subject, raw_times=True))
+
+        sched.on_ack = probe
 
     def _restart(self, sched: Scheduler, name: str) -> None:
         """A killed writer comes back: a new process opens a new instance
@@ -306,11 +368,18 @@ class Executor:
     def _outcome(self, program: list[Step], sched: Scheduler, violations: list[Violation],
                  warnings: list[str]) -> Outcome:
         from .checker import check
-        from .story import renumber
+        from .story import line_of, renumber, segments
 
         # Operation times become story step numbers, so that every
         # sentence about a violation points at a line of the story.
         ops = renumber(sched.ops, sched.trace)
+        where = line_of(segments(sched.trace))
+        for v in violations:
+            if v.raw_times:
+                v.summary = re.sub(r"\bt=(\d+)(?:\.\.(\d+))?",
+                                   lambda m: "t=" + "..".join(str(where.get(int(g), g)) for g in m.groups() if g),
+                                   v.summary)
+                v.raw_times = False
         for op in ops:
             if op.meta.get("error_kind") == "error":
                 violations.insert(0, Violation(

@@ -76,6 +76,10 @@ class Scheduler:
     def __post_init__(self) -> None:
         self.state = {a.name: ActorState(a) for a in self.actors}
         self.holders: dict[Any, set[str]] = {}
+        #: called with (actor, point) after an actor performed a point
+        self.on_performed: Any = None
+        #: called with the operation after a mutation was acknowledged
+        self.on_ack: Any = None
 
     # -- bookkeeping ----------------------------------------------------
     def _log(self, actor: str, ev: str, **data: Any) -> dict:
@@ -126,6 +130,9 @@ class Scheduler:
             op.meta["error_kind"] = done.status
         self._log(name, "done", status=done.status, value=value, error=done.error,
                   call=op.f if op else None)
+        if (self.on_ack is not None and op is not None and done.status == "ok"
+                and op.f in ("add", "persist", "delete")):
+            self.on_ack(op)
 
     def release_all(self, name: str) -> None:
         """A crashed actor's locks die with it (the kernel closes its fds)."""
@@ -175,7 +182,10 @@ class Scheduler:
         if fault is None:
             self._log(name, "point", kind=point.kind, path=point.path,
                       detail=point.detail)
-        self._absorb(name, st.actor.resume(self.now, fault))
+        stop = st.actor.resume(self.now, fault)
+        if self.on_performed is not None and fault is None:
+            self.on_performed(name, point)
+        self._absorb(name, stop)
 
     def inject(self, name: str, errno_name: str) -> None:
         """Make the file call ``name`` is parked at fail with an I/O error
