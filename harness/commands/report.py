@@ -1,0 +1,31 @@
+"""``sessioncheck report REPORT.json --html out.html``: a saved report as a
+self-contained HTML timeline (see :mod:`harness.html`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import report as reports
+from ..errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, help="a report saved by sessioncheck run, fuzz or the pytest gate")
+    parser.add_argument("--html", type=Path, required=True, metavar="OUT",
+                        help="write the page here (one file: no network needed to open it)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..html import render_html
+
+    data = reports.load(args.report)
+    page = render_html(data)
+    try:
+        if args.html.parent != Path(""):
+            args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+    print(f"wrote {args.html}", file=sys.stderr)
+    return 0
