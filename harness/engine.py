@@ -532,6 +532,12 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     test = settings(**kwargs)(given(strategy)(body))
     if seed is not None:
         test = hseed(seed)(test)
+        if database is not None:
+            # ``hypothesis.seed`` turns the database off; keep it, so that a
+            # seeded run (the pytest gate's ci profile) still replays a saved
+            # failure first; the seed decides what is generated after that.
+            test._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
+                test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
     try:
         test()
     except BudgetSpent:
