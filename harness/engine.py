@@ -408,7 +408,7 @@ def orphans(trace: list[dict], location: str) -> list[str]:
     where = line_of(segments(trace))
     out = []
     for e in trace:
-        if (e["ev"] == "point" and e["kind"] == "open" and "excl" in (e.get("detail") or "")
+        if (e["ev"] == "point" and e["kind"] == "open" and e["path"] in names.map
                 and e["actor"] in killed and e["t"] < killed[e["actor"]]
                 and os.path.exists(os.path.join(location, e["path"]))):
             shown = names(e["path"])

@@ -49,12 +49,13 @@ class Line:
 
 class Names:
     """Stable names for temporary files: the sources of a replace or
-    rename, and files created exclusively (``mkstemp``) then unlinked, are
-    called ``tmp1``, ``tmp2``, ... in order of first appearance."""
+    rename, and files created exclusively (``mkstemp``) that are not lock
+    files, are called ``tmp1``, ``tmp2``, ... in order of first appearance."""
 
     def __init__(self, trace: list[dict]) -> None:
         temps: set[str] = set()
         excl: set[str] = set()
+        locked: set[str] = set()
         for e in trace:
             if e.get("ev") != "point":
                 continue
@@ -62,8 +63,10 @@ class Names:
                 temps.add(e["detail"])
             elif e["kind"] == "open" and "excl" in (e.get("detail") or ""):
                 excl.add(e["path"])
-            elif e["kind"] == "unlink" and e["path"] in excl:
-                temps.add(e["path"])
+            elif e["kind"] == "flock":
+                locked.add(e["path"])
+        # created exclusively (mkstemp) and never used as a lock file
+        temps |= excl - locked
         self.map: dict[str, str] = {}
         for e in trace:
             for p in (e.get("path"), e.get("detail")):

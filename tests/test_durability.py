@@ -1,0 +1,111 @@
+"""Process actors, crashes, power loss and I/O faults (I4, I6)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.verify import verify
+
+pytestmark = pytest.mark.quality
+
+BUDGET = 120.0
+
+
+def test_thread_lock_only_is_correct_with_threads():
+    r = verify("mutant:thread-lock-only", mode="threads", budget=60, max_examples=300, seed=1, save_report=False)
+    assert not r.found, r.story
+
+
+@pytest.mark.parametrize("mode", ["processes", "mixed"])
+def test_thread_lock_only_loses_messages_across_processes(mode):
+    r = verify("mutant:thread-lock-only", mode=mode, budget=BUDGET, seed=1, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant == "I1", r.summary()
+
+
+def test_stale_overwrite_with_processes():
+    r = verify("mutant:stale-overwrite", mode="processes", budget=BUDGET, seed=2, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant == "I1"
+
+
+def test_non_atomic_write_torn_by_a_crash():
+    r = verify("mutant:non-atomic-write", mode="processes", faults=("crash",), budget=BUDGET, seed=1,
+               save_report=False)
+    assert r.found, r.summary()
+    assert r.outcome.violations[0].invariant in ("I4", "I1")
+    assert "KILLED (kill -9)" in r.story
+
+
+def test_no_fsync_lost_on_power_loss():
+    r = verify("mutant:no-fsync", mode="threads", faults=("power-loss",), budget=BUDGET, seed=1,
+               save_report=False)
+    assert r.found and r.outcome.violations[0].invariant == "I6", r.summary()
+    assert "power lost" in r.story
+
+
+def test_no_fsync_passes_without_power_loss():
+    r = verify("mutant:no-fsync", mode="processes", faults=("crash",), budget=60, max_examples=200, seed=1,
+               save_report=False)
+    assert not r.found, r.story
+
+
+def test_eio_on_read_becomes_an_empty_session():
+    r = verify("mutant:eio-empty", mode="threads", faults=("io-error",), budget=BUDGET, seed=1, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant in ("I1", "I6"), r.summary()
+    assert "FAILS with injected" in r.story
+
+
+@pytest.mark.parametrize("store", ["json", "sqlite"])
+def test_reference_stores_pass_with_every_fault(store):
+    r = verify(store, mode="processes", faults=("crash", "power-loss", "io-error"), budget=600,
+               max_examples=500, seed=4, save_report=False)
+    assert not r.found, r.story
+    assert r.exploration.examples == 500
+
+
+def test_crash_leaving_a_temp_file_is_a_warning_not_a_violation():
+    from harness.engine import Executor
+    from harness.program import ModelConfig, OpSpec, Step
+    from harness.store import resolve
+
+    # Kill A right after it created its temp file (before the replace).
+    program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=5), Step("crash", 0)]
+    with Executor(resolve("json"), "processes", ModelConfig(actors=1, crash=True)) as ex:
+        out = ex.run(program)
+    assert not out.failed, [v.summary for v in out.violations]
+    assert any("left behind" in w and "tmp1" in w for w in out.warnings), out.warnings
+
+
+def test_nothing_leaks(tmp_path):
+    """After runs with process actors, crashes and a stuck store: no child
+    process, no leaked fd, no temporary directory is left."""
+    script = textwrap.dedent(f"""
+        import os, sys, multiprocess
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from harness.verify import verify
+        from harness.program import ModelConfig
+        fds_before = len(os.listdir("/proc/self/fd"))
+        verify("json", mode="processes", faults=("crash", "power-loss"), budget=30, max_examples=60, seed=1,
+               save_report=False)
+        verify("mutant:non-atomic-write", mode="mixed", faults=("crash",), budget=30, seed=1, save_report=False)
+        verify("fixture_stores:HangingStore", mode="processes", budget=30, max_examples=3, seed=1,
+               save_report=False, watchdog=0.5, cfg=ModelConfig(actors=1))
+        kids = [p for p in os.listdir("/proc") if p.isdigit()
+                and open(f"/proc/{{p}}/stat").read().split(")")[1].split()[1] == str(os.getpid())]
+        print("children", len(kids), multiprocess.active_children())
+        print("fds", len(os.listdir("/proc/self/fd")) - fds_before)
+        print("dirs", os.listdir(os.environ["SESSIONCHECK_TMPDIR"]))
+    """)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "SESSIONCHECK_TMPDIR": str(scratch)}
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = dict(line.split(" ", 1) for line in p.stdout.strip().splitlines())
+    assert lines["children"] == "0 []"
+    assert int(lines["fds"]) <= 0, p.stdout
+    assert lines["dirs"] == "[]"
