@@ -224,23 +224,33 @@ class _Context:
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
 
-    # Times: logical steps print as integers; monotonic clock readings print
+    # Times: logical steps print as they are; monotonic clock readings print
     # as seconds since the first invocation, which is what a person can use.
     def t(self, x: float) -> str:
         if self._integral is None:
             finite = [v for o in self.ops for v in (o.start, o.end) if v != INF]
-            self._integral = all(float(v).is_integer() and abs(v) < 1e9 for v in finite)
+            self._integral = _logical(finite)
             self._t0 = min((o.start for o in self.ops), default=0.0)
         if x == INF:
             return "never"
         if self._integral:
-            return str(int(x))
+            return _step(x)
         return f"{x - self._t0:.4f}s"
 
     def span(self, op: Operation) -> str:
         if op.end == INF:
             return f"t={self.t(op.start)}.. (no reply)"
         return f"t={self.t(op.start)}..{self.t(op.end)}"
+
+
+def _logical(times: list[float]) -> bool:
+    """Are these logical steps (whole numbers, or halves placed between
+    steps) rather than clock readings?"""
+    return all(float(2 * v).is_integer() and abs(v) < 1e9 for v in times)
+
+
+def _step(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _read_state(op: Operation) -> tuple[list | None, dict | None]:
@@ -837,12 +847,12 @@ def explain(finding: Finding, t0: float = 0.0) -> list[str]:
     printed as given when they are whole numbers (logical steps), else as
     seconds since ``t0``."""
     times = [v for o in finding.ops for v in (o.start, o.end) if v != INF]
-    integral = all(float(v).is_integer() and abs(v) < 1e9 for v in times)
+    integral = _logical(times)
 
     def t(x: float) -> str:
         if x == INF:
             return "no reply"
-        return str(int(x)) if integral else f"{x - t0:.4f}s"
+        return _step(x) if integral else f"{x - t0:.4f}s"
 
     lines = [f"{finding.invariant} session {finding.session}: {finding.summary}"]
     for op in finding.ops:

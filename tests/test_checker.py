@@ -319,3 +319,15 @@ def test_events_from_a_file_round_trip(tmp_path):
     write_jsonl(events, tmp_path / "h.jsonl")
     assert check(read_jsonl(tmp_path / "h.jsonl")).findings[0].subject == "model"
     assert all(isinstance(e, Event) for e in events)
+
+
+def test_half_steps_print_as_logical_times():
+    # An engine may place an observation between two steps (t + 0.5).
+    h = [op("A", "add", "m1", 1, 2), rd("power:strict", 2.5, 2.5, [])]
+    assert check(h).findings[0].summary == \
+        "m1, acknowledged to A at t=2, is missing from the read by power:strict at t=2.5..2.5"
+
+
+def test_clock_readings_print_as_seconds_since_the_start():
+    h = [op("A", "add", "m1", 1000.25, 1000.5), rd("B", 1001.125, 1001.3, [])]
+    assert "acknowledged to A at t=0.2500s" in check(h).findings[0].summary
