@@ -435,8 +435,13 @@ class _Messages:
             self._phantoms_and_duplicates(op, msgs)
             self._order(op, msgs, ack)
             present = set(msgs)
-            limit = self._last_delete_before(op.start)
-            for m, (t, witness) in order[:bisect.bisect_left(ack_times, op.start)]:
+            # a delete that began before the read ended may have taken
+            # effect before the read did
+            limit = self._last_delete_before(op.end)
+            # A message known before ``limit`` was appended before it too:
+            # a delete may have removed it, so start after those.
+            first = bisect.bisect_right(ack_times, limit) if limit > -INF else 0
+            for m, (t, witness) in order[first:bisect.bisect_left(ack_times, op.start)]:
                 if m in present or m in reported_missing:
                     continue
                 a = adds.get(m)
@@ -447,20 +452,23 @@ class _Messages:
                 ctx.add("I1", sid, m, f"{m}, {self._known(m, t, witness)}, is missing from the "
                         f"read by {op.process} at {ctx.span(op)}",
                         [x for x in (a, witness, op) if x is not None])
-        for d in self.deletes:
-            if d.status != "ok":
+        ok_deletes = [d for d in self.deletes if d.status == "ok"]
+        reappeared: set = set()
+        for op, msgs, _ in reads if ok_deletes else ():
+            # Only the latest-starting delete that ended before the read
+            # matters: anything known before an earlier one is known before it.
+            d = max((d for d in ok_deletes if d.end < op.start), key=lambda d: d.start, default=None)
+            if d is None:
                 continue
-            for op, msgs, _ in reads:
-                if op.start <= d.end:
-                    continue
-                for m in msgs:
-                    hit = ack.get(m)
-                    if hit is not None and hit[0] < d.start:
-                        ctx.add("I1", sid, m, f"{m}, {self._known(m, hit[0], hit[1])}, before the "
-                                f"delete by {d.process} at {ctx.span(d)}, reappears in the read by "
-                                f"{op.process} at {ctx.span(op)}",
-                                [x for x in (adds.get(m), hit[1], d, op) if x is not None])
-                        break
+            for m in msgs:
+                hit = ack.get(m)
+                if hit is not None and hit[0] < d.start and m not in reappeared:
+                    reappeared.add(m)
+                    ctx.add("I1", sid, m, f"{m}, {self._known(m, hit[0], hit[1])}, before the "
+                            f"delete by {d.process} at {ctx.span(d)}, reappears in the read by "
+                            f"{op.process} at {ctx.span(op)}",
+                            [x for x in (adds.get(m), hit[1], d, op) if x is not None])
+                    break
         if not self.deletes and ctx.counts == counts_before and len(ctx.findings) == before:
             self._prefixes(reads)
 

@@ -88,6 +88,8 @@ StoreFactory = Callable[[Path], SessionStore]
 BUILTIN = {
     "json": "store_impl.json_store:JsonFileStore",
     "sqlite": "store_impl.sqlite_store:SqliteStore",
+    "json-delete": "store_impl.json_store:JsonFileStoreWithDelete",
+    "json-retention": "store_impl.json_retention_store:JsonRetentionStore",
 }
 
 

@@ -65,6 +65,9 @@ class JsonFileStore:
             except OSError:
                 pass
             raise
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
         dfd = os.open(self.dir, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -92,3 +95,23 @@ class JsonFileStore:
     def read(self, session_id: str) -> SessionState:
         data = self._load(session_id)
         return SessionState(messages=list(data["messages"]), metadata=dict(data["metadata"]))
+
+    def delete_session(self, session_id: str) -> None:
+        """Remove the session under its lock; a missing session is a no-op.
+
+        The lock file stays: unlinking a locked file would split waiters
+        across inodes (the ``lock-unlinked`` mutant).  Declared only by
+        :class:`JsonFileStoreWithDelete`, so that the plain reference store's
+        model stays focused on appends and metadata."""
+        with self._lock(session_id):
+            try:
+                os.unlink(self._path(session_id))
+            except FileNotFoundError:
+                return
+            self._fsync_dir()
+
+
+class JsonFileStoreWithDelete(JsonFileStore):
+    """The reference JSON store with delete_session in the model (reference)."""
+
+    capabilities = Capabilities(delete=True)
