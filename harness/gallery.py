@@ -100,12 +100,12 @@ def correct_stores() -> list[str]:
     return list(BUILTIN)
 
 
-def plan(only: Iterable[str] = ()) -> list[Case]:
+def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
     """Every case of the gallery, mutants first, in a stable order.
 
     ``only`` keeps the cases whose store name (``stale-overwrite``,
-    ``mutant:stale-overwrite``, ``json``) is listed; an unknown name is a
-    :class:`ConfigError`."""
+    ``mutant:stale-overwrite``, ``json``) is listed, ``modes`` those whose
+    actor mode is listed; an unknown name is a :class:`ConfigError`."""
     mutants = mutant_names()
     missing = [m for m in mutants if m not in PLAN]
     if missing:
@@ -133,6 +133,12 @@ def plan(only: Iterable[str] = ()) -> list[Case]:
             raise ConfigError(f"--only {unknown[0]!r}: no such store in the gallery; known: "
                               f"{', '.join(sorted(known))}")
         cases = [c for c in cases if c.name in wanted]
+    modes = set(modes)
+    if modes:
+        bad = sorted(modes - set(ACTOR_MODES))
+        if bad:
+            raise ConfigError(f"--modes {bad[0]!r}: choose from {', '.join(ACTOR_MODES)}")
+        cases = [c for c in cases if c.mode in modes]
     return cases
 
 

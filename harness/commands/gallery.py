@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write every row and seed as JSON to PATH")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
                         help="run only these stores (mutant names, json, sqlite)")
+    parser.add_argument("--modes", nargs="+", default=[], metavar="MODE",
+                        help="run only these actor modes (threads, processes, mixed); faults ride along")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -49,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds must be at least 1")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    cases = plan(args.only)
+    cases = plan(args.only, args.modes)
     t0 = time.monotonic()
     with _progress(len(cases) * args.seeds) as tick:
         rows = run(cases, seeds=args.seeds, budget=args.budget, control_budget=args.control_budget,

@@ -1,0 +1,119 @@
+"""Quality: the harness finds every mutant of the gallery in every mode
+where its bug can show, and never flags a correct store.
+
+Each quality test is one seeded search, the same call ``sessioncheck run``
+makes.  Its stated budget is a number of *examples*: a seeded search
+draws the same programs in the same order whatever the machine's load, so
+"caught within N examples" is a deterministic claim; the time cap only
+keeps a broken engine from hanging CI.  The examples it took for each
+mutant with ``SEED`` (and the spread over ten seeds) are measured by
+``benchmarks/bench_gallery.py``; the budget leaves room above the worst.
+
+The cases come from the gallery's plan (``harness/gallery.py``), so a new
+mutant gets its tests as soon as the plan says where its bug shows.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import main as cli
+from harness.errors import ConfigError
+from harness.gallery import PLAN, Attempt, Case, Row, plan
+from harness.store import mutant_names, resolve
+from harness.verify import model_config, rerun, verify
+
+SEED = 0
+#: Stated budget per mutant and mode: examples, then a time cap.
+EXAMPLES = 3000
+TIME_CAP = 240.0
+#: Examples per seed for the no-false-alarm soak of each control.
+SOAK_EXAMPLES = 300
+
+MUTANT_CASES = [c for c in plan() if c.mutant]
+CONTROL_CASES = [c for c in plan() if not c.mutant]
+
+
+def case_id(case: Case) -> str:
+    return f"{case.name}-{case.label}"
+
+
+@pytest.mark.quality
+@pytest.mark.parametrize("case", MUTANT_CASES, ids=case_id)
+def test_finds_mutant(case: Case) -> None:
+    r = verify(case.store, mode=case.mode, faults=case.faults, budget=TIME_CAP, max_examples=EXAMPLES,
+               seed=SEED, save_report=False, shrink_budget=1.0)
+    assert r.found, f"missed within {EXAMPLES} examples: {r.summary()}"
+    first = r.outcome.violations[0]
+    assert first.invariant in case.expect, r.story
+    # The shrunk story replays: run again from scratch, it breaks the same invariant.
+    again, _ = rerun(case.store, case.mode, model_config(resolve(case.store), case.mode, case.faults),
+                     r.outcome.program, None)
+    assert again.failed and again.violations[0].invariant == first.invariant, r.story
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("case", CONTROL_CASES, ids=case_id)
+def test_control_never_flagged(case: Case) -> None:
+    r = verify(case.store, mode=case.mode, faults=case.faults, budget=TIME_CAP,
+               max_examples=SOAK_EXAMPLES, seed=SEED, save_report=False)
+    assert not r.found, r.story
+    assert r.exploration.examples == SOAK_EXAMPLES
+    assert r.exploration.unknown == 0
+
+
+# -- the gallery itself -------------------------------------------------------
+
+
+def test_plan_covers_every_mutant_and_mode() -> None:
+    assert set(PLAN) == set(mutant_names())
+    covered = {c.name for c in MUTANT_CASES}
+    assert covered == set(mutant_names())
+    for c in MUTANT_CASES:
+        assert c.expect and c.mode in ("threads", "processes", "mixed")
+    # thread-lock-only is correct with thread actors alone: a control there.
+    assert Case("mutant:thread-lock-only", "threads") in CONTROL_CASES
+    assert {("json", m) for m in ("threads", "processes", "mixed")} <= {(c.store, c.mode) for c in CONTROL_CASES}
+
+
+def test_plan_rejects_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="no such store"):
+        plan(["no-such-mutant"])
+    with pytest.raises(ConfigError, match="--modes"):
+        plan(modes=["fibers"])
+    assert {c.name for c in plan(["mutant:stale-overwrite", "json"])} == {"stale-overwrite", "json"}
+
+
+def test_a_flag_for_the_wrong_invariant_is_not_a_catch() -> None:
+    case = Case("mutant:none-skipped", "threads", (), ("I3",))
+    row = Row(case, [Attempt(0, found=True, invariant="I3"), Attempt(1, found=True, invariant="I1")])
+    assert len(row.caught) == 1 and len(row.wrong) == 1 and not row.ok
+    control = Row(Case("json", "threads"), [Attempt(0, examples=10), Attempt(1, found=True, invariant="I1")])
+    assert not control.ok
+    assert Row(Case("json", "threads"), [Attempt(0, examples=10)]).ok
+    assert not Row(case, [Attempt(0, error="not available: x")]).ok
+
+
+def test_gallery_command_table_json_and_exit_codes(tmp_path, capsys) -> None:
+    out = tmp_path / "gallery.json"
+    code = cli(["gallery", "--only", "none-skipped", "json", "--modes", "threads", "--seeds", "2",
+                "--budget", "60", "--control-budget", "0.5", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "none-skipped" in text and "2/2" in text
+    doc = json.loads(out.read_text())
+    rows = {(r["store"], r["mode"]): r for r in doc["rows"]}
+    assert rows[("mutant:none-skipped", "threads")]["caught"] == 2
+    assert rows[("json", "threads")]["false_alarms"] == 0 and rows[("json", "threads")]["examples"] > 0
+    # A budget far too small to find the bug is a miss: exit 1.
+    code = cli(["gallery", "--only", "lock-unlinked", "--modes", "threads", "--seeds", "1",
+                "--budget", "0.01"])
+    assert code == 1
+    assert "0/1" in capsys.readouterr().out
+
+
+def test_gallery_command_bad_input_is_exit_2(capsys) -> None:
+    assert cli(["gallery", "--only", "nope"]) == 2
+    assert "no such store" in capsys.readouterr().err
+    assert cli(["gallery", "--seeds", "0"]) == 2
