@@ -51,13 +51,17 @@ from typing import Any, Callable
 from .checker import CheckResult, Finding, check
 from .errors import ConfigError
 from .history import Event, pair
-from .store import resolve
+from .store import capabilities_of, resolve
 
 #: Metadata fields the plans write.
 KEYS = ("model", "compute_instance_id", "tokens")
 
 #: Share of add_message, persist_state and read in a plan.
 MIX = (0.45, 0.20, 0.35)
+
+#: Share of deletes (taken from the reads) when the store supports them:
+#: rare, so that sessions grow between deletes.
+DELETE_SHARE = 0.05
 
 _BARRIER_TIMEOUT = 60.0  # seconds for every actor to open its store and arrive
 
@@ -100,16 +104,21 @@ class StressConfig:
 Planned = tuple[str, str, Any, Any]
 
 
-def plan(name: str, n: int, sessions: int, seed: int) -> list[Planned]:
+def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False) -> list[Planned]:
     """The seeded operations of one actor: message ids ``<actor>-<n>`` are
-    unique; metadata values are unique strings, ``None`` (clear) and ``''``."""
+    unique; metadata values are unique strings, ``None`` (clear) and ``''``.
+    With ``deletes`` (the store declares ``delete_session``), a share
+    ``DELETE_SHARE`` of the reads become deletes."""
     rng = random.Random(f"{seed}:{name}")
     out: list[Planned] = []
     p_add, p_persist = MIX[0], MIX[0] + MIX[1]
+    p_delete = 1.0 - DELETE_SHARE if deletes else 2.0
     for k in range(n):
         s = f"s{rng.randrange(sessions)}"
         r = rng.random()
-        if r < p_add:
+        if r >= p_delete:
+            out.append(("delete", s, None, None))
+        elif r < p_add:
             mid = f"{name}-{k}"
             out.append(("add", s, mid, {"role": "user", "content": mid}))
         elif r < p_persist:
@@ -146,6 +155,9 @@ def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
                 out = None
             elif f == "persist":
                 persist(session, dict(arg))
+                out = None
+            elif f == "delete":
+                store.delete_session(session)
                 out = None
             else:
                 state = read(session)
@@ -285,7 +297,6 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
     spec = resolve(config.store)
     names = config.actor_names
     per, extra = divmod(config.ops, len(names))
-    plans = [plan(n, per + (i < extra), config.sessions, config.seed) for i, n in enumerate(names)]
     ctx = mp.get_context("fork")
     counts = ctx.RawArray("q", len(names))
     barrier = ctx.Barrier(len(names) + 1)
@@ -297,7 +308,10 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             probe = spec.open(location)
         except Exception as exc:
             raise ConfigError(f"store {config.store!r}: opening it raised {type(exc).__name__}: {exc}") from None
+        deletes = capabilities_of(probe).delete
         _close(probe)
+        plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes)
+                 for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []
         errors: list[str] = []
@@ -418,7 +432,7 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
     events.extend(finals)
     ops = pair(events)
     stats = {n: ActorStats(n) for n in names}
-    latencies: dict[str, list[float]] = {"add": [], "persist": [], "read": []}
+    latencies: dict[str, list[float]] = {"add": [], "persist": [], "read": [], "delete": []}
     run_findings: list[Finding] = []
     t0 = ops[0].start if ops else 0.0
     for op in ops:
