@@ -1,0 +1,381 @@
+"""Long fuzz runs: many workers, many rounds, each distinct failure once.
+
+Design notes.
+
+*Workers.*  ``workers`` OS processes (``multiprocess``), each running
+rounds of :func:`harness.verify.verify` until the deadline or until told
+to stop.  Every round has its own seed, drawn from the worker's own stream
+(``Random(f"{base}|{worker}")``), so no two workers and no two rounds
+explore the same schedules.  Workers ignore SIGINT: Ctrl-C reaches the
+parent, which asks them to stop after their round, then terminates any
+that do not (SIGTERM unwinds a worker through its ``finally`` blocks, so
+actors are reaped and temporary locations removed), then kills; every
+worker is joined before the run returns.
+
+*Resuming.*  Every round uses Hypothesis' example database (a directory
+shared by the workers; directory databases are safe for concurrent use).
+A worker's first round replays what the database holds, so a failure
+found by an earlier run is met again first; later rounds only generate,
+so a known failure does not crowd out the search.  Reports already in the
+output directory are read at start: a failure found again is counted, not
+saved twice.
+
+*Deduplication.*  A failure's key is its violated invariant and its
+*normalised* shrunk program: actors, sessions and metadata fields renamed
+in order of first appearance, and values told apart only as ``None`` or
+set (the same bug shown by actor B on ``s1`` writing ``''`` to ``model``
+is the same failure as by A on ``s0`` writing ``'v1'`` to
+``compute_instance_id``).  Because Hypothesis' shrinking is bounded in
+time, a worker first removes any step whose removal keeps the same
+violation (a greedy pass, bounded in runs), so leftovers of an unfinished
+shrink do not make a known failure look new.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue as queue_mod
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import report as reports
+from .coverage import Coverage
+from .errors import ConfigError, SessionCheckError
+from .program import ModelConfig, Step, program_to_json
+
+REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
+
+
+def normalise(program: list[Step]) -> list:
+    """The program with actors, sessions and metadata fields renamed in
+    order of first appearance, and every value written other than ``None``
+    called ``set`` (JSON-ready)."""
+    actors: dict[int, int] = {}
+    sessions: dict[int, int] = {}
+    keys: dict[str, str] = {}
+    out = []
+    for s in program:
+        a = actors.setdefault(s.actor, len(actors))
+        if s.kind == "start" and s.op is not None:
+            op = s.op
+            sess = sessions.setdefault(op.session, len(sessions))
+            fields = [[keys.setdefault(k, f"k{len(keys)}"), "none" if v == "none" else "set"] for k, v in op.fields]
+            out.append(["start", a, [op.f, sess, fields] if op.f == "persist" else [op.f, sess]])
+        elif s.kind == "advance":
+            out.append(["advance", a, s.points])
+        elif s.kind == "fault":
+            out.append(["fault", a, s.errno_name])
+        else:
+            out.append([s.kind, a])
+    return out
+
+
+def failure_key(invariant: str, program: list[Step]) -> str:
+    """The dedup key: ``I3:1f0c...`` (invariant, hash of the normalised program)."""
+    digest = hashlib.sha1(json.dumps(normalise(program)).encode()).hexdigest()[:12]
+    return f"{invariant}:{digest}"
+
+
+def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invariant: str,
+                   max_runs: int = REDUCE_RUNS) -> list[Step]:
+    """Remove steps one at a time, last first, keeping each removal after
+    which ``run`` still violates ``invariant`` first; repeat until nothing
+    more can go or ``max_runs`` reruns are spent."""
+    runs = 0
+    changed = True
+    while changed and runs < max_runs:
+        changed = False
+        i = len(program) - 1
+        while i >= 0 and runs < max_runs:
+            candidate = program[:i] + program[i + 1:]
+            if candidate:
+                runs += 1
+                out = run(candidate)
+                if out.failed and out.violations[0].invariant == invariant:
+                    program = candidate
+                    changed = True
+            i -= 1
+    return program
+
+
+@dataclass
+class FuzzConfig:
+    store: str
+    hours: float
+    workers: int
+    mode: str = "threads"
+    faults: tuple[str, ...] = ()
+    seed: int | None = None
+    out_dir: Path = Path(".sessioncheck") / "fuzz"
+    database: Path | None = Path(".sessioncheck") / "examples"
+    round_seconds: float = 60.0
+    shrink_budget: float = 10.0
+    cfg: ModelConfig | None = None
+    watchdog: float = 10.0
+    grace: float = 20.0  # after the deadline or Ctrl-C: how long workers get to finish a round
+
+    def validate(self) -> None:
+        if not self.hours > 0:
+            raise ConfigError("--hours must be a positive number")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError("--workers must be between 1 and 256")
+        if self.mode not in ("threads", "processes", "mixed"):
+            raise ConfigError(f"unknown actor mode {self.mode!r}")
+        if not self.round_seconds > 0:
+            raise ConfigError("--round must be a positive number of seconds")
+
+
+@dataclass
+class Failure:
+    key: str
+    invariant: str
+    summary: str
+    report: Path
+    worker: str
+    first_seconds: float
+    steps: int
+    hits: int = 1
+    known: bool = False  # found by an earlier run (its report was already there)
+
+
+@dataclass
+class FuzzResult:
+    seconds: float = 0.0
+    rounds: int = 0
+    examples: int = 0
+    coverage: Coverage = field(default_factory=Coverage)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    interrupted: bool = False
+    worker_errors: list[str] = field(default_factory=list)
+    workers: int = 0
+
+    @property
+    def found(self) -> bool:
+        return bool(self.failures)
+
+
+def store_dir(config: FuzzConfig) -> Path:
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.store).strip("-")
+    return config.out_dir / f"{safe}-{config.mode}"
+
+
+def known_failures(directory: Path) -> dict[str, Failure]:
+    """Reports saved by earlier runs, by key.  Files that are not valid
+    reports are skipped (a report is data: nothing in it is run)."""
+    out: dict[str, Failure] = {}
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = reports.load(path)
+        except SessionCheckError:
+            continue
+        if not data["violations"]:
+            continue
+        v = data["violations"][0]
+        key = failure_key(str(v.get("invariant")), data["_program"])
+        out.setdefault(key, Failure(key, str(v.get("invariant")), str(v.get("summary", "")), path, "earlier run",
+                                    0.0, len(data["_program"]), hits=0, known=True))
+    return out
+
+
+# -- the worker ----------------------------------------------------------------------
+
+
+def _worker_main(index: int, config: FuzzConfig, base_seed: int, deadline_wall: float, stop: Any,
+                 out: Any) -> None:
+    """One worker process: rounds until the deadline or ``stop``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def on_term(signum, frame):  # unwind through finally blocks: actors reaped, locations removed
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    name = f"w{index}"
+    try:
+        _rounds(name, config, base_seed, deadline_wall, stop, out)
+    except SessionCheckError as exc:
+        out.put(("error", name, str(exc)))
+    except SystemExit:
+        pass
+    except BaseException as exc:  # noqa: BLE001 - report, never hang the parent
+        out.put(("error", name, f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.put(("done", name))
+
+
+def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float, stop: Any, out: Any) -> None:
+    from hypothesis import Phase
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    from .engine import Executor
+    from .store import resolve
+    from .verify import model_config, rerun, verify
+
+    stream = random.Random(f"{base_seed}|{name}")
+    db = DirectoryBasedExampleDatabase(str(config.database)) if config.database else None
+    directory = store_dir(config)
+    first = True
+    while not stop.is_set():
+        left = deadline_wall - time.time()
+        if left <= 0.5:
+            break
+        seed = stream.getrandbits(32)
+        phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink] if first else \
+            [Phase.explicit, Phase.generate, Phase.shrink]
+        first = False
+        coverage = Coverage()
+        result = verify(config.store, mode=config.mode, faults=config.faults,
+                        budget=min(config.round_seconds, left), seed=seed, database=db, save_report=False,
+                        cfg=config.cfg, watchdog=config.watchdog, shrink_budget=config.shrink_budget,
+                        on_example=coverage.on_example, settings_kwargs={"phases": phases})
+        x = result.exploration
+        out.put(("round", name, x.examples, sorted(x.interleavings), coverage.to_json()))
+        if not result.found:
+            continue
+        spec = resolve(config.store)
+        cfg = model_config(spec, config.mode, config.faults, config.cfg)
+        invariant = result.outcome.violations[0].invariant
+        with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
+            program = reduce_program(ex.run, result.outcome.program, invariant)
+        path = directory / reports.default_path(config.store, config.mode, program).name
+        outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
+        if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
+            program, outcome, story = result.outcome.program, result.outcome, result.story
+            path = directory / reports.default_path(config.store, config.mode, program).name
+            outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
+            if not outcome.failed:
+                continue
+        stats = {"examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
+                 "first_failure_example": x.first_failure_example,
+                 "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3), "steps": len(program),
+                 "coverage": coverage.to_json(), "fuzz_worker": name}
+        report = reports.build(store=config.store, store_module=spec.module, mode=config.mode, cfg=cfg,
+                               seed=seed, program=program, violations=outcome.violations, story=story,
+                               trace=outcome.trace, stats=stats)
+        v = outcome.violations[0]
+        out.put(("found", name, failure_key(v.invariant, program), v.invariant, v.summary, str(path),
+                 len(program), report))
+
+
+# -- the parent ----------------------------------------------------------------------
+
+
+def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None = None) -> FuzzResult:
+    """Run the workers until the time is up or Ctrl-C; return what they
+    found.  Raises :class:`ConfigError` for a bad store before any worker
+    starts."""
+    import multiprocess as mp
+
+    from .store import resolve
+    from .verify import model_config
+
+    config.validate()
+    spec = resolve(config.store)  # a bad spec is a usage error here, not in N workers
+    model_config(spec, config.mode, config.faults, config.cfg)
+    directory = store_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    result = FuzzResult(workers=config.workers)
+    result.failures.update(known_failures(directory))
+    base = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+    t0 = time.monotonic()
+    deadline_wall = time.time() + config.hours * 3600
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(i, config, base, deadline_wall, stop, out),
+                         name=f"sessioncheck-fuzz-w{i}", daemon=True) for i in range(config.workers)]
+    running = set()
+    try:
+        for p in procs:
+            p.start()
+            running.add(f"w{procs.index(p)}")
+        stop_by: float | None = None
+        while running:
+            now = time.time()
+            if stop_by is None and now >= deadline_wall:
+                stop.set()
+                stop_by = now + config.grace + config.shrink_budget
+            if stop_by is not None and now > stop_by:
+                break
+            try:
+                msg = out.get(timeout=0.5)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs):
+                    break
+                continue
+            except KeyboardInterrupt:
+                raise
+            _absorb(msg, result, directory, running, t0)
+            if on_event is not None:
+                on_event(result)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        stop.set()
+        # workers ignore SIGINT and finish their round; wait a little, then
+        # ask them to leave (SIGTERM unwinds them), then kill
+        _drain_until(out, result, directory, running, t0, time.time() + min(config.grace, 5.0), procs)
+    finally:
+        stop.set()
+        _drain_until(out, result, directory, running, t0, time.time() + 2.0, procs)
+        _reap(procs)
+        out.close()
+        out.join_thread()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _absorb(msg: tuple, result: FuzzResult, directory: Path, running: set, t0: float) -> None:
+    kind, name = msg[0], msg[1]
+    if kind == "round":
+        _, _, examples, hashes, cov = msg
+        result.rounds += 1
+        result.examples += examples
+        c = Coverage.from_json(cov)
+        c.interleavings = set(hashes)
+        result.coverage.merge(c)
+    elif kind == "found":
+        _, _, key, invariant, summary, path, steps, report = msg
+        seen = result.failures.get(key)
+        if seen is not None:
+            seen.hits += 1
+            return
+        saved = reports.save(report, Path(path))
+        result.failures[key] = Failure(key, invariant, summary, saved, name, round(time.monotonic() - t0, 1), steps)
+    elif kind == "error":
+        result.worker_errors.append(f"{name}: {msg[2]}")
+    elif kind == "done":
+        running.discard(name)
+
+
+def _drain_until(out: Any, result: FuzzResult, directory: Path, running: set, t0: float, until: float,
+                 procs: list) -> None:
+    while running and time.time() < until:
+        try:
+            _absorb(out.get(timeout=0.2), result, directory, running, t0)
+        except queue_mod.Empty:
+            if not any(p.is_alive() for p in procs):
+                return
+        except (EOFError, OSError):
+            return
+
+
+def _reap(procs: list) -> None:
+    """Every worker is gone when this returns: SIGTERM (unwinds), then SIGKILL."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.time() + 10.0
+    for p in procs:
+        p.join(timeout=max(0.1, deadline - time.time()))
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(timeout=5.0)
