@@ -25,6 +25,14 @@ from store_impl.json_store import JsonFileStore
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _running(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "zombie" not in fh.read()
+    except OSError:
+        return False
+
+
 def _leftover_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("sessioncheck-stress-")}
 
@@ -192,3 +200,33 @@ def test_unlocked_delete_brings_a_deleted_message_back():
             break
     assert back and back[0].invariant == "I1"
     assert any(op.f == "delete" for op in back[0].ops)
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_run_reaps_its_workers_and_removes_its_directory(sig, code):
+    import signal
+
+    before = _leftover_dirs()
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "stress", "--store", "json",
+                             "--processes", "2", "--threads", "1", "--ops", "100000"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        kids: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(kids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(kids) >= 2, "the workers did not start"
+        time.sleep(1.0)
+        os.killpg(proc.pid, getattr(signal, sig))
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code
+    time.sleep(0.2)
+    assert not [k for k in kids if _running(k)]
+    assert _leftover_dirs() <= before

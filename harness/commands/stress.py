@@ -51,6 +51,7 @@ def main(args: argparse.Namespace) -> int:
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout)
     config.validate()
+    _terminate_cleanly()
     actors = len(config.actor_names)
     where = f"{config.processes} processes x {config.threads} threads" if config.processes else \
         f"{config.threads} threads in one process"
@@ -67,6 +68,21 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot write history {args.history}: {exc.strerror or exc}") from None
     _print(console, result, args.history)
     return 0 if result.verdict == "ok" else 1
+
+
+def _terminate_cleanly() -> None:
+    """Turn SIGTERM (a CI timeout, ``kill``) into an exception, so that the
+    runner still kills and reaps its workers and removes its directory."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _with_progress(console, config: StressConfig) -> StressResult:
