@@ -128,9 +128,10 @@ def check(
     ``history`` is either the recorded events (paired here with
     :func:`harness.history.pair`) or operations, used as given.  A final
     state is simply a read that starts after everything else.  ``budget``
-    bounds the seconds spent on register search and ``max_states`` the
-    configurations explored for any one register; exceeding either gives
-    the verdict ``unknown`` (unless a violation was found).
+    bounds the seconds spent on register search, and ``max_states`` the
+    width of that search: the configurations one register may have open
+    at one instant (usually one or two).  Exceeding either gives the
+    verdict ``unknown`` with the reason (unless a violation was found).
 
     Raises :class:`HistoryError` when a message id is added twice to one
     session (message ids must be unique).
