@@ -176,9 +176,9 @@ def is_lock_timeout(error: str | None) -> bool:
     if not error:
         return False
     low = error.lower()
-    kind = low.split(":", 1)[0]
+    kind = low.split(":", 1)[0]  # the exception's type name, as run_actor records it
     return ("timeout" in kind and "lock" in low) or "database is locked" in low or \
-        "could not acquire" in low or (kind == "timeout" and "lock" in low)
+        "could not acquire" in low
 
 
 @dataclass
