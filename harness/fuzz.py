@@ -51,6 +51,13 @@ from .program import ModelConfig, Step, program_to_json
 REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
 
 
+class StopRound(BaseException):
+    """Raised from ``on_example`` when the parent asks a worker to stop: a
+    BaseException, so Hypothesis lets it through at once and the round
+    unwinds normally (actors closed, locations removed) between two
+    examples."""
+
+
 def normalise(program: list[Step]) -> list:
     """The program with actors, sessions and metadata fields renamed in
     order of first appearance, and every value written other than ``None``
@@ -82,16 +89,16 @@ def failure_key(invariant: str, program: list[Step]) -> str:
 
 
 def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invariant: str,
-                   max_runs: int = REDUCE_RUNS) -> list[Step]:
+                   max_runs: int = REDUCE_RUNS, stop: Callable[[], bool] = lambda: False) -> list[Step]:
     """Remove steps one at a time, last first, keeping each removal after
     which ``run`` still violates ``invariant`` first; repeat until nothing
-    more can go or ``max_runs`` reruns are spent."""
+    more can go, ``max_runs`` reruns are spent or ``stop()`` says so."""
     runs = 0
     changed = True
-    while changed and runs < max_runs:
+    while changed and runs < max_runs and not stop():
         changed = False
         i = len(program) - 1
-        while i >= 0 and runs < max_runs:
+        while i >= 0 and runs < max_runs and not stop():
             candidate = program[:i] + program[i + 1:]
             if candidate:
                 runs += 1
@@ -195,6 +202,9 @@ def _worker_main(index: int, config: FuzzConfig, base_seed: int, deadline_wall: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
     def on_term(signum, frame):  # unwind through finally blocks: actors reaped, locations removed
+        # (a last resort after the grace period: what the unwinding prints is not news)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_term)
@@ -232,10 +242,20 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
             [Phase.explicit, Phase.generate, Phase.shrink]
         first = False
         coverage = Coverage()
-        result = verify(config.store, mode=config.mode, faults=config.faults,
-                        budget=min(config.round_seconds, left), seed=seed, database=db, save_report=False,
-                        cfg=config.cfg, watchdog=config.watchdog, shrink_budget=config.shrink_budget,
-                        on_example=coverage.on_example, settings_kwargs={"phases": phases})
+
+        def observe(stats: Any) -> None:
+            coverage.on_example(stats)
+            if stop.is_set():
+                raise StopRound()
+
+        try:
+            result = verify(config.store, mode=config.mode, faults=config.faults,
+                            budget=min(config.round_seconds, left), seed=seed, database=db, save_report=False,
+                            cfg=config.cfg, watchdog=config.watchdog, shrink_budget=config.shrink_budget,
+                            on_example=observe, settings_kwargs={"phases": phases})
+        except StopRound:
+            out.put(("round", name, coverage.examples, sorted(coverage.interleavings), coverage.to_json()))
+            return
         x = result.exploration
         out.put(("round", name, x.examples, sorted(x.interleavings), coverage.to_json()))
         if not result.found:
@@ -244,7 +264,7 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
         cfg = model_config(spec, config.mode, config.faults, config.cfg)
         invariant = result.outcome.violations[0].invariant
         with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
-            program = reduce_program(ex.run, result.outcome.program, invariant)
+            program = reduce_program(ex.run, result.outcome.program, invariant, stop=stop.is_set)
         path = directory / reports.default_path(config.store, config.mode, program).name
         outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
         if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
@@ -293,6 +313,11 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
     procs = [ctx.Process(target=_worker_main, args=(i, config, base, deadline_wall, stop, out),
                          name=f"sessioncheck-fuzz-w{i}", daemon=True) for i in range(config.workers)]
     running = set()
+
+    def on_term(signum, frame):  # a CI timeout or kill: stop like Ctrl-C, reap the workers
+        raise KeyboardInterrupt()
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         for p in procs:
             p.start()
@@ -311,18 +336,17 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
                 if not any(p.is_alive() for p in procs):
                     break
                 continue
-            except KeyboardInterrupt:
-                raise
             _absorb(msg, result, directory, running, t0)
             if on_event is not None:
                 on_event(result)
     except KeyboardInterrupt:
         result.interrupted = True
         stop.set()
-        # workers ignore SIGINT and finish their round; wait a little, then
-        # ask them to leave (SIGTERM unwinds them), then kill
-        _drain_until(out, result, directory, running, t0, time.time() + min(config.grace, 5.0), procs)
+        # workers ignore SIGINT and stop after the example they are running
+        # (or after a shrink, bounded by shrink_budget); then SIGTERM, then kill
+        _drain_until(out, result, directory, running, t0, time.time() + config.shrink_budget + 5.0, procs)
     finally:
+        signal.signal(signal.SIGTERM, old_term)
         stop.set()
         _drain_until(out, result, directory, running, t0, time.time() + 2.0, procs)
         _reap(procs)
