@@ -1,0 +1,61 @@
+"""A whole-session write-back of a stale copy erases a foreign append (PraisonAI PR #1727).
+
+The story.  PraisonAI's ``persist_state`` read the whole session
+(``get_session``), changed its metadata, and wrote the whole session back
+(``_save_session``).  The gateway and the agent loop write to one session
+with two store instances: when the gateway appended a message between the
+agent's read and its write-back, the write-back restored the old message
+list and the acknowledged message was gone.  Users saw chat history
+vanish.  The fix (PR #1727) made the metadata update one locked
+read-modify-write of the file as it is under the lock.
+
+The interleaving.  A appends m1 and is acknowledged (the session has
+history).  B begins ``persist_state`` and gets as far as having read the
+session; A appends m2 and is acknowledged; A reads (and sees m2); only
+then does B write.  A store with the bug writes B's stale copy back and
+m2 is lost (I1); a correct store either made B read under a lock that
+holds m2 back until B is done, or re-reads under the lock when it writes.
+
+Seen in: PraisonAI ``DefaultSessionStore`` before PR #1727
+(``praisonai-prefix`` replays the pre-fix persist on the real package).
+"""
+from __future__ import annotations
+
+from harness.program import ModelConfig
+from harness.scenario import Scenario, advance, start, until, violates
+
+PROGRAM = (
+    start("A", "add"), advance("A", 50),      # m1 acknowledged alone: the session has history
+    start("B", "persist", model="fresh"),
+    until("B", "read"),                       # B holds its copy of the session, before its next lock or write
+    start("A", "add"),                        # m2 begins
+    start("A", "read"),                       # m2 runs to its end first, unless a lock holds it back
+    # The drain runs the most recently started operation first: A's read,
+    # then B's write-back, then anything a lock held back.
+)
+
+SCENARIO = Scenario(
+    name="pr1727-stale-write-back",
+    doc=__doc__,
+    mode="threads",
+    config=ModelConfig(actors=2, sessions=1),
+    program=PROGRAM,
+    expect={
+        "mutant:stale-overwrite": violates("I1"),
+        "mutant:sqlite-rmw": violates("I1"),
+        "praisonai-prefix": violates("I1"),
+        # The same shape on the other side: the append reads without the
+        # lock and writes its stale copy back over B's metadata (I3), or
+        # nobody locks at all (I1).
+        "mutant:read-outside-lock": violates("I3"),
+        "mutant:unlocked-rmw": violates("I1"),
+        # LangGraph read-then-put: B's checkpoint is a child of the parent
+        # it read; A's newer checkpoint hides it, and B's metadata is gone.
+        "langgraph-read-put": violates("I3"),
+    },
+    notes={
+        "sqlite": "the reference SQLite persist_state writes rows without reading the session, so there "
+                  "is no stale copy to take: B stays parked before its transaction, and the run checks "
+                  "only that an append made while a persist is pending survives it.",
+    },
+)
