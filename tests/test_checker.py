@@ -187,10 +187,11 @@ KEYS = ("model", "tokens")
 
 
 @st.composite
-def valid_histories(draw):
+def valid_histories(draw, deletes: bool = False):
     """Operations of 1-4 processes on 1-2 sessions with random overlapping
     intervals; each takes effect at a random instant inside its interval
-    (info ones maybe never), in the order of those instants."""
+    (info ones maybe never), in the order of those instants.  With
+    ``deletes``, some operations delete the session (clear it all)."""
     n_proc = draw(st.integers(1, 4))
     n = draw(st.integers(1, 24))
     clock = [0.0] * n_proc
@@ -202,7 +203,7 @@ def valid_histories(draw):
         clock[p] = end + 1
         lin = start + (end - start) * draw(st.floats(0, 1))
         session = draw(st.sampled_from(["s1", "s2"]))
-        f = draw(st.sampled_from(["add", "add", "persist", "read", "read"]))
+        f = draw(st.sampled_from(["add", "add", "persist", "read", "read", *(["delete"] if deletes else [])]))
         if f == "add":
             value = f"m{k}"
         elif f == "persist":
@@ -220,7 +221,10 @@ def valid_histories(draw):
     state: dict = {}
     for o, lin in sorted((x for x in ops if x[1] is not None), key=lambda x: x[1]):
         msgs, meta = state.setdefault(o.session, ([], {}))
-        if o.f == "add":
+        if o.f == "delete":
+            msgs.clear()
+            meta.clear()
+        elif o.f == "add":
             msgs.append(o.value)
         elif o.f == "persist":
             for key, v in o.value.items():
@@ -248,6 +252,31 @@ FAST = settings(max_examples=int(os.environ.get("SESSIONCHECK_CHECKER_EXAMPLES",
 def test_valid_histories_pass(history):
     result = check(history)
     assert result.verdict == "ok", [f.summary for f in result.findings]
+
+
+@FAST
+@given(valid_histories(deletes=True))
+def test_valid_histories_with_deletes_pass(history):
+    result = check(history)
+    assert result.verdict == "ok", [f.summary for f in result.findings]
+
+
+@FAST
+@given(valid_histories(deletes=True), st.data())
+def test_a_deleted_message_that_comes_back_is_caught(history, data):
+    # Put into the final read a message acknowledged before an acknowledged
+    # delete began (the final read starts after every delete ended).
+    fins = {o.session: o for o in history if o.process == "final"}
+    candidates = [(fins[d.session], a.value) for d in history if d.f == "delete" and d.status == "ok"
+                  for a in history if a.f == "add" and a.session == d.session and a.status == "ok"
+                  and a.end < d.start and d.session in fins]
+    assume(candidates)
+    fin, m = data.draw(st.sampled_from(candidates))
+    assume(m not in fin.output["messages"])
+    fin.output["messages"].append(m)
+    result = check(history)
+    assert result.verdict == "violation"
+    assert any(f.invariant in ("I1", "I2") and f.subject == m for f in result.findings)
 
 
 def _acked_in_final(history):
