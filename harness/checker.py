@@ -683,10 +683,10 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
                 for c in configs:
                     v, R, F, H = c
                     if i in F:
-                        _linearize(c, i, keys, isw, new, max_states)
+                        _linearize(c, i, keys, new, max_states)
                     elif i in H:
                         new.add((v, R, F, H - {i}))  # it was hidden behind another write
-                        _linearize(c, i, keys, isw, new, max_states)
+                        _linearize(c, i, keys, new, max_states)
                     else:
                         new.add(c)
             else:
@@ -696,7 +696,7 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
                         continue
                     for z in c[2] | c[3]:
                         if keys[z] == key:
-                            _linearize(c, z, keys, isw, new, max_states)
+                            _linearize(c, z, keys, new, max_states)
             if not new:
                 return i
             configs = new
@@ -712,7 +712,7 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
     return None
 
 
-def _linearize(c: tuple, z: int, keys: list, isw: list, out: set, max_states: int) -> None:
+def _linearize(c: tuple, z: int, keys: list, out: set, max_states: int) -> None:
     """Add to ``out`` every configuration in which write ``z`` takes effect
     now, preceded by any set of other pending writes that lets pending
     reads of their values be linearized on the way."""
