@@ -1,0 +1,158 @@
+"""The targets every tool is run on, and the one workload each is tested with.
+
+A workload is two writers on one session, each with its own store instance
+on one shared directory (as two processes or two gateway workers would
+have), and an invariant checked by a third, fresh instance after both are
+done.  Every peer test in this folder wires exactly these functions into its
+tool's API, so the tools differ only in how they schedule the writers.
+
+This module imports no testing tool: it is loaded by every tool's runner,
+each in its own virtual environment.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+SESSION = "s"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One store under test.
+
+    ``spec`` is the sessioncheck store spec; ``workload`` names the two
+    writers (see :data:`WORKLOADS`); ``buggy`` says in which actor modes the
+    workload can fail (empty for a control)."""
+
+    name: str
+    spec: str
+    workload: str
+    buggy: tuple[str, ...]
+    needs: str = ""  # importable package the store needs ("" = none)
+
+    @property
+    def control(self) -> bool:
+        return not self.buggy
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("stale-overwrite", "mutant:stale-overwrite", "add-persist", ("threads", "processes")),
+    Target("none-skipped", "mutant:none-skipped", "clear-add", ("threads", "processes")),
+    Target("thread-lock-only", "mutant:thread-lock-only", "add-add", ("processes",)),
+    Target("json", "json", "add-persist", ()),
+    Target("praisonai-prefix", "praisonai-prefix", "add-persist", ("threads", "processes"), "praisonaiagents"),
+    Target("praisonai", "praisonai", "add-persist", (), "praisonaiagents"),
+)}
+
+
+def open_store(spec: str, location: str | Path) -> Any:
+    """A new store instance of ``spec`` on ``location``."""
+    from harness.store import resolve
+
+    return resolve(spec).open(Path(location))
+
+
+def preload(target: Target) -> None:
+    """Import the store's code before a tool starts: a first import inside an
+    explored run would be scheduled (and timed) like the store's own code, and
+    a tool that patches ``threading`` during its run would hand the module
+    patched locks it never has in production."""
+    from harness.store import resolve
+
+    resolve(target.spec)
+
+
+def _contents(state: Any) -> list[str]:
+    return [m["content"] for m in state.messages] + [m["content"] for m in state.archived]
+
+
+# -- the writers: each takes (store, session) and performs one operation ----
+
+def add_m1(store: Any) -> None:
+    store.add_message(SESSION, {"role": "user", "content": "m1"})
+
+
+def add_m2(store: Any) -> None:
+    store.add_message(SESSION, {"role": "assistant", "content": "m2"})
+
+
+def set_k(store: Any) -> None:
+    store.persist_state(SESSION, {"k": "v"})
+
+
+def clear_k(store: Any) -> None:
+    store.persist_state(SESSION, {"k": None})
+
+
+# -- the invariants: each takes the final state read by a fresh instance ----
+
+def both_kept(state: Any) -> bool:
+    """add-persist: the acknowledged message and the metadata both survive."""
+    return "m1" in _contents(state) and state.metadata.get("k") == "v"
+
+
+def cleared_and_kept(state: Any) -> bool:
+    """clear-add: the cleared field is gone and the message survives."""
+    return "m1" in _contents(state) and "k" not in state.metadata
+
+
+def no_message_lost(state: Any) -> bool:
+    """add-add: both acknowledged messages survive."""
+    return {"m1", "m2"} <= set(_contents(state))
+
+
+@dataclass(frozen=True)
+class Workload:
+    prepare: Callable[[Any], None] | None  # run once, sequentially, before the writers
+    writers: tuple[Callable[[Any], None], Callable[[Any], None]]
+    invariant: Callable[[Any], bool]
+
+
+WORKLOADS: dict[str, Workload] = {
+    "add-persist": Workload(None, (add_m1, set_k), both_kept),
+    "clear-add": Workload(set_k, (clear_k, add_m1), cleared_and_kept),
+    "add-add": Workload(None, (add_m1, add_m2), no_message_lost),
+}
+
+
+class Case:
+    """One execution of a workload on a fresh directory: the state a tool's
+    ``setup`` returns.  ``writer(i)`` runs writer ``i`` on its own instance;
+    ``check()`` reads with a fresh instance, records the first failure's
+    time, and removes the directory."""
+
+    #: real clocks, bound before any tool patches the ``time`` module
+    wall = staticmethod(time.time)
+
+    def __init__(self, target: Target, instances: bool = True) -> None:
+        self.target = target
+        self.work = WORKLOADS[target.workload]
+        self.dir = tempfile.mkdtemp(prefix="peers-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        if self.work.prepare is not None:
+            self.work.prepare(open_store(target.spec, self.dir))
+        # Thread tools get both instances opened up front, outside the
+        # explored region; process tools open them in their workers.
+        self.stores = [open_store(target.spec, self.dir) for _ in range(2)] if instances else []
+
+    def writer(self, i: int) -> None:
+        store = self.stores[i] if self.stores else open_store(self.target.spec, self.dir)
+        self.work.writers[i](store)
+
+    def holds(self) -> bool:
+        try:
+            return self.work.invariant(open_store(self.target.spec, self.dir).read(SESSION))
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def holds_at(target: Target, directory: str) -> bool:
+    """The invariant for a directory written by process workers (then removed)."""
+    try:
+        return WORKLOADS[target.workload].invariant(open_store(target.spec, directory).read(SESSION))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
