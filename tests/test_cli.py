@@ -77,3 +77,26 @@ def test_report_never_loads_code_named_inside_it(tmp_path):
     (tmp_path / report).write_text(json.dumps(data))
     r = sc("replay", report, cwd=tmp_path)
     assert r.returncode == 2 and "not built in; pass --store" in r.stderr
+
+
+def test_ctrl_c_reaps_every_actor_process(tmp_path):
+    import os
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--store", "json", "--actors", "processes",
+                          "--budget", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp_path)
+    kids: list[str] = []
+    for _ in range(100):  # wait until the actors exist
+        time.sleep(0.1)
+        kids = subprocess.run(["ps", "--ppid", str(p.pid), "-o", "pid="], capture_output=True,
+                              text=True).stdout.split()
+        if len(kids) >= 3:
+            break
+    assert kids, "no actor processes started"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "interrupted" in err
+    assert not [k for k in kids if os.path.exists(f"/proc/{k}") and
+                open(f"/proc/{k}/stat").read().split()[2] != "Z"]
