@@ -148,6 +148,19 @@ def test_cli_config_error_exits_2():
     assert r.returncode == 2 and "is not JSON" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_check_verdicts_and_bad_histories(tmp_path):
+    bad = _cli("check", str(ROOT / "tests/histories/lost-append-bad.jsonl"))
+    assert bad.returncode == 1 and bad.stdout.startswith("I1 session s1: m2, acknowledged to B at t=4")
+    assert "    B: add_message(s1, m2)  [ok, t=3..4]" in bad.stdout
+    unknown = _cli("check", str(ROOT / "tests/histories/register-tricky-ok.jsonl"), "--budget", "0")
+    assert unknown.returncode == 1 and "UNKNOWN (not a pass)" in unknown.stdout
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"process":"A","type":"invoke","f":"add","session":"s","value":"m1","time":1}\n'
+                   '{"process":"B","type":"invoke","f":"add","session":"s","value":"m1","time":2}\n')
+    r = _cli("check", str(dup))
+    assert r.returncode == 2 and "added twice" in r.stderr and r.stderr.count("\n") == 1
+
+
 def test_each_actor_opens_its_store_in_its_own_thread():
     # SQLite connections belong to the thread that made them: an actor must
     # not use a store instance opened elsewhere, or every call would fail.
