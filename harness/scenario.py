@@ -364,6 +364,12 @@ def advance(actor: str, points: int) -> Step:
     return Step("advance", _index(actor), points=points)
 
 
+def finish(actor: str) -> Step:
+    """Let ``actor`` run its current operation to its end (when nothing
+    holds it back): an ``advance`` longer than any one operation."""
+    return Step("advance", _index(actor), points=_CALIBRATION_POINTS)
+
+
 def crash(actor: str) -> Step:
     """kill -9 of process actor ``actor`` before the point it is parked at."""
     return Step("crash", _index(actor))

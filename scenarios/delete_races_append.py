@@ -24,10 +24,10 @@ not apply to them (reported as n/a).
 from __future__ import annotations
 
 from harness.program import ModelConfig
-from harness.scenario import Scenario, advance, start, until, violates
+from harness.scenario import Scenario, finish, start, until, violates
 
 PROGRAM = (
-    start("A", "add"), advance("A", 50),  # m1 acknowledged alone
+    start("A", "add"), finish("A"),  # m1 acknowledged alone
     start("A", "add"),                    # m2 begins
     until("A", "read"),                   # A holds the session lock and has read the file
     start("B", "delete"),

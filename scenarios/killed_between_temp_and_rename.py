@@ -22,10 +22,10 @@ behind); the naive save is the ``non-atomic-write`` mutant.
 from __future__ import annotations
 
 from harness.program import ModelConfig
-from harness.scenario import Expect, Scenario, advance, crash, start, until, violates
+from harness.scenario import Expect, Scenario, crash, finish, start, until, violates
 
 PROGRAM = (
-    start("A", "add"), advance("A", 50),  # m1 acknowledged alone
+    start("A", "add"), finish("A"),  # m1 acknowledged alone
     start("A", "add"),                    # m2 begins
     until("A", "created"),                # A just created its temp file (the bad store: truncated s0.json)
     crash("A"),                           # kill -9

@@ -22,10 +22,10 @@ Seen in: PraisonAI ``DefaultSessionStore`` before PR #1727
 from __future__ import annotations
 
 from harness.program import ModelConfig
-from harness.scenario import Scenario, advance, start, until, violates
+from harness.scenario import Scenario, finish, start, until, violates
 
 PROGRAM = (
-    start("A", "add"), advance("A", 50),      # m1 acknowledged alone: the session has history
+    start("A", "add"), finish("A"),      # m1 acknowledged alone: the session has history
     start("B", "persist", model="fresh"),
     until("B", "read"),                       # B holds its copy of the session, before its next lock or write
     start("A", "add"),                        # m2 begins

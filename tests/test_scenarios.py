@@ -12,8 +12,8 @@ import pytest
 from harness.cli import main as cli
 from harness.errors import ConfigError
 from harness.program import ModelConfig
-from harness.scenario import (Expect, Scenario, Until, _points_to_mark, advance, all_scenarios, check, crash, get,
-                              run, start, until)
+from harness.scenario import (Expect, Scenario, Until, _points_to_mark, all_scenarios, check, crash, get, run,
+                              start, until)
 from harness.store import mutant_names
 from harness.story import line_of, segments
 from store_impl import mutant_delete_unlocked
