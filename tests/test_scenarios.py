@@ -294,6 +294,9 @@ def test_sqlite_killed_between_insert_and_commit():
 
 def test_retention_overflow_drops_old_messages_in_the_truncating_mutant():
     r = run(get("retention-overflow"), "mutant:silent-truncate")
+    adds = [o for o in r.outcome.ops if o.f == "add"]
+    assert [o.value for o in adds] == [f"m{i}" for i in range(1, 7)]
+    assert all(a.end < b.start for a, b in zip(adds, adds[1:]))  # one after another, all acknowledged
     assert op(r, "read", process="B").output["messages"] == ["m4", "m5", "m6"]
     assert {v.subject for v in r.outcome.violations if v.invariant == "I1"} >= {"m1", "m2", "m3"}
 
