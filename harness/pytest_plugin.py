@@ -65,7 +65,10 @@ def gate(config: pytest.Config):
             profile=opt("sessioncheck_profile"), root=Path(config.rootpath),
             report_dir=opt("sessioncheck_report_dir"), db=opt("sessioncheck_db"),
             budget=opt("sessioncheck_budget"), examples=opt("sessioncheck_examples"),
-            seed=opt("sessioncheck_seed"), actors=opt("sessioncheck_actors"), faults=opt("sessioncheck_faults"))
+            seed=opt("sessioncheck_seed"), actors=opt("sessioncheck_actors"), faults=opt("sessioncheck_faults"),
+            # the worker's id from xdist itself: an environment variable
+            # would be inherited by a pytest run started inside a worker
+            worker=getattr(config, "workerinput", {}).get("workerid", "main"))
     return config.stash[_GATE]
 
 

@@ -108,9 +108,6 @@ def hypothesis_profile(name: str, root: Path) -> Any:
         return settings.get_profile(key)
 
 
-def worker_id() -> str:
-    """``gw0``, ``gw1``, ... under pytest-xdist; ``main`` without it."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @dataclass
@@ -132,7 +129,8 @@ class Gate:
     @classmethod
     def from_options(cls, *, profile: str, root: Path, report_dir: str | None, db: str | None,
                      budget: float | None, examples: int | None, seed: int | None, actors: str,
-                     faults: str) -> "Gate":
+                     faults: str, worker: str = "main") -> "Gate":
+        """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main`` without it."""
         if profile not in PROFILES:
             raise ConfigError(f"unknown sessioncheck profile {profile!r}; choose {', '.join(PROFILES)}")
         if budget is not None and budget <= 0:
@@ -151,7 +149,6 @@ class Gate:
             from hypothesis.database import DirectoryBasedExampleDatabase
 
             database = DirectoryBasedExampleDatabase(str(Path(db)))
-        worker = worker_id()
         if seed is None:
             # ci: a fixed base, so the gate is the same on every run; fuzz:
             # a fresh one (the seed of each check is in its report)

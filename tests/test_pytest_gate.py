@@ -107,6 +107,7 @@ def test_fuzz_profile_draws_fresh_seeds(pytester):
         r.assert_outcomes(passed=1)
         p = junit_properties(pytester.path / f"f{n}.xml")["test_json"]
         assert p["sessioncheck_profile"] == "fuzz" and int(p["sessioncheck_examples"]) > 0
+        assert p["sessioncheck_worker"] == "main"  # no xdist in this run, even inside an xdist worker
         seeds.append(p["sessioncheck_seed"])
     assert seeds[0] != seeds[1]
 
