@@ -19,8 +19,10 @@ and opens the directory before its temp file, SQLite reads inside one
 transaction or not at all.  A scenario therefore says *where* an actor
 stops, as an :class:`Until` step with a mark:
 
-- ``"read"``: past the operation's first read of session data (a file
-  read, or an SQL ``SELECT``), and on up to just before its next lock or
+- ``"reading"``: just before the operation's first read of session data
+  (a file read, or an SQL ``SELECT``): the next point is that read, where
+  a ``fault`` step makes it fail;
+- ``"read"``: past that read, and on up to just before its next lock or
   write: the actor now holds a copy of the session, and holds the lock
   only if the store reads under the lock it writes under;
 - ``"created"``: just past the point where the operation created or
@@ -89,7 +91,7 @@ def violates(invariant: str) -> Expect:
 @dataclass(frozen=True)
 class Until:
     """Advance actor ``actor`` (an index) to ``mark`` in its current
-    operation: ``"read"`` or ``"created"`` (see the module notes).  It must
+    operation: ``"reading"``, ``"read"`` or ``"created"`` (see the module notes).  It must
     come after the start of that operation with no other step on the same
     actor in between; resolved to an ``advance`` before the run."""
 
@@ -101,7 +103,7 @@ class Until:
             raise ValueError(f"Until: unknown mark {self.mark!r}; use one of {', '.join(MARKS)}")
 
 
-MARKS = ("read", "created")
+MARKS = ("reading", "read", "created")
 
 ProgramStep = Union[Step, Until]
 
@@ -284,11 +286,12 @@ def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int:
             if data_open_for_write(p) or sql(p) in _SQL_WRITES[:4]:
                 return i + 1
         return 0
-    # mark == "read"
     first = next((i for i, p in enumerate(points)
                   if (p["kind"] == "read" and p["path"] not in locks) or sql(p) == "SELECT"), None)
     if first is None:
         return 0
+    if mark == "reading":
+        return first
     n = first + 1
     while n < len(points):
         p = points[n]
@@ -375,7 +378,14 @@ def crash(actor: str) -> Step:
     return Step("crash", _index(actor))
 
 
+def fault(actor: str, errno_name: str) -> Step:
+    """The file call ``actor`` is parked at fails with ``errno_name``
+    (EIO, ENOSPC, EACCES) instead of running; at a point that is not a
+    file call (a lock, an SQL statement) nothing happens."""
+    return Step("fault", _index(actor), errno_name=errno_name)
+
+
 def until(actor: str, mark: str) -> Until:
-    """Advance ``actor`` to ``mark`` (``"read"`` or ``"created"``) in its
+    """Advance ``actor`` to ``mark`` (``"reading"``, ``"read"``, ``"created"``) in its
     current operation; see the module notes."""
     return Until(_index(actor), mark)

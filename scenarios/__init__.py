@@ -15,6 +15,7 @@ from __future__ import annotations
 from . import (
     clear_compute_instance_then_resume,
     delete_races_append,
+    eio_on_read_then_append,
     killed_between_temp_and_rename,
     pr1727_stale_write_back,
     retention_overflow,
@@ -25,5 +26,6 @@ SCENARIOS = (
     clear_compute_instance_then_resume.SCENARIO,
     delete_races_append.SCENARIO,
     killed_between_temp_and_rename.SCENARIO,
+    eio_on_read_then_append.SCENARIO,
     retention_overflow.SCENARIO,
 )

@@ -126,6 +126,7 @@ def test_read_mark_stops_before_the_next_lock_or_write():
     unlocked = _points(("open", "s0.json", "r"), ("read", "s0.json", ""), ("open", "s0.json.lock", "rw+create"),
                        ("flock", "s0.json.lock", ""))
     assert _points_to_mark(start_entry + unlocked, "B", "read") == 2
+    assert _points_to_mark(start_entry + unlocked, "B", "reading") == 1  # parked at the read itself
     # praisonai's pre-fix persist: locked read, unlock, then a new lock to write
     relocked = _points(("open", "s0.json.lock", "w"), ("flock", "s0.json.lock", ""), ("open", "s0.json", "r"),
                        ("read", "s0.json", ""), ("unlock", "s0.json.lock", ""), ("close", "s0.json.lock", ""),
@@ -316,6 +317,38 @@ def test_retention_overflow_overflows_praisonai_small_window_and_keeps_all(tmp_p
     assert op(r, "read", process="B").output["messages"] == [f"m{i}" for i in range(1, 7)]
 
 
+def fault_entry(r, actor: str) -> dict:
+    found = [e for e in r.outcome.trace if e["actor"] == actor and e["ev"] == "fault"]
+    assert len(found) == 1, r.story
+    return found[0]
+
+
+def test_eio_on_read_reaches_the_caller_in_the_reference_store():
+    r = run(get("eio-on-read-then-append"), "json")
+    e = fault_entry(r, "A")
+    assert (e["kind"], e["path"], e["errno"]) == ("read", "s0.json", "EIO")
+    m2 = op(r, "add", "m2")
+    assert m2.start <= step(r, "A", lambda x: x["ev"] == "fault") and m2.status == "info"  # not acknowledged
+    assert "Input/output error" in m2.error and r.observed == "pass"
+    assert r.outcome.ops[-1].output["messages"] == ["m1"]
+
+
+def test_eio_on_read_becomes_an_empty_session_in_the_mutant():
+    r = run(get("eio-on-read-then-append"), "mutant:eio-empty")
+    assert fault_entry(r, "A")["kind"] == "read"
+    assert op(r, "add", "m2").status == "ok"  # acknowledged after the error was swallowed
+    assert r.outcome.ops[-1].output["messages"] == ["m2"]
+    assert any(v.invariant == "I1" and v.subject == "m1" for v in r.outcome.violations), r.story
+
+
+def test_eio_on_read_praisonai_refuses_and_keeps_the_message_aside():
+    pytest.importorskip("praisonaiagents")
+    r = run(get("eio-on-read-then-append"), "praisonai")
+    assert fault_entry(r, "A")["kind"] == "read"
+    assert op(r, "add", "m2").status == "info"  # refused: add_message returned False
+    assert "spill" in r.story and r.observed == "pass"
+
+
 # -- replay, API, command line ---------------------------------------------------------
 
 
@@ -351,7 +384,8 @@ def test_cli_scenarios_table(capsys):
     out = capsys.readouterr().out
     for name in REQUIRED:
         assert name in out
-    assert "5 of 5 scenarios as expected" in out and "UNEXPECTED" not in out
+    n = len(all_scenarios())
+    assert f"{n} of {n} scenarios as expected" in out and "UNEXPECTED" not in out
     assert cli(["scenarios", "--store", "store_impl.mutant_stale_overwrite:Store"]) == 1
     out = capsys.readouterr().out
     assert "UNEXPECTED: pr1727-stale-write-back" in out and "wrote its stale copy back" in out
