@@ -27,6 +27,7 @@ from timing import Measurement, Probe, cli, first_line  # noqa: E402
 from targets import TARGETS  # noqa: E402
 
 from harness import engine  # noqa: E402
+from harness.program import ModelConfig  # noqa: E402
 from harness.verify import verify  # noqa: E402
 
 
@@ -65,8 +66,15 @@ def measure(target_name: str, mode: str, seed: int | None, opts: dict) -> Measur
         if not ok and "run_seconds" not in at_first:
             at_first.update(run_seconds=timer.seconds, runs=timer.runs)
 
+    # The model's size: the defaults, or (``scope=peer``) the peer tests'
+    # scope: two writers on one session, short programs; the CLI's
+    # ``--actor-count 2 --sessions 1 --max-steps N``.
+    cfg = None
+    if opts.get("scope") == "peer":
+        cfg = ModelConfig(actors=2, sessions=1, max_steps=int(opts.get("max_steps", 8)))
+        m.extra["model"] = f"actors=2 sessions=1 max_steps={cfg.max_steps}"
     try:
-        result = verify(target.spec, mode=mode, budget=float(opts.get("budget", 30)), seed=seed,
+        result = verify(target.spec, mode=mode, cfg=cfg, budget=float(opts.get("budget", 30)), seed=seed,
                         save_report=False, on_example=on_example,
                         shrink_budget=float(opts.get("shrink_budget", 10)))
     except Exception as e:

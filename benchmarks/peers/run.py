@@ -1,0 +1,357 @@
+"""Every peer tool and sessioncheck on the same targets, in one run; writes RESULTS.md.
+
+Usage::
+
+    python benchmarks/peers/run.py [--seeds 5] [--out benchmarks/peers/RESULTS.md]
+                                   [--py311 /work/venv-peers/bin/python]
+                                   [--py313 /work/venv-peers-313/bin/python]
+
+Each measurement is one child process (``peer_<tool>.py`` or
+``sessioncheck_side.py``) in the virtual environment the tool installs in:
+frontrun and sessioncheck in a Python 3.11 venv, interleave-test (>= 3.12)
+and ploom (>= 3.13) in a Python 3.13 venv; both hold this project
+(editable), the same filelock and the same praisonaiagents, so every tool
+runs the same store code.  frontrun runs under its ``frontrun`` CLI, as its
+README requires.  Runs are interleaved (seed by seed, target by target,
+tool by tool) so that load on the shared machine falls on all tools alike.
+Every child is bounded by a timeout and killed with its process group.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from targets import TARGETS  # noqa: E402
+
+CHILD_TIMEOUT = 240.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One tool configuration: which script, which interpreter, which modes."""
+
+    tool: str  # name in the tables
+    script: str
+    venv: str  # "py311" or "py313"
+    mode: str  # the mode argument of the script
+    actors: str  # threads | processes
+    seeded: bool  # randomised: run once per seed; else once in all
+    wrapper: tuple[str, ...] = ()  # command the script runs under (frontrun CLI)
+    extra: tuple[str, ...] = ()  # more --opt arguments
+
+    def options(self, target: str, control: bool) -> list[str]:
+        """Budgets: peers run their default bounds on a bug (they stop at the
+        first failure); on a control, a fixed number of schedules (peers) or
+        seconds (sessioncheck) to measure schedules/s and false alarms."""
+        if self.tool.startswith("sessioncheck"):
+            # Shrinking runs after the first failure and is capped at 3 s here
+            # (the product's default is 10 s) to keep the whole run short.
+            return ["--opt", f"budget={10 if control else 45}", "--opt", "shrink_budget=3", *self.extra]
+        if self.tool.startswith("frontrun"):
+            return ["--opt", f"max_attempts={100 if control else 200}", "--opt", "timeout=60"]
+        if self.tool.startswith("interleave-test"):
+            return ["--opt", f"iterations={200 if control else 500}", "--opt", "timeout=10"]
+        return ["--opt", "max_executions=200", "--opt", "timeout=30"]
+
+
+def configs(py311: str) -> list[Config]:
+    frontrun = (str(Path(py311).with_name("frontrun")),)
+    return [
+        Config("sessioncheck", "sessioncheck_side.py", "py311", "threads", "threads", True),
+        Config("sessioncheck", "sessioncheck_side.py", "py311", "processes", "processes", True),
+        # the same, told the peer tests' scope: --actor-count 2 --sessions 1 --max-steps 10
+        Config("sessioncheck 2x1x10", "sessioncheck_side.py", "py311", "threads", "threads", True,
+               extra=("--opt", "scope=peer", "--opt", "max_steps=10")),
+        Config("frontrun dpor", "peer_frontrun.py", "py311", "threads-dpor", "threads", False, frontrun),
+        Config("frontrun random", "peer_frontrun.py", "py311", "threads-random", "threads", True, frontrun),
+        Config("frontrun process", "peer_frontrun.py", "py311", "processes-dpor", "processes", False, frontrun),
+        Config("interleave-test random", "peer_interleave.py", "py313", "threads-random", "threads", True),
+        Config("interleave-test pct", "peer_interleave.py", "py313", "threads-pct", "threads", True),
+        Config("interleave-test dfs", "peer_interleave.py", "py313", "threads-dfs", "threads", False),
+        Config("ploom dfs", "peer_ploom.py", "py313", "threads-dfs", "threads", False),
+    ]
+
+
+def run_child(cmd: list[str], timeout: float) -> dict:
+    """Run one measurement; its RESULT line as a dict, or an error record."""
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"error": f"no result within {timeout:.0f} s (killed)"}
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (err.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail[:200]}"}
+
+
+def version(py: str, dist: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    try:
+        return subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() or "absent"
+    except (OSError, subprocess.TimeoutExpired):
+        return "absent"
+
+
+def python_version(py: str) -> str:
+    try:
+        return subprocess.run([py, "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "absent"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+# -- aggregation --------------------------------------------------------------
+
+def status(r: dict, control: bool) -> str:
+    """found | pass | false alarm | inconclusive | error."""
+    if r.get("error"):
+        return "error"
+    if r.get("found"):
+        return "found"
+    v = r.get("verdict", "")
+    if v.startswith("pass") or v.startswith("no violation"):
+        return "pass"
+    if v.startswith("inconclusive") or v.startswith("incomplete"):
+        return "inconclusive"
+    return "false alarm"
+
+
+def med(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+@dataclass
+class Row:
+    config: Config
+    target: str
+    runs: list[dict]
+
+    @property
+    def control_here(self) -> bool:
+        return self.config.actors not in TARGETS[self.target].buggy
+
+    def statuses(self) -> list[str]:
+        return [status(r, self.control_here) for r in self.runs]
+
+    def ffs(self) -> list[float]:
+        return [r["first_failure_seconds"] for r in self.runs if r.get("found") and r.get("first_failure_seconds") is not None]
+
+    def median_ffs(self) -> float | None:
+        return med(self.ffs())
+
+    def summary(self) -> dict:
+        st = self.statuses()
+        n = len(st)
+        found = st.count("found")
+        sched = [r.get("schedules_to_first_failure") for r in self.runs if r.get("found") and r.get("schedules_to_first_failure")]
+        rates = [r["schedules"] / r["seconds"] for r in self.runs if r.get("seconds") and not r.get("found")
+                 and not r.get("error") and status(r, True) == "pass"]
+        first = next((r for r in self.runs if r.get("verdict") or r.get("error")), {})
+        return {
+            "tool": self.config.tool, "actors": self.config.actors, "runs": n, "found": found,
+            "statuses": {s: st.count(s) for s in dict.fromkeys(st)},
+            "median_first_failure_seconds": self.median_ffs(),
+            "min_ffs": min(self.ffs()) if self.ffs() else None, "max_ffs": max(self.ffs()) if self.ffs() else None,
+            "median_schedules_to_first_failure": med([float(s) for s in sched]),
+            "schedules_per_second": med(rates),
+            "median_seconds": med([r["seconds"] for r in self.runs if r.get("seconds")]),
+            "verdict": first.get("error") or first.get("verdict", ""),
+        }
+
+
+def breakdown(rows: list[Row]) -> list[str]:
+    """Where sessioncheck's time to the first failure goes (medians over seeds)."""
+    lines = ["| target | actors | to first failure, s | setup (probe + actors start), s | running examples, s | "
+             "rest of the search (Hypothesis, bookkeeping), s | examples to first failure | s per example | "
+             "shrinking after it, s |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if not row.config.tool.startswith("sessioncheck"):
+            continue
+        label = row.config.tool.replace("sessioncheck", "").strip()
+        found = [r for r in row.runs if r.get("found")]
+        if not found:
+            continue
+        ffs = med([r["first_failure_seconds"] for r in found])
+        setup = med([r["extra"]["setup_seconds"] or 0.0 for r in found])
+        runs = med([r["extra"]["run_seconds_to_first_failure"] or 0.0 for r in found])
+        rest = med([r["first_failure_seconds"] - (r["extra"]["setup_seconds"] or 0.0)
+                    - (r["extra"]["run_seconds_to_first_failure"] or 0.0) for r in found])
+        n = med([float(r["schedules_to_first_failure"]) for r in found])
+        per = med([(r["extra"]["run_seconds_to_first_failure"] or 0.0) / r["schedules_to_first_failure"] for r in found])
+        shrink = med([r["extra"]["shrink_seconds"] or 0.0 for r in found])
+        lines.append(f"| {row.target} | {row.config.actors}{' ' + label if label else ''} | {fmt(ffs)} | {fmt(setup)} | {fmt(runs)} | {fmt(rest)} | "
+                     f"{fmt(n, 0)} | {fmt(per, 4)} | {fmt(shrink, 2)} |")
+    return lines
+
+
+def target_table(target: str, rows: list[Row]) -> list[str]:
+    t = TARGETS[target]
+    mine = [r for r in rows if r.target == target]
+    sc = {r.config.actors: r.median_ffs() for r in mine if r.config.tool == "sessioncheck"}
+    out = [f"### {target} (`{t.spec}`, workload {t.workload}; bug shows with: "
+           f"{', '.join(t.buggy) if t.buggy else 'none (control)'})", "",
+           "| tool | actors | runs | found | outcomes | median s to first failure (min-max) | "
+           "median schedules to it | schedules/s when passing | median s per call | sessioncheck / tool | what the tool said (first run) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in mine:
+        s = row.summary()
+        ratio = "-"
+        if not row.config.tool.startswith("sessioncheck") and s["median_first_failure_seconds"]:
+            mine_ffs = sc.get(row.config.actors)
+            ratio = "not found by sessioncheck" if mine_ffs is None else f"{mine_ffs / s['median_first_failure_seconds']:.2f}"
+        spread = "" if s["min_ffs"] is None else f" ({fmt(s['min_ffs'])}-{fmt(s['max_ffs'])})"
+        outcomes = ", ".join(f"{k} {v}" for k, v in s["statuses"].items())
+        verdict = s["verdict"].replace("|", "/")[:160]
+        out.append(f"| {s['tool']} | {s['actors']} | {s['runs']} | {s['found']}/{s['runs']} | {outcomes} | "
+                   f"{fmt(s['median_first_failure_seconds'])}{spread} | {fmt(s['median_schedules_to_first_failure'], 0)} | "
+                   f"{fmt(s['schedules_per_second'], 1)} | {fmt(s['median_seconds'], 2)} | {ratio} | {verdict} |")
+    # process mode rows the peers lack entirely
+    out.append("")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5, help="runs per randomised tool configuration (default 5)")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--py311", default="/work/venv-peers/bin/python")
+    p.add_argument("--py313", default="/work/venv-peers-313/bin/python")
+    p.add_argument("--only", default="", help="comma-separated targets (default: all)")
+    a = p.parse_args(argv)
+    pys = {"py311": a.py311, "py313": a.py313}
+    targets = [t for t in TARGETS if not a.only or t in a.only.split(",")]
+    if version(a.py311, "praisonaiagents") == "absent":
+        targets = [t for t in targets if not TARGETS[t].needs]
+    cfgs = configs(a.py311)
+    started = time.time()
+    load_start = load()
+    runs: dict[tuple[int, str], list[dict]] = {}
+    jobs = []
+    for seed in range(1, a.seeds + 1):
+        for target in targets:
+            for i, c in enumerate(cfgs):
+                if not c.seeded and seed > 1:
+                    continue
+                jobs.append((seed, target, i, c))
+    for n, (seed, target, i, c) in enumerate(jobs, 1):
+        control = c.actors not in TARGETS[target].buggy
+        cmd = [*c.wrapper, pys[c.venv], c.script, target, c.mode, *(["--seed", str(seed)] if c.seeded else []),
+               *c.options(target, control)]
+        r = run_child(cmd, CHILD_TIMEOUT)
+        r.setdefault("seed", seed if c.seeded else None)
+        runs.setdefault((i, target), []).append(r)
+        print(f"[{n}/{len(jobs)}] {target:17} {c.tool:22} {c.actors:9} seed {seed}: "
+              f"{status(r, control):12} ffs={fmt(r.get('first_failure_seconds'))} "
+              f"{(r.get('error') or r.get('verdict', ''))[:70]}", flush=True)
+    load_end = load()
+    wall = time.time() - started
+    rows = [Row(c, t, runs[(i, t)]) for t in targets for i, c in enumerate(cfgs) if (i, t) in runs]
+
+    versions = {
+        "frontrun": version(a.py311, "frontrun"), "interleave-test": version(a.py313, "interleave-test"),
+        "ploom": version(a.py313, "ploom"), "hypothesis": version(a.py311, "hypothesis"),
+        "filelock (3.11 venv)": version(a.py311, "filelock"), "filelock (3.13 venv)": version(a.py313, "filelock"),
+        "praisonaiagents": version(a.py311, "praisonaiagents"),
+    }
+    doc = render(a, rows, targets, versions, pys, load_start, load_end, wall, started)
+    a.out.write_text(doc)
+    a.out.with_suffix(".json").write_text(json.dumps(
+        {"rows": [{"tool": r.config.tool, "mode": r.config.mode, "actors": r.config.actors, "target": r.target,
+                   "runs": r.runs} for r in rows], "versions": versions}, indent=1))
+    print(f"wrote {a.out} ({wall:.0f} s)")
+    return 0
+
+
+def render(a, rows, targets, versions, pys, load_start, load_end, wall, started) -> str:
+    cmd = "python benchmarks/peers/run.py" + (f" --seeds {a.seeds}" if a.seeds != 5 else "")
+    L = ["# sessioncheck beside frontrun, interleave-test and ploom", "",
+         "Generated by `benchmarks/peers/run.py`; do not edit by hand.", "",
+         f"Reproduce: `{cmd}` (from the repository root; environments below).", "",
+         "## Machine and versions", "",
+         f"- date: {datetime.datetime.fromtimestamp(started, datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
+         f"whole run {wall:.0f} s",
+         f"- {os.cpu_count()} cores (`nproc` {len(os.sched_getaffinity(0))}), {cpu_model()}",
+         f"- load average (1, 5, 15 min) at start: {load_start}; at end: {load_end} (shared machine)",
+         f"- Python {python_version(pys['py311'])} (sessioncheck, frontrun) and "
+         f"{python_version(pys['py313'])} (interleave-test, ploom)",
+         "- " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
+         "Environments (two, because interleave-test needs Python >= 3.12 and ploom >= 3.13):", "",
+         "```sh",
+         "python3.11 -m venv /work/venv-peers && /work/venv-peers/bin/pip install -e . 'frontrun[process]==0.7.0' "
+         "'filelock<4' praisonaiagents==1.7.17",
+         "python3.13 -m venv /work/venv-peers-313 && /work/venv-peers-313/bin/pip install -e . interleave-test==0.1.0 "
+         "ploom==0.1.1 'filelock<4' praisonaiagents==1.7.17",
+         "```", "",
+         "## What was run", "",
+         "Every target is tested by every tool with the same two writers on one session, each writer with its own "
+         "store instance on one shared directory, and the same invariant read by a fresh instance afterwards "
+         "(`targets.py`): *add-persist* = `add_message(m1)` against `persist_state({k: v})`, both must survive; "
+         "*clear-add* = `persist_state({k: None})` after `{k: v}` against `add_message(m1)`, the field must be gone "
+         "and m1 kept; *add-add* = two `add_message`, both kept. Each peer file (`peer_*.py`) is that tool's "
+         "recommended test, as its README writes it. sessioncheck is given only the store spec: it generates the "
+         "operations (3 actors, 2 sessions, up to 24 steps) and the interleaving itself, and checks all of I1-I6; "
+         "the row *sessioncheck 2x1x10* is the same told the peer tests' scope (`--actor-count 2 --sessions 1 "
+         "--max-steps 10`). Its shrinking is capped at 3 s in this run (product default 10 s).", "",
+         "Time to the first failure is wall time from the start of the tool's call (sessioncheck: `verify()`, "
+         "which includes probing the store and starting its actors) to the end of the first schedule whose "
+         "invariant failed, read with a real clock bound before any tool patches `time` (`timing.py`). "
+         f"Randomised configurations run once per seed (1..{a.seeds}); deterministic ones (DPOR, DFS) once. "
+         "'sessioncheck / tool' is the ratio of the two medians, same actors, same run (<= 1: sessioncheck at least "
+         "as fast). On a control, peers run a fixed number of schedules (frontrun 100, interleave-test 200, ploom "
+         "until exhausted) and sessioncheck 10 s (on a bug it searches for up to 45 s); 'schedules/s' is schedules (sessioncheck: examples, each a whole "
+         "generated program) per second of the call. Outcomes: *found* = the tool reported the invariant broken; "
+         "*pass*; *false alarm* = the tool reported a failure that is not the invariant (a hang, a crash inside the "
+         "tool); *inconclusive* = the tool said it could not decide; *error* = it could not run the case.", ""]
+    L += ["## Results per target", ""]
+    for t in targets:
+        L += target_table(t, rows)
+    L += ["## Where sessioncheck's time goes", "",
+          "Medians over the seeds that found the bug. 'Running examples' is time inside `Executor.run` (the store "
+          "under the controlled scheduler plus the history check), summed over the examples up to the first "
+          "failure; 'rest of the search' is the remainder of the search loop (Hypothesis generating and "
+          "deciding each program, per-example bookkeeping).", ""]
+    L += breakdown(rows)
+    L.append("")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
