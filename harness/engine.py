@@ -140,6 +140,11 @@ class Executor:
         self.names = [chr(ord("A") + i) for i in range(self.cfg.actors)]
         self.actors: list[Actor | None] = [None] * self.cfg.actors
         self.runs = 0
+        # Virtual time never goes back, not even from one run to the next:
+        # stores keep time-ordered ids (uuid6, ULIDs) with a per-process
+        # "last timestamp" guard, and a clock that restarts at 0 every run
+        # would order one process's ids by its history, not by the run.
+        self.epoch = 0.0
 
     def __enter__(self) -> "Executor":
         return self
@@ -170,7 +175,7 @@ class Executor:
         location = tempfile.mkdtemp(prefix="sessioncheck-warmup-", dir=scratch_dir())
         try:
             actor.set_location(location)
-            sched = Scheduler([actor])
+            sched = Scheduler([actor], now=self.epoch)
             calls = [OpCall("open"), OpCall("add", "s0", "warm-up")]
             if self.cfg.metadata:
                 calls.append(OpCall("persist", "s0", {"model": "warm-up", "compute_instance_id": None}))
@@ -178,6 +183,7 @@ class Executor:
             for call in calls:
                 sched.run_alone(actor.name, call)
         finally:
+            self.epoch = max(self.epoch, sched.now) + 1.0
             shutil.rmtree(location, ignore_errors=True)
 
     def _retire(self, name: str) -> None:
@@ -199,7 +205,7 @@ class Executor:
             actors = [self._actor(i) for i in range(self.cfg.actors)]
             for a in actors:
                 a.set_location(location)
-            sched = Scheduler(actors)
+            sched = Scheduler(actors, now=self.epoch)
             if self.cfg.power_loss:
                 self._watch_power(sched, location, violations)
             for a in actors:
@@ -229,6 +235,7 @@ class Executor:
             broken = True
             violations.append(Violation("I5", f"{exc}: the store ended its own process"))
         finally:
+            self.epoch = max(self.epoch, sched.now) + 1.0
             for name, st in sched.state.items():
                 if st.crashed or broken:
                     self._retire(name)

@@ -219,6 +219,12 @@ def _open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
     path = _abspath(file)
     if path is None or not ctx.watches(path):
         return _real["open"](file, mode, *args, **kwargs)
+    if kwargs.get("opener") is not None or len(args) >= 6:
+        # NamedTemporaryFile passes the directory as the "file" and creates
+        # the real one in its opener, through os.open (itself a point).
+        f = _real["open"](file, mode, *args, **kwargs)
+        fd = f.fileno()
+        return WatchedFile(f, ctx, ctx.fd_paths.get(fd, path))
     ctx.point("open", path, mode)
     wf = WatchedFile(_real["open"](file, mode, *args, **kwargs), ctx, path)
     if wf._fd is not None and not any(c in mode for c in "wax+"):
