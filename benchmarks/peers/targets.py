@@ -11,6 +11,7 @@ each in its own virtual environment.
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 import time
@@ -50,21 +51,34 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 )}
 
 
+def factory(spec: str) -> Callable[[Path], Any]:
+    """The store factory named by a sessioncheck spec, imported directly.
+
+    Not through ``harness.store.resolve``: that installs sessioncheck's
+    interception (patched ``os``, ``time``, ``threading.Lock``) in the
+    process, and a peer tool must run the store exactly as it is."""
+    from harness.store import BUILTIN
+    from store_impl.adapters import ADAPTERS
+
+    if spec in BUILTIN:
+        target = BUILTIN[spec]
+    elif spec.startswith("mutant:"):
+        target = f"store_impl.mutant_{spec[len('mutant:'):].replace('-', '_')}:Store"
+    else:
+        target = ADAPTERS[spec][0]
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def open_store(spec: str, location: str | Path) -> Any:
     """A new store instance of ``spec`` on ``location``."""
-    from harness.store import resolve
-
-    return resolve(spec).open(Path(location))
+    return factory(spec)(Path(location))
 
 
 def preload(target: Target) -> None:
     """Import the store's code before a tool starts: a first import inside an
-    explored run would be scheduled (and timed) like the store's own code, and
-    a tool that patches ``threading`` during its run would hand the module
-    patched locks it never has in production."""
-    from harness.store import resolve
-
-    resolve(target.spec)
+    explored run would be scheduled (and timed) like the store's own code."""
+    factory(target.spec)
 
 
 def _contents(state: Any) -> list[str]:
