@@ -78,6 +78,7 @@ class StressConfig:
     duration: float = 60.0
     seed: int = 0
     op_timeout: float = 30.0
+    check_budget: float = 300.0  # seconds of metadata search before the verdict is unknown
 
     def validate(self) -> None:
         if self.threads < 1:
@@ -92,6 +93,8 @@ class StressConfig:
             raise ConfigError("--duration must be a positive number of seconds")
         if not (self.op_timeout > 0 and math.isfinite(self.op_timeout)):
             raise ConfigError("--op-timeout must be a positive number of seconds")
+        if not (self.check_budget > 0 and math.isfinite(self.check_budget)):
+            raise ConfigError("--check-budget must be a positive number of seconds")
 
     @property
     def actor_names(self) -> list[str]:
@@ -464,7 +467,7 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
                 run_findings.append(Finding("I5", op.session, None,
                                         f"{op.describe()} took {latency:.1f} s, more than the op "
                                         f"timeout ({config.op_timeout:g} s)", (op,)))
-    result = check(ops)
+    result = check(ops, budget=config.check_budget)
     return StressResult(config, events, result, seconds, list(stats.values()), latencies, run_findings, lost)
 
 

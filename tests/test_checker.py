@@ -244,7 +244,8 @@ def valid_histories(draw, deletes: bool = False):
 
 
 # More examples for a deep local run: SESSIONCHECK_CHECKER_EXAMPLES=5000
-FAST = settings(max_examples=int(os.environ.get("SESSIONCHECK_CHECKER_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=int(os.environ.get("SESSIONCHECK_CHECKER_EXAMPLES", "150")),
+                deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST

@@ -21,14 +21,15 @@ from ..history import read_jsonl
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("history", metavar="HISTORY.jsonl", help="the history to check (JSON lines)")
-    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help="give up (verdict unknown, exit 1) after this long on metadata search")
+    parser.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
+                        help="give up (verdict unknown, exit 1) after this long on metadata search "
+                             "(default 300)")
     parser.add_argument("--max-states", type=int, default=1_000_000, metavar="N",
                         help="give up when a field has more possible configurations at once (default 1000000)")
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.budget is not None and not (args.budget >= 0 and math.isfinite(args.budget)):
+    if not (args.budget >= 0 and math.isfinite(args.budget)):
         raise ConfigError("--budget must be a non-negative number of seconds")
     if args.max_states < 1:
         raise ConfigError("--max-states must be at least 1")

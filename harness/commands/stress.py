@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop issuing operations after this long (default 60)")
     parser.add_argument("--op-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="an operation taking longer violates liveness (I5) (default 30)")
+    parser.add_argument("--check-budget", type=float, default=300.0, metavar="SECONDS",
+                        help="seconds the checker may search before the verdict is unknown (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the operation plans (default 0)")
     parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
 
@@ -49,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
-                          seed=args.seed, op_timeout=args.op_timeout)
+                          seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget)
     config.validate()
     _terminate_cleanly()
     actors = len(config.actor_names)
