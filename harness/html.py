@@ -11,7 +11,9 @@ What a person sees, top to bottom:
   reads every session at the end).  The x axis is the order of events;
   each preemption point is a tick labelled with its kind, each operation a
   bar from its beginning to its result, each read's returned value written
-  beside it, a crash an ✕, an injected fault a ⚡.  Story steps are
+  beside it, a crash an ✕, an injected fault a ⚡, a power loss a ↯
+  (on a lane of its own).  The lane labels stay in view when a long
+  timeline scrolls sideways.  Story steps are
   numbered along the top; the step where the invariant is seen to break
   is a red band, and steps the explanation points at (the acknowledged
   write, the stale write-back) are amber bands;
@@ -23,8 +25,8 @@ The highlighted step is derived from the report, not stored in it: the
 violation's ``ops`` are indices into the run's operations, which are
 rebuilt from the trace in the engine's order (operations in the order they
 began, then the final reads); the step is the story line where the last
-of them completed.  Without ``ops``, the highest step the summary names;
-without that, the last step.
+of them completed.  Without ``ops``, the line of the power loss, if there
+was one; else the highest step the summary names; else the last step.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from .history import format_fields
 from .story import Line, describe_call, group, line_of, point_text, visible, Names
 
 LANE_H = 64
-LEFT = 70
+LEFT = 12  # the lane labels live in their own column, which does not scroll
+LABELS_W = 70
 TOP = 58
 COL = 34
 
@@ -127,8 +130,12 @@ def highlight(report: dict, lines: list[Line] | None = None) -> Highlight | None
             if n:
                 steps.append((n, op))
     named = [int(m[2] or m[1]) for m in _STEP.finditer(summary)]
+    # a power loss is its own story line: what the crash state showed
+    power = [where[e["t"]] for e in trace if e["ev"] == "power-loss" and e["t"] in where]
     if steps:
         step = max(n for n, _ in steps)
+    elif power:
+        step = power[-1]
     elif named:
         step = max(named)
     else:
@@ -174,8 +181,9 @@ def _esc(s: object) -> str:
     return html.escape(str(s), quote=True)
 
 
-def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tuple[str, int]:
-    """The SVG timeline and its width."""
+def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tuple[str, str]:
+    """The lane labels (an SVG that stays put) and the SVG timeline (which
+    scrolls sideways when the run is long)."""
     names = Names(trace)
     entries = visible(trace)
     where = line_of(lines)
@@ -187,7 +195,7 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
     for e in entries:
         w = COL
         if e["ev"] == "done" and e.get("call") == "read" and e.get("status") == "ok":
-            w = max(COL, 7 * len(_value_text(e.get("value"))) + 24)
+            w = max(COL, 7.6 * len(_value_text(e.get("value"))) + 28)
         widths[e["t"]] = w
         xs[e["t"]] = x + 10
         x += w
@@ -221,8 +229,7 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
     # lanes
     for a in lane_names:
         y = y_of[a]
-        out.append(f'<line class="lane" x1="{LEFT}" y1="{y}" x2="{width - 10}" y2="{y}"/>'
-                   f'<text class="lane-label" data-actor="{_esc(a)}" x="{LEFT - 10}" y="{y + 5}">{_esc(a)}</text>')
+        out.append(f'<line class="lane" x1="{LEFT}" y1="{y}" x2="{width - 10}" y2="{y}"/>')
     # operation bars
     current: dict[str, dict] = {}
     for e in entries:
@@ -280,10 +287,15 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
                        f'<title>step {step}: {_esc(point_text(e, names))} fails with {_esc(e.get("errno"))}'
                        f'</title></g>')
         elif ev == "power-loss":
-            out.append(f'<g {attrs}><text class="glyph" x="{x:.0f}" y="{y + 6}">⏻</text>'
-                       f'<title>step {step}: power loss</title></g>')
+            out.append(f'<g {attrs}><text class="glyph" x="{x:.0f}" y="{y + 6}">↯</text>'
+                       f'<title>step {step}: {_esc(e.get("text") or "power loss")}</title></g>')
     out.append("</svg>")
-    return "\n".join(out), width
+    labels = [f'<svg id="lanes" xmlns="http://www.w3.org/2000/svg" width="{LABELS_W}" height="{height}" '
+              f'viewBox="0 0 {LABELS_W} {height}">']
+    labels += [f'<text class="lane-label" data-actor="{_esc(a)}" x="{LABELS_W - 10}" y="{y_of[a] + 5}">{_esc(a)}'
+               '</text>' for a in lane_names]
+    labels.append("</svg>")
+    return "\n".join(labels), "\n".join(out)
 
 
 CSS = """
@@ -293,7 +305,9 @@ h1{font-size:19px;margin:0 0 6px}
 h2{font-size:16px;margin:22px 24px 8px}
 .verdict{font-size:16px;color:#b42318;font-weight:600}
 .meta{color:#5b6472;font-size:13px}
-.scroll{overflow-x:auto;margin:0 24px;background:#fff;border:1px solid #dde1e6;border-radius:6px}
+.timeline{display:flex;margin:0 24px;background:#fff;border:1px solid #dde1e6;border-radius:6px}
+#lanes{flex:none;border-right:1px solid #eef1f5}
+.scroll{overflow-x:auto;flex:1 1 auto}
 svg text{font-family:"DejaVu Sans Mono",monospace}
 .lane{stroke:#c5ccd6;stroke-width:1.5}
 .lane-label{font-size:15px;font-weight:700;text-anchor:end;fill:#1d2330}
@@ -366,7 +380,7 @@ def render_html(report: dict) -> str:
     trace = report["trace"]
     lines = group(trace)
     hl = highlight(report, lines)
-    svg, _ = _timeline(trace, lines, hl)
+    lane_svg, svg = _timeline(trace, lines, hl)
     v0 = report["violations"][0] if report["violations"] else None
     from .engine import INVARIANTS
 
@@ -376,7 +390,7 @@ def render_html(report: dict) -> str:
     else:
         verdict = "no violation recorded in this report"
     meta = [f"store <b>{_esc(report['store'])}</b>", f"{_esc(report['mode'])}",
-            f"{report['config'].get('actors', '?')} actors", f"seed {_esc(report.get('seed'))}"]
+            f"{report['config'].get('actors', '?')} actors", f"seed {report['seed']}" if report.get("seed") is not None else "unseeded"]
     stats = report.get("stats") or {}
     if stats.get("examples") is not None:
         meta.append(f"found after {stats.get('first_failure_example')} examples "
@@ -432,9 +446,9 @@ def render_html(report: dict) -> str:
 <h2>Timeline</h2>
 <div class="legend"><span>● operation begins</span><span>| preemption point (kind below)</span>
 <span>◆ result (green acknowledged, red failed, violet a read with its value)</span><span>✕ killed</span>
-<span>⚡ injected I/O error</span></div>
+<span>⚡ injected I/O error</span><span>↯ power loss</span></div>
 {hl_text}
-<div class="scroll" id="scroll">{svg}</div>
+<div class="timeline">{lane_svg}<div class="scroll" id="scroll">{svg}</div></div>
 <h2>Story</h2>
 <table id="story"><tr><th>step</th><th>actor</th><th>what happened</th><th>note</th></tr>{"".join(rows)}</table>
 <h2>Why this is a violation</h2><pre id="why">{_esc(why or verdict)}</pre>

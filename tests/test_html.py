@@ -223,3 +223,48 @@ def test_browser_shows_lanes_and_the_highlighted_step(stale_report, tmp_path, py
     # large enough to be seen, and so is its red outline (#d92d20)
     assert count_colour(rows, (0xFD, 0xE2, 0xE1)) > 5000
     assert count_colour(rows, (0xD9, 0x2D, 0x20), tol=20) > 300
+
+
+@pytest.fixture(scope="module")
+def long_report(tmp_path_factory) -> Path:
+    """A real run whose timeline is wider than the window: twenty appends,
+    then the three steps that lose a message."""
+    from harness.program import program_from_json
+    from harness.store import resolve
+    from harness.verify import model_config, rerun
+
+    program = program_from_json([["start", 0, ["add", 0]]] * 20 + [
+        ["start", 0, ["persist", 1, [["compute_instance_id", "fresh"]]]], ["start", 1, ["add", 1]],
+        ["advance", 0, 1]])
+    spec = resolve("mutant:stale-overwrite")
+    cfg = model_config(spec, "threads", ())
+    path = tmp_path_factory.mktemp("long") / "long.json"
+    outcome, story = rerun("mutant:stale-overwrite", "threads", cfg, program, path)
+    assert outcome.failed
+    data = reports.build(store="mutant:stale-overwrite", store_module=spec.module, mode="threads", cfg=cfg,
+                         seed=None, program=program, violations=outcome.violations, story=story,
+                         trace=outcome.trace, stats={})
+    return reports.save(data, path)
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed "
+                    "(apt-get install -y --no-install-recommends chromium fonts-dejavu-core)")
+def test_long_timeline_scrolls_to_the_break_and_keeps_lane_labels(long_report, tmp_path, pytestconfig,
+                                                                  record_property):
+    page = tmp_path / "long.html"
+    assert sc("report", str(long_report), "--html", str(page)).returncode == 0
+    html_text = page.read_text()
+    width = int(re.search(r'<svg id="timeline"[^>]* width="(\d+)"', html_text)[1])
+    assert width > 3 * WINDOW[0]  # the break is far off the first screen
+    hl = highlight(reports.load(long_report))
+    assert hl.step > 20
+    body = re.search(r"<body([^>]*)>", browse(page, "--dump-dom"))[1]
+    assert 'data-break-visible="yes"' in body, body
+    assert re.search(r'data-lanes-visible="([^"]*)"', body)[1] == "A,B,C,final"
+    shot = artifact_dir(pytestconfig) / "report-long-timeline.png"
+    shot.unlink(missing_ok=True)
+    browse(page, f"--screenshot={shot}")
+    print(f"\nscreenshot of a long timeline: {shot}")
+    record_property("screenshot", str(shot))
+    _, _, rows = png_pixels(shot)
+    assert count_colour(rows, (0xFD, 0xE2, 0xE1)) > 5000
