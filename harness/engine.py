@@ -420,7 +420,7 @@ def orphans(trace: list[dict], location: str) -> list[str]:
                 and os.path.exists(os.path.join(location, e["path"]))):
             shown = names(e["path"])
             out.append(f"{e['actor']} was killed at step {where.get(killed[e['actor']], 0)} after creating "
-                       f"{shown} ({e['path']}); it is left behind and nothing removes it")
+                       f"{shown}; it is left behind and nothing removes it")
     return out
 
 

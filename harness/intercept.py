@@ -506,14 +506,22 @@ class _SqlPoints:
         ctx = self.ctx
         ctx.point("sql", self.path, label)
         start = ctx.now
+        key = ("sqlite", self.path)
+        waited = False
         while True:
             try:
-                return fn(*args)
+                out = fn(*args)
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or ctx.now - start >= self.timeout:
                     raise
-                ctx.events.append(("blocked", ("sqlite", self.path)))
+                ctx.events.append(("blocked", key))
+                waited = True
                 time.sleep(0.005)
+                continue
+            if waited:
+                ctx.events.append(("acquired", key))
+                ctx.events.append(("released", key))
+            return out
 
 
 def _sql_label(sql: str) -> str:

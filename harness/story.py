@@ -95,6 +95,8 @@ def point_text(e: dict, names: Names | None = None) -> str:
         detail = n(detail)
     if kind == "sql" and detail in ("CONNECT", "CLOSE"):
         return f"{detail.lower()} {path}"
+    if kind == "sql" and not detail:
+        detail = "SQL"
     text = POINT_TEXT.get(kind, kind + " {path}").format(path=path, detail=detail)
     return text + " (busy)" if e.get("busy") else text
 
