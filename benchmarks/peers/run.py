@@ -248,6 +248,36 @@ def target_table(target: str, rows: list[Row]) -> list[str]:
     return out
 
 
+def summary_table(rows: list[Row], targets: list[str]) -> list[str]:
+    """Per target and actor mode: sessioncheck against the fastest peer that found the bug."""
+    out = ["| target | actors | bug here? | sessioncheck found | sessioncheck median s | peers that found it (found/runs) | "
+           "fastest peer, median s | sessioncheck / fastest peer | peers' false alarms |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t in targets:
+        for actors in ("threads", "processes"):
+            here = [r for r in rows if r.target == t and r.config.actors == actors]
+            sc = next((r for r in here if r.config.tool == "sessioncheck"), None)
+            if sc is None:
+                continue
+            peers = [r for r in here if not r.config.tool.startswith("sessioncheck")]
+            s = sc.summary()
+            found_by = [(p.config.tool, p.summary()) for p in peers if p.summary()["found"]]
+            fastest = min(found_by, key=lambda x: x[1]["median_first_failure_seconds"] or 1e9, default=None)
+            alarms = sum(p.statuses().count("false alarm") for p in peers)
+            runs = sum(len(p.runs) for p in peers)
+            bug = "yes" if actors in TARGETS[t].buggy else "no (control)"
+            ratio = "-"
+            if fastest and s["median_first_failure_seconds"] is not None:
+                ratio = f"{s['median_first_failure_seconds'] / fastest[1]['median_first_failure_seconds']:.1f}"
+            elif fastest:
+                ratio = "sessioncheck did not find it"
+            peers_txt = ", ".join(f"{n} ({x['found']}/{x['runs']})" for n, x in found_by) or ("none" if peers else "no peer has this mode")
+            out.append(f"| {t} | {actors} | {bug} | {s['found']}/{s['runs']} | {fmt(s['median_first_failure_seconds'])} | "
+                       f"{peers_txt} | {fastest[0] + ' ' + fmt(fastest[1]['median_first_failure_seconds']) if fastest else '-'} | "
+                       f"{ratio} | {alarms}/{runs} |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="runs per randomised tool configuration (default 5)")
@@ -255,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--py311", default="/work/venv-peers/bin/python")
     p.add_argument("--py313", default="/work/venv-peers-313/bin/python")
     p.add_argument("--only", default="", help="comma-separated targets (default: all)")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="re-render the Markdown from a saved RESULTS.json instead of running")
     a = p.parse_args(argv)
+    if a.from_json is not None:
+        return rerender(a)
     pys = {"py311": a.py311, "py313": a.py313}
     targets = [t for t in TARGETS if not a.only or t in a.only.split(",")]
     if version(a.py311, "praisonaiagents") == "absent":
@@ -291,27 +325,40 @@ def main(argv: list[str] | None = None) -> int:
         "filelock (3.11 venv)": version(a.py311, "filelock"), "filelock (3.13 venv)": version(a.py313, "filelock"),
         "praisonaiagents": version(a.py311, "praisonaiagents"),
     }
-    doc = render(a, rows, targets, versions, pys, load_start, load_end, wall, started)
-    a.out.write_text(doc)
+    meta = {"seeds": a.seeds, "targets": targets, "versions": versions, "load_start": load_start,
+            "load_end": load_end, "wall": wall, "started": started, "cpu": cpu_model(), "cores": os.cpu_count(),
+            "python": {k: python_version(v) for k, v in pys.items()}}
+    a.out.write_text(render(meta, rows))
     a.out.with_suffix(".json").write_text(json.dumps(
-        {"rows": [{"tool": r.config.tool, "mode": r.config.mode, "actors": r.config.actors, "target": r.target,
-                   "runs": r.runs} for r in rows], "versions": versions}, indent=1))
+        {"meta": meta, "rows": [{"tool": r.config.tool, "mode": r.config.mode, "actors": r.config.actors,
+                                 "target": r.target, "runs": r.runs} for r in rows]}, indent=1))
     print(f"wrote {a.out} ({wall:.0f} s)")
     return 0
 
 
-def render(a, rows, targets, versions, pys, load_start, load_end, wall, started) -> str:
-    cmd = "python benchmarks/peers/run.py" + (f" --seeds {a.seeds}" if a.seeds != 5 else "")
+def rerender(a: argparse.Namespace) -> int:
+    doc = json.loads(a.from_json.read_text())
+    meta = doc["meta"]
+    by_key = {(c.tool, c.mode): c for c in configs(a.py311)}
+    rows = [Row(by_key[(r["tool"], r["mode"])], r["target"], r["runs"]) for r in doc["rows"]]
+    a.out.write_text(render(meta, rows))
+    print(f"wrote {a.out}")
+    return 0
+
+
+def render(meta: dict, rows: list[Row]) -> str:
+    targets, versions, started, seeds = meta["targets"], meta["versions"], meta["started"], meta["seeds"]
+    cmd = "python benchmarks/peers/run.py" + (f" --seeds {seeds}" if seeds != 5 else "")
     L = ["# sessioncheck beside frontrun, interleave-test and ploom", "",
          "Generated by `benchmarks/peers/run.py`; do not edit by hand.", "",
          f"Reproduce: `{cmd}` (from the repository root; environments below).", "",
          "## Machine and versions", "",
          f"- date: {datetime.datetime.fromtimestamp(started, datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
-         f"whole run {wall:.0f} s",
-         f"- {os.cpu_count()} cores (`nproc` {len(os.sched_getaffinity(0))}), {cpu_model()}",
-         f"- load average (1, 5, 15 min) at start: {load_start}; at end: {load_end} (shared machine)",
-         f"- Python {python_version(pys['py311'])} (sessioncheck, frontrun) and "
-         f"{python_version(pys['py313'])} (interleave-test, ploom)",
+         f"whole run {meta['wall']:.0f} s",
+         f"- {meta['cores']} cores (`nproc`), {meta['cpu']}",
+         f"- load average (1, 5, 15 min) at start: {meta['load_start']}; at end: {meta['load_end']} (shared machine)",
+         f"- Python {meta['python']['py311']} (sessioncheck, frontrun) and "
+         f"{meta['python']['py313']} (interleave-test, ploom)",
          "- " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
          "Environments (two, because interleave-test needs Python >= 3.12 and ploom >= 3.13):", "",
          "```sh",
@@ -333,14 +380,18 @@ def render(a, rows, targets, versions, pys, load_start, load_end, wall, started)
          "Time to the first failure is wall time from the start of the tool's call (sessioncheck: `verify()`, "
          "which includes probing the store and starting its actors) to the end of the first schedule whose "
          "invariant failed, read with a real clock bound before any tool patches `time` (`timing.py`). "
-         f"Randomised configurations run once per seed (1..{a.seeds}); deterministic ones (DPOR, DFS) once. "
+         f"Randomised configurations run once per seed (1..{seeds}); deterministic ones (DPOR, DFS) once. "
          "'sessioncheck / tool' is the ratio of the two medians, same actors, same run (<= 1: sessioncheck at least "
          "as fast). On a control, peers run a fixed number of schedules (frontrun 100, interleave-test 200, ploom "
          "until exhausted) and sessioncheck 10 s (on a bug it searches for up to 45 s); 'schedules/s' is schedules (sessioncheck: examples, each a whole "
          "generated program) per second of the call. Outcomes: *found* = the tool reported the invariant broken; "
          "*pass*; *false alarm* = the tool reported a failure that is not the invariant (a hang, a crash inside the "
          "tool); *inconclusive* = the tool said it could not decide; *error* = it could not run the case.", ""]
-    L += ["## Results per target", ""]
+    L += ["## Summary: the bar (sessioncheck finds what the peers find, in at most their time)", "",
+          "Median seconds to the first failure; the fastest peer is the peer configuration with the smallest median "
+          "among those that found the bug at least once.", ""]
+    L += summary_table(rows, targets)
+    L += ["", "## Results per target", ""]
     for t in targets:
         L += target_table(t, rows)
     L += ["## Where sessioncheck's time goes", "",
