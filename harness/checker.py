@@ -649,6 +649,10 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
     events.sort()
     keys = [r.key for r in rops]
     isw = [r.write for r in rops]
+    # Optional writes of one value that expire together are interchangeable
+    # once called: the search uses the lowest-numbered one of such a class,
+    # or n unanswered writes of None would open 2**n configurations.
+    sig = [(r.key, r.end) if r.optional else i for i, r in enumerate(rops)]
     empty: frozenset = frozenset()
     # configuration: (value, pending reads, writes that must take effect,
     #                 writes that may take effect or be dropped)
@@ -683,20 +687,26 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
                 for c in configs:
                     v, R, F, H = c
                     if i in F:
-                        _linearize(c, i, keys, new, max_states)
+                        _linearize(c, i, keys, sig, new, max_states)
                     elif i in H:
                         new.add((v, R, F, H - {i}))  # it was hidden behind another write
-                        _linearize(c, i, keys, new, max_states)
+                        _linearize(c, i, keys, sig, new, max_states)
                     else:
                         new.add(c)
+                    if len(new) > max_states:
+                        raise _OutOfBudget(f"more than {max_states} configurations at once")
             else:
                 for c in configs:
                     if i not in c[1]:
                         new.add(c)
                         continue
-                    for z in c[2] | c[3]:
-                        if keys[z] == key:
-                            _linearize(c, z, keys, new, max_states)
+                    used = set()
+                    for z in sorted(c[2] | c[3]):
+                        if keys[z] == key and sig[z] not in used:
+                            used.add(sig[z])
+                            _linearize(c, z, keys, sig, new, max_states)
+                    if len(new) > max_states:
+                        raise _OutOfBudget(f"more than {max_states} configurations at once")
             if not new:
                 return i
             configs = new
@@ -704,15 +714,17 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
         states += n
         if n > max_states:
             raise _OutOfBudget(f"more than {max_states} configurations at once")
-        tick += 1
-        if not tick & 1023 and ctx.out_of_time():
-            raise _OutOfBudget("ran out of the time budget")
+        tick += n  # weighted by the work an event costs
+        if tick >= 1024:
+            tick = 0
+            if ctx.out_of_time():
+                raise _OutOfBudget("ran out of the time budget")
     if count:
         ctx.states += states
     return None
 
 
-def _linearize(c: tuple, z: int, keys: list, out: set, max_states: int) -> None:
+def _linearize(c: tuple, z: int, keys: list, sig: list, out: set, max_states: int) -> None:
     """Add to ``out`` every configuration in which write ``z`` takes effect
     now, preceded by any set of other pending writes that lets pending
     reads of their values be linearized on the way."""
@@ -723,7 +735,12 @@ def _linearize(c: tuple, z: int, keys: list, out: set, max_states: int) -> None:
         out.add((zkey, R, frozenset(), others))
         return
     wanted = {keys[r] for r in R}
-    useful = [w for w in others if keys[w] in wanted and keys[w] != zkey]
+    useful = []
+    seen = set()
+    for w in sorted(others):
+        if keys[w] in wanted and keys[w] != zkey and sig[w] not in seen:
+            seen.add(sig[w])
+            useful.append(w)
     if len(useful) > 20 or (1 << len(useful)) > max_states:
         raise _OutOfBudget(f"{len(useful)} overlapping writes to choose an order for")
     for n in range(len(useful) + 1):

@@ -168,6 +168,24 @@ def test_unknown_when_the_search_runs_out():
     assert check(h, budget=0.0).verdict == "unknown"
 
 
+def test_many_unanswered_clears_do_not_blow_up_the_search():
+    # 40 clears whose outcome is unknown, then reads of None between other
+    # writes: each read may be explained by any of them, and they are
+    # interchangeable, so the search must stay small.
+    h = [op(f"W{i}", "persist", {"k": None}, i, None, "info") for i in range(40)]
+    t = 40
+    for i in range(40):
+        h += [op(f"X{i}", "persist", {"k": f"v{i}"}, t, t + 1), rd(f"R{i}", t + 2, t + 3, [])]
+        t += 4
+    started = time.perf_counter()
+    result = check(h, budget=10)
+    assert result.verdict == "ok" and time.perf_counter() - started < 2
+    # One more write and a read of None: that needs a 41st clear.
+    h += [op("Y", "persist", {"k": "w"}, t, t + 1), rd("R40", t + 2, t + 3, [])]
+    result = check(h, budget=10)
+    assert result.verdict == "violation" and result.findings[0].subject == "k"
+
+
 def test_tiny_history_is_fast():
     h = [op("A", "add", f"m{i}", 3 * i, 3 * i + 2) for i in range(10)]
     h += [op("B", "persist", {"model": f"v{i}"}, 3 * i + 1, 3 * i + 2) for i in range(10)]
