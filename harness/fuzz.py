@@ -26,8 +26,10 @@ in order of first appearance, and values told apart only as ``None`` or
 set (the same bug shown by actor B on ``s1`` writing ``''`` to ``model``
 is the same failure as by A on ``s0`` writing ``'v1'`` to
 ``compute_instance_id``).  Because Hypothesis' shrinking is bounded in
-time, a worker first removes any step whose removal keeps the same
-violation (a greedy pass, bounded in runs), so leftovers of an unfinished
+time, a worker first finishes it greedily (renames actors and sessions in
+order of appearance, removes every step it can, and moves the rest toward
+the first actor, the first session, one point), keeping each change that
+keeps the same violation, bounded in runs; so leftovers of an unfinished
 shrink do not make a known failure look new.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ import queue as queue_mod
 import random
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -88,25 +90,79 @@ def failure_key(invariant: str, program: list[Step]) -> str:
     return f"{invariant}:{digest}"
 
 
+def simpler(step: Step) -> list[Step]:
+    """Simpler versions of one step, simplest first: the first actor, the
+    first session, a fresh value instead of an empty one, one point."""
+    out: list[Step] = []
+    if step.actor != 0:
+        out.append(replace(step, actor=0))
+    if step.kind == "start" and step.op is not None:
+        op = step.op
+        if op.session != 0:
+            out.append(replace(step, op=replace(op, session=0)))
+        if any(v == "empty" for _, v in op.fields):
+            fields = tuple((k, "fresh" if v == "empty" else v) for k, v in op.fields)
+            out.append(replace(step, op=replace(op, fields=fields)))
+    if step.kind == "advance" and step.points > 1:
+        out.append(replace(step, points=1))
+    return out
+
+
+def renamed(program: list[Step]) -> list[Step]:
+    """The program with actors and sessions renamed in order of first
+    appearance (actors are alike, and so are sessions: the same run)."""
+    actors: dict[int, int] = {}
+    sessions: dict[int, int] = {}
+    out = []
+    for step in program:
+        step = replace(step, actor=actors.setdefault(step.actor, len(actors)))
+        if step.kind == "start" and step.op is not None:
+            step = replace(step, op=replace(step.op, session=sessions.setdefault(step.op.session, len(sessions))))
+        out.append(step)
+    return out
+
+
 def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invariant: str,
                    max_runs: int = REDUCE_RUNS, stop: Callable[[], bool] = lambda: False) -> list[Step]:
-    """Remove steps one at a time, last first, keeping each removal after
-    which ``run`` still violates ``invariant`` first; repeat until nothing
-    more can go, ``max_runs`` reruns are spent or ``stop()`` says so."""
+    """Finish a shrink that its bounds cut short: rename actors and
+    sessions (:func:`renamed`), remove steps one at a time (last first),
+    then simplify the steps left (:func:`simpler`),
+    keeping each change after which ``run`` still violates ``invariant``
+    first; repeat until nothing changes, ``max_runs`` reruns are spent or
+    ``stop()`` says so."""
     runs = 0
+
+    def still_fails(candidate: list[Step]) -> bool:
+        nonlocal runs
+        runs += 1
+        out = run(candidate)
+        return bool(out.failed and out.violations[0].invariant == invariant)
+
+    def budget_left() -> bool:
+        return runs < max_runs and not stop()
+
     changed = True
-    while changed and runs < max_runs and not stop():
+    while changed and budget_left():
         changed = False
+        canonical = renamed(program)
+        if canonical != program and still_fails(canonical):
+            program = canonical
         i = len(program) - 1
-        while i >= 0 and runs < max_runs and not stop():
+        while i >= 0 and budget_left():
             candidate = program[:i] + program[i + 1:]
-            if candidate:
-                runs += 1
-                out = run(candidate)
-                if out.failed and out.violations[0].invariant == invariant:
+            if candidate and still_fails(candidate):
+                program = candidate
+                changed = True
+            i -= 1
+        for i in range(len(program)):
+            for option in simpler(program[i]):
+                if not budget_left():
+                    return program
+                candidate = program[:i] + [option] + program[i + 1:]
+                if still_fails(candidate):
                     program = candidate
                     changed = True
-            i -= 1
+                    break
     return program
 
 

@@ -130,3 +130,19 @@ def test_reduction_removes_leftovers_of_a_bounded_shrink():
         out = ex.run(reduced)
     assert out.failed and out.violations[0].invariant == "I1"
     assert len(reduced) <= 3
+
+
+def test_reduction_moves_steps_toward_the_first_actor_and_session():
+    """The same None-skipped failure shrunk only part of the way (second
+    actor, second session, an empty value) reduces to the canonical one."""
+    partial = program_from_json([["start", 2, ["persist", 1, [["model", "empty"]]]],
+                                 ["start", 2, ["read", 0]],
+                                 ["start", 1, ["persist", 1, [["model", "none"]]]]])
+    canonical = program_from_json([["start", 0, ["persist", 0, [["model", "fresh"]]]],
+                                   ["start", 0, ["persist", 0, [["model", "none"]]]]])
+    spec = resolve("mutant:none-skipped")
+    cfg = model_config(spec, "threads", ())
+    with Executor(spec, "threads", cfg) as ex:
+        assert ex.run(partial).violations[0].invariant == "I3"
+        reduced = reduce_program(ex.run, partial, "I3")
+    assert reduced == canonical
