@@ -382,7 +382,9 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
         while running:
             now = time.time()
             if stop_by is None and now >= deadline_wall:
-                stop.set()
+                # workers end by themselves: each round's search ends at the
+                # deadline, and a failure found just before is still shrunk
+                # and reduced; only past the grace are they told to stop
                 stop_by = now + config.grace + config.shrink_budget
             if stop_by is not None and now > stop_by:
                 break
