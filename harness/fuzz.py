@@ -48,7 +48,7 @@ from typing import Any, Callable
 from . import report as reports
 from .coverage import Coverage
 from .errors import ConfigError, SessionCheckError
-from .program import ModelConfig, Step, program_to_json
+from .program import ModelConfig, Step
 
 REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
 
@@ -324,7 +324,7 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
         path = directory / reports.default_path(config.store, config.mode, program).name
         outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
         if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
-            program, outcome, story = result.outcome.program, result.outcome, result.story
+            program = result.outcome.program
             path = directory / reports.default_path(config.store, config.mode, program).name
             outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
             if not outcome.failed:
@@ -394,7 +394,7 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
                 if not any(p.is_alive() for p in procs):
                     break
                 continue
-            _absorb(msg, result, directory, running, t0)
+            _absorb(msg, result, running, t0)
             if on_event is not None:
                 on_event(result)
     except KeyboardInterrupt:
@@ -402,11 +402,11 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
         stop.set()
         # workers ignore SIGINT and stop after the example they are running
         # (or after a shrink, bounded by shrink_budget); then SIGTERM, then kill
-        _drain_until(out, result, directory, running, t0, time.time() + config.shrink_budget + 5.0, procs)
+        _drain_until(out, result, running, t0, time.time() + config.shrink_budget + 5.0, procs)
     finally:
         signal.signal(signal.SIGTERM, old_term)
         stop.set()
-        _drain_until(out, result, directory, running, t0, time.time() + 2.0, procs)
+        _drain_until(out, result, running, t0, time.time() + 2.0, procs)
         _reap(procs)
         out.close()
         out.join_thread()
@@ -414,7 +414,7 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
     return result
 
 
-def _absorb(msg: tuple, result: FuzzResult, directory: Path, running: set, t0: float) -> None:
+def _absorb(msg: tuple, result: FuzzResult, running: set, t0: float) -> None:
     kind, name = msg[0], msg[1]
     if kind == "round":
         _, _, examples, hashes, cov = msg
@@ -437,11 +437,10 @@ def _absorb(msg: tuple, result: FuzzResult, directory: Path, running: set, t0: f
         running.discard(name)
 
 
-def _drain_until(out: Any, result: FuzzResult, directory: Path, running: set, t0: float, until: float,
-                 procs: list) -> None:
+def _drain_until(out: Any, result: FuzzResult, running: set, t0: float, until: float, procs: list) -> None:
     while running and time.time() < until:
         try:
-            _absorb(out.get(timeout=0.2), result, directory, running, t0)
+            _absorb(out.get(timeout=0.2), result, running, t0)
         except queue_mod.Empty:
             if not any(p.is_alive() for p in procs):
                 return

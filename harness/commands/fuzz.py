@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from ..fuzz import FuzzConfig, FuzzResult, run_fuzz
