@@ -119,6 +119,8 @@ def highlight(report: dict, lines: list[Line] | None = None) -> Highlight | None
         return None
     where = line_of(lines)
     v = report["violations"][0]
+    if not isinstance(v, dict):
+        return None
     inv, summary = str(v.get("invariant", "?")), str(v.get("summary", ""))
     ops = operations(trace)
     steps: list[tuple[int, Op]] = []
@@ -147,13 +149,18 @@ def highlight(report: dict, lines: list[Line] | None = None) -> Highlight | None
             related[n] = f"{describe_call({'call': op.call, 'session': op.session, 'value': op.value})} completes"
     # the explanation under the summary in the story ("B read ... at step 3,
     # ... wrote its stale copy back at step 5") names the culprit's steps
-    story = report.get("story", "")
-    tail = story.split(f"{inv} (", 1)[-1] if f"{inv} (" in story else ""
-    for m in _STEP.finditer(tail.split("Replay:")[0]):
+    for m in _STEP.finditer(explanation(report.get("story", ""))):
         n = int(m[1])
         if 1 <= n <= len(lines) and n != step:
             related.setdefault(n, "named in the explanation of the violation")
     return Highlight(step, inv, summary, dict(sorted(related.items())))
+
+
+def explanation(story: str) -> str:
+    """The paragraphs of a story after its numbered steps and before the
+    replay command: the violations and why they happened."""
+    paragraphs = story.split("\n\n")
+    return "\n\n".join(p for p in paragraphs[2:] if not p.startswith("Replay:")).strip()
 
 
 def lanes(trace: list[dict]) -> list[str]:
@@ -164,16 +171,26 @@ def lanes(trace: list[dict]) -> list[str]:
     return names
 
 
+def _messages(value: object) -> str:
+    msgs = value.get("messages") if isinstance(value, dict) else None
+    return ", ".join(map(str, msgs)) if isinstance(msgs, list) else ""
+
+
+def _metadata(value: object) -> str:
+    meta = value.get("metadata") if isinstance(value, dict) else None
+    return format_fields(meta) if isinstance(meta, dict) else "{}"
+
+
 def _value_text(value: object) -> str:
+    """What a read returned, as the story writes it."""
     if not isinstance(value, dict):
         return json.dumps(value)
-    msgs = ", ".join(str(m) for m in value.get("messages", []))
-    meta = value.get("metadata")
-    text = f"[{msgs}]"
-    if meta:
-        text += f" {format_fields(meta)}"
-    if value.get("archived"):
-        text += f" archived [{', '.join(map(str, value['archived']))}]"
+    text = f"[{_messages(value)}]"
+    if value.get("metadata"):
+        text += f" {_metadata(value)}"
+    archived = value.get("archived")
+    if isinstance(archived, list) and archived:
+        text += f" archived [{', '.join(map(str, archived))}]"
     return text
 
 
@@ -381,7 +398,7 @@ def render_html(report: dict) -> str:
     lines = group(trace)
     hl = highlight(report, lines)
     lane_svg, svg = _timeline(trace, lines, hl)
-    v0 = report["violations"][0] if report["violations"] else None
+    v0 = report["violations"][0] if report["violations"] and isinstance(report["violations"][0], dict) else None
     from .engine import INVARIANTS
 
     if v0:
@@ -412,11 +429,8 @@ def render_html(report: dict) -> str:
         if op.call == "read" and op.status == "ok":
             reads.append(f'<tr data-step="{where.get(op.end_t or 0, "")}"><td class="num">'
                          f'{where.get(op.end_t or 0, "")}</td><td>{_esc(op.actor)}</td><td>{_esc(op.session)}</td>'
-                         f'<td>{_esc(", ".join(map(str, (op.output or {}).get("messages", []))))}</td>'
-                         f'<td>{_esc(format_fields((op.output or {}).get("metadata")))}</td></tr>')
-    explanation = report["story"].split("\n\n")
-    why = "\n\n".join(p for p in explanation[2:] if not p.startswith("Replay:")).strip() if len(explanation) > 2 \
-        else ""
+                         f'<td>{_esc(_messages(op.output))}</td><td>{_esc(_metadata(op.output))}</td></tr>')
+    why = explanation(report["story"])
     replay = next((s for s in story_lines if s.startswith("Replay: ")), "")
     cov = stats.get("coverage")
     cov_html = ""

@@ -268,3 +268,41 @@ def test_long_timeline_scrolls_to_the_break_and_keeps_lane_labels(long_report, t
     record_property("screenshot", str(shot))
     _, _, rows = png_pixels(shot)
     assert count_colour(rows, (0xFD, 0xE2, 0xE1)) > 5000
+
+
+def _mutations(data: dict):
+    """Reports of the right frame holding values of the wrong shape."""
+    import copy
+
+    for key, value in [("violations", [1]), ("violations", [{"ops": "x"}]), ("violations", [{"ops": [99, -1]}]),
+                       ("stats", []), ("stats", {"coverage": [1]}), ("versions", [1]), ("story", ""),
+                       ("seed", None), ("trace", [])]:
+        d = copy.deepcopy(data)
+        d[key] = value
+        yield f"{key}={value!r}", d
+    for field, value in [("value", [1, 2]), ("value", {"messages": 3, "metadata": [1]}), ("call", 7),
+                         ("kind", None), ("path", 5), ("session", {"a": 1}), ("status", None)]:
+        for ev in ("start", "point", "done"):
+            d = copy.deepcopy(data)
+            for e in d["trace"]:
+                if e["ev"] == ev:
+                    e[field] = value
+            yield f"{ev}.{field}={value!r}", d
+
+
+def test_report_command_never_shows_a_traceback(stale_report, tmp_path, capsys):
+    """Every malformed report either renders or gets one line and exit 2."""
+    from harness.cli import main
+
+    data = json.loads(stale_report.read_text())
+    outcomes = {}
+    for name, d in _mutations(data):
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps(d))
+        rc = main(["report", str(path), "--html", str(tmp_path / "m.html")])
+        err = capsys.readouterr().err
+        assert rc in (0, 2), name
+        if rc == 2:
+            assert err.startswith("sessioncheck: error:") and err.count("\n") == 1, (name, err)
+        outcomes[name] = rc
+    assert 0 in outcomes.values()  # most odd values are drawn as they are

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import report as reports
-from ..errors import ConfigError
+from ..errors import ConfigError, ReportError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,12 @@ def main(args: argparse.Namespace) -> int:
     from ..html import render_html
 
     data = reports.load(args.report)
-    page = render_html(data)
+    try:
+        page = render_html(data)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        # load() checks the frame of a report; a value inside it of the
+        # wrong shape shows up only when it is drawn
+        raise ReportError(f"{args.report}: malformed report ({type(exc).__name__}: {exc})") from None
     try:
         if args.html.parent != Path(""):
             args.html.parent.mkdir(parents=True, exist_ok=True)
