@@ -1,28 +1,24 @@
-"""The controlled engine: run programs against a store, let Hypothesis
-search for one that breaks an invariant, and shrink it.
+"""The controlled engine: run one program against a store.
 
 ``Executor.run(program)`` is deterministic: the same program on the same
 store gives the same trace, history and verdict, in thread and in process
-mode.  ``explore()`` hands the program space to Hypothesis within a time
-or example budget and returns the shrunk counterexample, if any.
+mode.  The search over programs is ``harness.search``.
 """
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import intercept
 from .actor import Actor, ActorDied, OpCall, Stuck, read_value
-from .errors import SessionCheckError
 from .history import Operation
-from .program import ModelConfig, OpSpec, Step, program_to_json
+from .program import ModelConfig, OpSpec, Step
 from .scheduler import Deadlock, Scheduler
 from .store import StoreSpec
 
@@ -422,156 +418,3 @@ def orphans(trace: list[dict], location: str) -> list[str]:
             out.append(f"{e['actor']} was killed at step {where.get(killed[e['actor']], 0)} after creating "
                        f"{shown}; it is left behind and nothing removes it")
     return out
-
-
-# -- the search -----------------------------------------------------------------
-
-
-class NondeterministicStore(SessionCheckError):
-    """The same program gave different outcomes: something outside the
-    harness's control (real time, randomness, a thread of the store's own)
-    decides the run."""
-
-
-class BudgetSpent(BaseException):
-    """Raised inside the Hypothesis test when the budget is spent."""
-
-
-class Found(Exception):
-    """Raised inside the Hypothesis test when a run breaks an invariant."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.violations[0].summary)
-        self.outcome = outcome
-
-
-@dataclass
-class Exploration:
-    examples: int = 0
-    interleavings: set = field(default_factory=set)
-    seconds: float = 0.0
-    first_failure_example: int | None = None
-    first_failure_seconds: float | None = None
-    outcome: Outcome | None = None
-    unknown: int = 0
-    budget_exhausted: bool = False
-    #: the outcome of the example just run, for ``on_example`` observers
-    #: (schedule coverage); not kept after the call
-    last: Outcome | None = None
-
-
-def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
-            seed: int | None = None, database: Any = None,
-            shrink_budget: float = 10.0, shrink_runs: int = 400,
-            on_example: Callable[[Exploration], None] | None = None,
-            settings_kwargs: dict | None = None) -> Exploration:
-    """Search for a violating program within ``budget`` seconds and at most
-    ``max_examples`` examples.  Returns the shrunk counterexample in
-    ``.outcome``, or ``None`` if none was found within the budget.
-
-    One Hypothesis run does the search; the budget ends it from inside
-    (:class:`BudgetSpent`).  A seeded exploration is deterministic as long
-    as the example budget, not the clock, ends it (with ``database=None``).
-
-    Shrinking stops after ``shrink_budget`` seconds or ``shrink_runs``
-    runs, whichever comes first: from then on every candidate other than
-    the smallest failure found so far is answered "passes" without running
-    it, so Hypothesis settles on that one at once.  The run-count bound
-    keeps a seeded search deterministic on a slow machine."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-    from hypothesis import seed as hseed
-    from hypothesis.errors import Flaky
-
-    from .program import decode, programs
-
-    stats = Exploration()
-    t0 = time.monotonic()
-    deadline = t0 + budget
-    limit = max_examples if max_examples is not None else 10**12
-    strategy = programs(executor.cfg)
-    digest = f"sessioncheck|{executor.spec.name}|{executor.mode}|{executor.cfg}".encode()
-    shrinking = [False]
-    best: list[Outcome] = []
-    shrink = {"runs": 0, "until": 0.0}
-
-    cfg = executor.cfg
-
-    def body(raw: list) -> None:
-        if not shrinking[0] and (stats.examples >= limit or time.monotonic() > deadline):
-            # A BaseException that is not an Exception ends Hypothesis at
-            # once: no shrinking, no "flaky" verdict.
-            stats.budget_exhausted = True
-            raise BudgetSpent()
-        program = decode(raw, cfg)
-        if shrinking[0]:
-            shrink["runs"] += 1
-            if shrink["runs"] > shrink_runs or time.monotonic() > shrink["until"]:
-                if program == best[-1].program:
-                    raise Found(best[-1])
-                return
-        outcome = executor.run(program)
-        if not shrinking[0]:
-            stats.examples += 1
-            stats.interleavings.add(outcome.schedule_hash())
-            if outcome.unknown:
-                stats.unknown += 1
-            if on_example is not None:
-                stats.last = outcome
-                on_example(stats)
-                stats.last = None
-        if outcome.failed:
-            if not shrinking[0]:
-                shrinking[0] = True
-                shrink["until"] = time.monotonic() + shrink_budget
-                stats.first_failure_example = stats.examples
-                stats.first_failure_seconds = time.monotonic() - t0
-            best.append(outcome)
-            raise Found(outcome)
-
-    body._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
-    kwargs = dict(
-        deadline=None, database=database, verbosity=Verbosity.quiet,
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-    )
-    kwargs.update(settings_kwargs or {})
-    kwargs["max_examples"] = min(limit, 10**9)
-    test = settings(**kwargs)(given(strategy)(body))
-    if seed is not None:
-        test = hseed(seed)(test)
-        if database is not None:
-            # ``hypothesis.seed`` turns the database off; keep it, so that a
-            # seeded run (the pytest gate's ci profile) still replays a saved
-            # failure first; the seed decides what is generated after that.
-            test._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
-                test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
-    try:
-        test()
-    except BudgetSpent:
-        pass
-    except Found as exc:
-        stats.outcome = exc.outcome
-    except Flaky as exc:
-        # Hypothesis could not confirm its last candidate.  A failure we
-        # ran ourselves is still a failure if it happens again.
-        again = executor.run(best[-1].program) if best else None
-        if again is None or not again.failed:
-            first = best[0].violations[0].summary if best else str(exc)
-            raise NondeterministicStore(
-                "the store behaves differently under the same schedule, so no failure can be replayed; "
-                f"the first run said: {first}") from None
-        stats.outcome = again
-    stats.seconds = time.monotonic() - t0
-    return stats
-
-
-def replay(executor: Executor, program: list[Step]) -> Outcome:
-    return executor.run(program)
-
-
-def describe_config(executor: Executor) -> dict:
-    return {"mode": executor.mode, "actors": executor.cfg.actors, "sessions": executor.cfg.sessions,
-            "program": None}
-
-
-__all__ = ["Executor", "Outcome", "Violation", "explore", "replay", "program_to_json", "INVARIANTS"]

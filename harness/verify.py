@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from . import report as reports
 from .coverage import Coverage
-from .engine import Executor, Exploration, Outcome, explore
+from .engine import Executor, Outcome
+from .search import Exploration, explore
 from .errors import ConfigError
 from .program import ModelConfig, Step
 from .store import StoreSpec, probe, resolve
