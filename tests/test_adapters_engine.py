@@ -52,11 +52,15 @@ def test_openai_agents_sqlite_session_passes(mode):
     assert not r.found, r.story
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
-def test_langgraph_put_writes_passes(mode):
+def test_langgraph_put_writes_keeps_every_append_but_shows_them_out_of_order():
+    """No append is lost, but a write whose task id was drawn earlier can
+    become visible after a later one was already read: the list a reader
+    saw grows in the middle (I2).  Found after about 1400 examples."""
     needs("langgraph.checkpoint.sqlite", "langgraph")
-    r = verify("langgraph", mode=mode, budget=300, max_examples=150, seed=1, save_report=False)
-    assert not r.found, r.story
+    r = verify("langgraph", mode="threads", budget=400, seed=1, save_report=False)
+    assert r.found, r.summary()
+    v = r.outcome.violations[0]
+    assert v.invariant == "I2" and "disagree" in v.summary, r.story
 
 
 def test_langgraph_read_then_put_loses_an_append():
