@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_gallery.py [--seeds 10] [--jobs 1] [--out benchmarks/RESULTS-gallery.md]
-                                       [gallery options: --budget, --control-budget, --shrink-budget,
+                                       [gallery options: --budget, --control-budget, --shrink-runs,
                                         --only, --modes]
 
 Runs exactly what ``sessioncheck gallery --seeds N --json PATH`` runs (the
@@ -95,7 +95,7 @@ Command (the same as `python benchmarks/bench_gallery.py --seeds {args.seeds} {'
   The machine is shared: other work ran at the same time, so seconds are noisy; example counts are not
   (a seeded search draws the same programs whatever the load).
 - Budgets: {doc['budget']:g} s search per mutant and seed, {doc['control_budget']:g} s per control and seed,
-  {doc['shrink_budget']:g} s of shrinking after a catch; {doc['jobs']} seed(s) at a time.
+  at most {doc['shrink_runs']} store runs of shrinking after a catch; {doc['jobs']} seed(s) at a time.
 - Result: {len(mutants) - len(missed)}/{len(mutants)} mutant rows caught in every seed;
   {alarms} false alarm(s) in {sum(a.examples for r in controls for a in r.attempts)} control examples.
 

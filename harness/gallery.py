@@ -21,7 +21,6 @@ a wrong plan, and the table says so instead of counting it.
 """
 from __future__ import annotations
 
-import importlib.util
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
@@ -38,8 +37,8 @@ class MutantPlan:
     """Where one mutant's bug can show and what a catch must name."""
 
     modes: tuple[str, ...]  # actor modes with no faults
-    expect: tuple[str, ...]  # invariants the first violation may name
-    faulted: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mode, faults) rows
+    expect: tuple[str, ...]  # invariants the first violation may name there
+    faulted: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()  # (mode, faults, expect) rows
 
 
 #: One entry per mutant (``store_impl/mutant_<name>.py``).  Modes follow the
@@ -47,16 +46,20 @@ class MutantPlan:
 #: mixed runs process and thread actors together, so a bug that shows with
 #: processes shows there too.
 PLAN: dict[str, MutantPlan] = {
-    "stale-overwrite": MutantPlan(ANY, ("I1",)),
+    # The stale copy holds the metadata too: a concurrent persist is undone (I3).
+    "stale-overwrite": MutantPlan(ANY, ("I1", "I3")),
     "none-skipped": MutantPlan(ANY, ("I3",)),
     "unlocked-rmw": MutantPlan(ANY, ("I1", "I3")),
     "thread-lock-only": MutantPlan(("processes", "mixed"), ("I1", "I3")),
-    "non-atomic-write": MutantPlan(ANY, ("I4", "I1"),
-                                   faulted=(("processes", ("crash",)), ("threads", ("power-loss",)))),
-    "no-fsync": MutantPlan((), ("I6", "I1", "I4"), faulted=(("threads", ("power-loss",)),
-                                                          ("processes", ("power-loss",)))),
-    "eio-empty": MutantPlan((), ("I6", "I1"), faulted=(("threads", ("io-error",)),
-                                                      ("processes", ("io-error",)))),
+    # Torn reads without faults; after a crash or a power loss the session
+    # (never created durably: no directory fsync) is gone.
+    "non-atomic-write": MutantPlan(ANY, ("I4", "I1"), faulted=(
+        ("processes", ("crash",), ("I1", "I4", "I6")),
+        ("threads", ("power-loss",), ("I6", "I1", "I4")))),
+    "no-fsync": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I1", "I4")),
+                                            ("processes", ("power-loss",), ("I6", "I1", "I4")))),
+    "eio-empty": MutantPlan((), (), faulted=(("threads", ("io-error",), ("I6", "I1")),
+                                             ("processes", ("io-error",), ("I6", "I1")))),
     "lock-unlinked": MutantPlan(ANY, ("I1", "I3")),
     "read-outside-lock": MutantPlan(ANY, ("I1", "I3")),
     "stale-cache": MutantPlan(ANY, ("I1", "I3")),
@@ -116,7 +119,7 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         p = PLAN[m]
         spec = f"mutant:{m}"
         cases += [Case(spec, mode, (), p.expect) for mode in p.modes]
-        cases += [Case(spec, mode, faults, p.expect) for mode, faults in p.faulted]
+        cases += [Case(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
     for store in correct_stores():
         cases += [Case(store, mode) for mode in ACTOR_MODES]
     # Controls: a mutant in an actor mode where its bug cannot show must
@@ -142,26 +145,6 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
     return cases
 
 
-def unavailable(case: Case) -> str:
-    """Why the engine cannot run this case yet ("" if it can)."""
-    if case.mode != "threads" and importlib.util.find_spec("harness.process_actor") is None:
-        return "process actors are not built yet"
-    if "power-loss" in case.faults and not _engine_models_power_loss():
-        return "power-loss faults are not wired into the engine yet"
-    return ""
-
-
-def _engine_models_power_loss() -> bool:
-    # Transitional: until the engine materialises crash states
-    # (harness/durability.py), a power-loss row would run without the
-    # fault and be counted as a miss of the wrong thing.
-    from pathlib import Path
-
-    from . import engine
-
-    return "durability" in Path(engine.__file__).read_text(encoding="utf-8")
-
-
 @dataclass
 class Attempt:
     """One seed of one case."""
@@ -179,31 +162,37 @@ class Attempt:
     error: str = ""  # the case could not run (not available, crashed harness)
 
 
-def run_attempt(case: Case, seed: int, budget: float, shrink_budget: float,
+def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
                 max_examples: int | None = None) -> Attempt:
-    """One seeded :func:`verify` of one case; never raises for a store's
-    behaviour (a harness error is recorded in ``error``)."""
+    """One seeded search of one case; never raises for a store's behaviour
+    (a case the engine cannot run is recorded in ``error``).
+
+    The same executor and search :func:`harness.verify.verify` uses, minus
+    the report and story: the gallery needs the numbers, and bounds
+    shrinking by ``shrink_runs`` store runs (a seeded search's only bound),
+    since shrinking, not the search, dominates a catch's cost."""
     import time
 
-    from .verify import verify
+    from .engine import Executor
+    from .search import explore
+    from .store import resolve
+    from .verify import model_config
 
-    why = unavailable(case)
-    if why:
-        return Attempt(seed, error=f"not available: {why}")
     t0 = time.monotonic()
     try:
-        r = verify(case.store, mode=case.mode, faults=case.faults, budget=budget, max_examples=max_examples,
-                   seed=seed, save_report=False, shrink_budget=shrink_budget)
+        spec = resolve(case.store)
+        model = model_config(spec, case.mode, case.faults)
+        with Executor(spec, case.mode, model) as ex:
+            x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, shrink_runs=shrink_runs)
     except (NotImplementedError, ImportError) as exc:
         return Attempt(seed, error=f"not available: {type(exc).__name__}: {exc}")
     except ConfigError as exc:
         return Attempt(seed, error=f"not available: {exc}")
-    x = r.exploration
     a = Attempt(seed, examples=x.examples, seconds=time.monotonic() - t0, unknown=x.unknown,
                 first_failure_example=x.first_failure_example, first_failure_seconds=x.first_failure_seconds)
-    if r.found:
-        v = r.outcome.violations[0]
-        a.found, a.invariant, a.summary, a.steps = True, v.invariant, v.summary, len(r.outcome.program)
+    if x.outcome is not None:
+        v = x.outcome.violations[0]
+        a.found, a.invariant, a.summary, a.steps = True, v.invariant, v.summary, len(x.outcome.program)
     return a
 
 
@@ -260,13 +249,13 @@ class Row:
         return out
 
 
-def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, shrink_budget: float,
+def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, shrink_runs: int,
         jobs: int = 1, on_attempt: Callable[[Case, Attempt], None] | None = None) -> list[Row]:
     """Run every case with seeds ``0 .. seeds-1``; return one row per case,
     in the order of ``cases``.
 
     A mutant's seed searches for ``budget`` seconds at most (it stops at the
-    first failure, then shrinks for ``shrink_budget``); a control's seed
+    first failure, then shrinks for at most ``shrink_runs`` runs); a control's seed
     searches for ``control_budget`` seconds.  With ``jobs > 1`` seeds run in
     that many worker processes at once; each worker runs whole
     :func:`verify` calls, so process actors are its own children and are
@@ -276,7 +265,7 @@ def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, 
 
     def args(i: int, s: int) -> tuple:
         c = cases[i]
-        return c, s, budget if c.mutant else control_budget, shrink_budget
+        return c, s, budget if c.mutant else control_budget, shrink_runs
 
     def record(i: int, a: Attempt) -> None:
         rows[i].attempts.append(a)

@@ -21,13 +21,17 @@ import pytest
 from harness.cli import main as cli
 from harness.errors import ConfigError
 from harness.gallery import PLAN, Attempt, Case, Row, plan
+from harness.engine import Executor
+from harness.search import explore
 from harness.store import mutant_names, resolve
-from harness.verify import model_config, rerun, verify
+from harness.verify import model_config, verify
 
 SEED = 0
 #: Stated budget per mutant and mode: examples, then a time cap.
 EXAMPLES = 3000
 TIME_CAP = 240.0
+#: Shrinking is not what these tests measure; a short one keeps CI fast.
+SHRINK_RUNS = 30
 #: Examples per seed for the no-false-alarm soak of each control.
 SOAK_EXAMPLES = 300
 
@@ -42,15 +46,16 @@ def case_id(case: Case) -> str:
 @pytest.mark.quality
 @pytest.mark.parametrize("case", MUTANT_CASES, ids=case_id)
 def test_finds_mutant(case: Case) -> None:
-    r = verify(case.store, mode=case.mode, faults=case.faults, budget=TIME_CAP, max_examples=EXAMPLES,
-               seed=SEED, save_report=False, shrink_budget=1.0)
-    assert r.found, f"missed within {EXAMPLES} examples: {r.summary()}"
-    first = r.outcome.violations[0]
-    assert first.invariant in case.expect, r.story
-    # The shrunk story replays: run again from scratch, it breaks the same invariant.
-    again, _ = rerun(case.store, case.mode, model_config(resolve(case.store), case.mode, case.faults),
-                     r.outcome.program, None)
-    assert again.failed and again.violations[0].invariant == first.invariant, r.story
+    spec = resolve(case.store)
+    with Executor(spec, case.mode, model_config(spec, case.mode, case.faults)) as ex:
+        x = explore(ex, budget=TIME_CAP, max_examples=EXAMPLES, seed=SEED, shrink_runs=SHRINK_RUNS)
+        assert x.outcome is not None, (f"{case.name} ({case.label}) missed: nothing found in {x.examples} "
+                                       f"examples ({x.seconds:.1f} s)")
+        first = x.outcome.violations[0]
+        assert first.invariant in case.expect, first.summary
+        # The shrunk program replays: run again from scratch, it breaks the same invariant.
+        again = ex.run(x.outcome.program)
+    assert again.failed and again.violations[0].invariant == first.invariant, again.violations
 
 
 @pytest.mark.soak

@@ -19,7 +19,7 @@ from ..gallery import Attempt, Case, Row, correct_stores, plan, run
 
 DEFAULT_BUDGET = 30.0
 DEFAULT_CONTROL_BUDGET = 5.0
-DEFAULT_SHRINK_BUDGET = 3.0
+DEFAULT_SHRINK_RUNS = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-budget", type=float, default=DEFAULT_CONTROL_BUDGET, metavar="SECONDS",
                         help=f"search budget per correct store (or control) and seed "
                              f"(default: {DEFAULT_CONTROL_BUDGET:g})")
-    parser.add_argument("--shrink-budget", type=float, default=DEFAULT_SHRINK_BUDGET, metavar="SECONDS",
-                        help=f"shrinking budget after each catch (default: {DEFAULT_SHRINK_BUDGET:g})")
+    parser.add_argument("--shrink-runs", type=int, default=DEFAULT_SHRINK_RUNS, metavar="N",
+                        help=f"store runs spent shrinking each catch (default: {DEFAULT_SHRINK_RUNS})")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 per row (default: 3)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="seeds run at once in worker processes (default: 1, so timings are not "
@@ -44,18 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    for name in ("budget", "control_budget", "shrink_budget"):
+    for name in ("budget", "control_budget"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1")
+    if args.shrink_runs < 0:
+        raise ConfigError("--shrink-runs must be 0 or more")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     cases = plan(args.only, args.modes)
     t0 = time.monotonic()
     with _progress(len(cases) * args.seeds) as tick:
         rows = run(cases, seeds=args.seeds, budget=args.budget, control_budget=args.control_budget,
-                   shrink_budget=args.shrink_budget, jobs=args.jobs, on_attempt=tick)
+                   shrink_runs=args.shrink_runs, jobs=args.jobs, on_attempt=tick)
     seconds = time.monotonic() - t0
     print_tables(rows, args.seeds)
     ok = all(r.ok for r in rows)
@@ -65,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"command": " ".join(["sessioncheck", *sys.argv[1:]]) if sys.argv else "sessioncheck gallery",
                "seeds": args.seeds, "budget": args.budget, "control_budget": args.control_budget,
-               "shrink_budget": args.shrink_budget, "jobs": args.jobs, "seconds": round(seconds, 1),
+               "shrink_runs": args.shrink_runs, "jobs": args.jobs, "seconds": round(seconds, 1),
                "ok": ok, "rows": [r.to_json() for r in rows]}
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0 if ok else 1
@@ -76,11 +78,12 @@ class _progress:
 
     def __init__(self, total: int) -> None:
         self.total = total
+        self.done = 0
         self.bar = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
-            return lambda case, attempt: None
+            return self._line
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -95,6 +98,19 @@ class _progress:
             self.bar.update(task, advance=1, description=f"{case.name} {case.label} seed {attempt.seed}: {mark}")
 
         return tick
+
+    def _line(self, case: Case, attempt: Attempt) -> None:
+        """Off a terminal (CI logs, files): one line per seed."""
+        self.done += 1
+        if attempt.error:
+            what = attempt.error
+        elif attempt.found:
+            what = (f"{attempt.invariant} after {attempt.first_failure_example} examples "
+                    f"({attempt.first_failure_seconds:.2f} s)")
+        else:
+            what = f"nothing found in {attempt.examples} examples"
+        print(f"[{self.done}/{self.total}] {case.name} {case.label} seed {attempt.seed}: {what}",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
