@@ -7,6 +7,7 @@ from inside when the budget is spent, and bounds shrinking.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -37,6 +38,9 @@ class Found(Exception):
 class Exploration:
     examples: int = 0
     interleavings: set = field(default_factory=set)
+    #: distinct warnings of passing runs (a temp file a killed writer left),
+    #: each with the first example that showed it
+    warnings: dict = field(default_factory=dict)
     seconds: float = 0.0
     first_failure_example: int | None = None
     first_failure_seconds: float | None = None
@@ -102,6 +106,10 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         if not shrinking[0]:
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
+            for w in outcome.warnings:
+                key = re.sub(r"step \d+", "step N", w)
+                if key not in stats.warnings and len(stats.warnings) < 10:
+                    stats.warnings[key] = (w, stats.examples)
             if outcome.unknown:
                 stats.unknown += 1
             if on_example is not None:

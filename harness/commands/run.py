@@ -38,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
             cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
         )
     print(result.summary(), file=sys.stderr)
+    for text, example in result.exploration.warnings.values():
+        print(f"warning (example {example}): {text}", file=sys.stderr)
     if args.stats and result.coverage is not None:
         print("\n".join(result.coverage.lines()) + f"\nseconds: {result.exploration.seconds:.2f}", file=sys.stderr)
     if result.found:
