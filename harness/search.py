@@ -107,7 +107,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
             for w in outcome.warnings:
-                key = re.sub(r"step \d+", "step N", w)
+                key = re.sub(r"^[A-Z]+ |step \d+|tmp\d+", "_", w)
                 if key not in stats.warnings and len(stats.warnings) < 10:
                     stats.warnings[key] = (w, stats.examples)
             if outcome.unknown:
