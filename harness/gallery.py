@@ -73,6 +73,12 @@ PLAN: dict[str, MutantPlan] = {
 }
 
 
+#: Faults every correct store must survive: an I/O error is reported, a
+#: kill -9 loses nothing acknowledged, and neither does a power loss.
+CONTROL_FAULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("threads", ("io-error",)), ("processes", ("crash",)), ("threads", ("power-loss",)))
+
+
 @dataclass(frozen=True)
 class Case:
     """One row of the table: a store in one mode, with or without faults.
@@ -122,6 +128,7 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         cases += [Case(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
     for store in correct_stores():
         cases += [Case(store, mode) for mode in ACTOR_MODES]
+        cases += [Case(store, mode, faults) for mode, faults in CONTROL_FAULTS]
     # Controls: a mutant in an actor mode where its bug cannot show must
     # pass like a correct store (only bugs that need no fault qualify).
     for m in mutants:
@@ -288,8 +295,12 @@ def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, 
                 for fut in as_completed(futures):
                     record(futures[fut], fut.result())
             except BaseException:
-                for fut in futures:
-                    fut.cancel()
+                # Ctrl-C or a signal: workers would otherwise finish their
+                # current search (up to a whole budget) before exiting.  The
+                # pool then fails every pending future itself (cancelling
+                # them first trips the pool's own manager thread).
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
                 raise
     for r in rows:
         r.attempts.sort(key=lambda a: a.seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,9 @@ def main(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     cases = plan(args.only, args.modes)
+    # A terminated gallery stops its workers too (they are reaped on the
+    # way out of ``run``), as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     t0 = time.monotonic()
     with _progress(len(cases) * args.seeds) as tick:
         rows = run(cases, seeds=args.seeds, budget=args.budget, control_budget=args.control_budget,
@@ -71,6 +75,10 @@ def main(args: argparse.Namespace) -> int:
                "ok": ok, "rows": [r.to_json() for r in rows]}
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0 if ok else 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class _progress:
