@@ -166,13 +166,13 @@ class Attempt:
     first_failure_seconds: float | None = None
     steps: int | None = None  # length of the shrunk program
     unknown: int = 0  # examples whose verdict the checker could not decide
-    error: str = ""  # the case could not run (not available, crashed harness)
+    error: str = ""  # the engine refused the case (a configuration error)
 
 
 def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
                 max_examples: int | None = None) -> Attempt:
     """One seeded search of one case; never raises for a store's behaviour
-    (a case the engine cannot run is recorded in ``error``).
+    (a case the engine refuses as configured is recorded in ``error``).
 
     The same executor and search :func:`harness.verify.verify` uses, minus
     the report and story: the gallery needs the numbers, and bounds
@@ -191,10 +191,8 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
         model = model_config(spec, case.mode, case.faults)
         with Executor(spec, case.mode, model) as ex:
             x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, shrink_runs=shrink_runs)
-    except (NotImplementedError, ImportError) as exc:
-        return Attempt(seed, error=f"not available: {type(exc).__name__}: {exc}")
-    except ConfigError as exc:
-        return Attempt(seed, error=f"not available: {exc}")
+    except ConfigError as exc:  # a plan the engine refuses: a red row, not a crash of the table
+        return Attempt(seed, error=f"cannot run: {exc}")
     a = Attempt(seed, examples=x.examples, seconds=time.monotonic() - t0, unknown=x.unknown,
                 first_failure_example=x.first_failure_example, first_failure_seconds=x.first_failure_seconds)
     if x.outcome is not None:
