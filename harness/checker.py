@@ -649,6 +649,7 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
     events.sort()
     keys = [r.key for r in rops]
     isw = [r.write for r in rops]
+    opt = [r.optional for r in rops]
     # Optional writes of one value that expire together are interchangeable
     # once called: the search uses the lowest-numbered one of such a class,
     # or n unanswered writes of None would open 2**n configurations.
@@ -664,12 +665,14 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
         key = keys[i]
         if kind == 0:
             if isw[i]:
-                if rops[i].optional:
+                if opt[i]:
                     configs = {(v, R, F, H | {i}) for v, R, F, H in configs}
                 else:
                     configs = {(v, R, F, H | {i}) if v == key else (v, R, F | {i}, H)
                                for v, R, F, H in configs}
             else:
+                if all(c[0] == key for c in configs):
+                    continue  # the common case: read at once, nothing changes
                 new = set()
                 for c in configs:
                     v = c[0]
@@ -682,8 +685,10 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
                         new.add((v, c[1] | {i}, c[2], c[3]))
                 configs = new
         else:
-            new = set()
             if isw[i]:
+                if not any(i in c[2] or i in c[3] for c in configs):
+                    continue  # already took effect in every configuration
+                new = set()
                 for c in configs:
                     v, R, F, H = c
                     if i in F:
@@ -696,6 +701,9 @@ def _sweep(rops: list[_RegOp], initial: Any, ctx: _Context, *, count: bool = Fal
                     if len(new) > max_states:
                         raise _OutOfBudget(f"more than {max_states} configurations at once")
             else:
+                if not any(i in c[1] for c in configs):
+                    continue  # linearized when it was called
+                new = set()
                 for c in configs:
                     if i not in c[1]:
                         new.add(c)
