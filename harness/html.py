@@ -149,10 +149,19 @@ def highlight(report: dict, lines: list[Line] | None = None) -> Highlight | None
             related[n] = f"{describe_call({'call': op.call, 'session': op.session, 'value': op.value})} completes"
     # the explanation under the summary in the story ("B read ... at step 3,
     # ... wrote its stale copy back at step 5") names the culprit's steps
-    for m in _STEP.finditer(explanation(report.get("story", ""))):
+    why = " ".join(explanation(report.get("story", "")).split())
+    prev_end = 0
+    for m in _STEP.finditer(why):
         n = int(m[1])
+        begin, prev_end = prev_end, m.end()
         if 1 <= n <= len(lines) and n != step:
-            related.setdefault(n, "named in the explanation of the violation")
+            # the clause that names the step ("B read s1.json at step 3"):
+            # from the last punctuation or the last step named before it
+            start = max([why.rfind(sep, 0, m.start()) + 2 for sep in (", ", ". ", ": ", "; ")
+                         if why.rfind(sep, 0, m.start()) >= 0] + [begin])
+            clause = why[start:m.end()].strip()
+            clause = clause[4:] if clause.startswith("and ") else clause
+            related.setdefault(n, clause or "named in the explanation of the violation")
     return Highlight(step, inv, summary, dict(sorted(related.items())))
 
 

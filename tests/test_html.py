@@ -151,6 +151,12 @@ def test_highlight_is_the_read_that_misses_the_message(stale_report):
     # the acknowledged append is among the related steps
     ack = int(re.search(r"acknowledged to \w+ at step (\d+)", v["summary"])[1])
     assert ack in hl.related
+    # the stale read and the write-back the story's explanation names are
+    # related steps, each with the clause that names it
+    why = re.search(r"(\w) read (\S+) at step (\d+), .* back at\s+step (\d+)", data["story"], re.S)
+    assert why, data["story"]
+    assert hl.related[int(why[3])] == f"{why[1]} read {why[2]} at step {why[3]}"
+    assert hl.related[int(why[4])] == f"wrote its stale copy back at step {why[4]}"
 
 
 def test_report_command_writes_one_self_contained_page(stale_report, tmp_path):
