@@ -286,10 +286,15 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
     from .verify import model_config, rerun, verify
 
     stream = random.Random(f"{base_seed}|{name}")
+    parent = os.getppid()
+
+    def stopping() -> bool:
+        return stop.is_set() or os.getppid() != parent
+
     db = DirectoryBasedExampleDatabase(str(config.database)) if config.database else None
     directory = store_dir(config)
     first = True
-    while not stop.is_set():
+    while not stopping():
         left = deadline_wall - time.time()
         if left <= 0.5:
             break
@@ -301,7 +306,7 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
 
         def observe(stats: Any) -> None:
             coverage.on_example(stats)
-            if stop.is_set():
+            if stopping():
                 raise StopRound()
 
         try:
@@ -320,7 +325,7 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
         cfg = model_config(spec, config.mode, config.faults, config.cfg)
         invariant = result.outcome.violations[0].invariant
         with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
-            program = reduce_program(ex.run, result.outcome.program, invariant, stop=stop.is_set)
+            program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping)
         path = directory / reports.default_path(config.store, config.mode, program).name
         outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
         if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
@@ -367,7 +372,10 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
     stop = ctx.Event()
     out = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(i, config, base, deadline_wall, stop, out),
-                         name=f"sessioncheck-fuzz-w{i}", daemon=True) for i in range(config.workers)]
+                         name=f"sessioncheck-fuzz-w{i}") for i in range(config.workers)]
+    # not daemonic: a worker with process actors has children of its own;
+    # every worker is joined in the finally below, and one whose parent
+    # died stops by itself (it watches its parent id)
     running = set()
 
     def on_term(signum, frame):  # a CI timeout or kill: stop like Ctrl-C, reap the workers

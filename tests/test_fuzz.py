@@ -146,3 +146,13 @@ def test_reduction_moves_steps_toward_the_first_actor_and_session():
         assert ex.run(partial).violations[0].invariant == "I3"
         reduced = reduce_program(ex.run, partial, "I3")
     assert reduced == canonical
+
+
+def test_workers_can_run_process_actors(tmp_path):
+    """A worker with process actors has children of its own."""
+    p = sc("fuzz", "--store", "mutant:no-fsync", "--actors", "processes", "--faults", "crash,power-loss",
+           "--hours", "0.002", "--workers", "1", cwd=tmp_path, timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    rows = table_rows(p.stdout)
+    assert len(rows) == 1 and rows[0][1] == "I6", p.stdout
+    assert "worker error" not in p.stdout
