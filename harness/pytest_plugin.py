@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="base seed (default: 0 in ci, random in fuzz)")
     g.addoption("--sessioncheck-actors", default="threads", choices=("threads", "processes", "mixed"))
     g.addoption("--sessioncheck-faults", default="", metavar="LIST", help="crash,power-loss,io-error")
+    g.addoption("--sessioncheck-scenarios", action="store_true",
+                help="also run every named scenario against each --sessioncheck-store, one test each")
     g.addoption("--sessioncheck-report-dir", default=None, metavar="DIR",
                 help="where reports go, one subdirectory per worker (default: .sessioncheck/reports/gate)")
     g.addoption("--sessioncheck-db", default=None, metavar="DIR|none",
@@ -91,9 +93,39 @@ class StoreItem(pytest.Item):
         return self.path, None, f"sessioncheck[{self.spec}]"
 
 
+class ScenarioUnexpected(Exception):
+    """A scenario's outcome is not the one it expects of the store."""
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, spec: str, scenario: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec, self.scenario = spec, scenario
+
+    def runtest(self) -> None:
+        from .scenario import check
+
+        ok, story = check(self.scenario, self.spec)
+        if not ok:
+            raise ScenarioUnexpected(story)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ScenarioUnexpected):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     for spec in config.getoption("sessioncheck_store"):
         items.append(StoreItem.from_parent(session, name=f"sessioncheck[{spec}]", spec=spec))
+        if config.getoption("sessioncheck_scenarios"):
+            from .scenario import all_scenarios
+
+            items.extend(ScenarioItem.from_parent(session, name=f"scenario[{s.name}|{spec}]", spec=spec,
+                                                  scenario=s.name) for s in all_scenarios())
 
 
 @pytest.fixture

@@ -389,3 +389,16 @@ def test_cli_scenarios_table(capsys):
     assert cli(["scenarios", "--store", "store_impl.mutant_stale_overwrite:Store"]) == 1
     out = capsys.readouterr().out
     assert "UNEXPECTED: pr1727-stale-write-back" in out and "wrote its stale copy back" in out
+
+
+def test_pytest_runs_every_scenario_as_one_test(tmp_path):
+    import subprocess
+    import sys
+
+    from harness.scenario import all_scenarios
+
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--sessioncheck-store",
+                        "json", "--sessioncheck-scenarios", "-k", "scenario"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"{len(all_scenarios())} passed" in p.stdout
