@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -268,7 +269,7 @@ class Executor:
         """After every acknowledged mutation, cut the power (in a copy):
         the durable state must hold every acknowledged operation (I6)."""
         from .checker import check
-        from .durability import DurableState, crash_reads
+        from .durability import MODELS, DurableState, crash_reads
 
         state = DurableState(location)
         sched.on_performed = lambda name, point: state.performed(point)
@@ -279,33 +280,35 @@ class Executor:
             sessions = sorted({o.session for o in sched.ops})
             reads = crash_reads(state, self.spec, sessions, scratch_dir())
             t = sched.t + 0.5
-            for model, session, value in reads:
-                if isinstance(value, Exception):
+            for model in MODELS:
+                mine = [(s_, v) for m, s_, v in reads if m == model]
+                broken = next(((s_, v) for s_, v in mine if isinstance(v, Exception)), None)
+                if broken is not None:
+                    session, exc = broken
                     entry = sched._log("power", "power-loss", model=model, session=session,
                                        text=f"power lost after this step; from the {model} crash state "
-                                            f"read({session}) raised {type(value).__name__}: {value}")
+                                            f"read({session}) raised {type(exc).__name__}: {exc}")
                     violations.append(Violation(
                         "I6", f"after a power loss right after t={entry['t'] - 1} ({model} crash state: "
                               f"{MODEL_TEXT[model]}) the store cannot read {session}: "
-                              f"{type(value).__name__}: {value}", subject=session, raw_times=True))
+                              f"{type(exc).__name__}: {exc}", subject=session, raw_times=True))
                     return
-            ops = list(sched.ops)
-            for model, session, value in reads:
-                r = Operation(f"power:{model}", "read", session, None, t, t, "ok", value, index=len(ops))
-                ops.append(r)
-            result = check(ops)
-            if result.findings:
-                f = result.findings[0]
-                model = f.ops[-1].process.split(":", 1)[1] if f.ops and f.ops[-1].process.startswith("power:") \
-                    else next((o.process.split(":", 1)[1] for o in f.ops if o.process.startswith("power:")), "strict")
-                shown = next((v for m, s, v in reads if m == model and s == f.session), None)
-                entry = sched._log("power", "power-loss", model=model,
-                                   text=f"power lost after this step; the {model} crash state reads "
-                                        f"{_brief(f.session, shown)}")
-                violations.append(Violation(
-                    "I6", f"after a power loss right after t={entry['t'] - 1} ({model} crash state: "
-                          f"{MODEL_TEXT[model]}): " + f.summary.replace(f"power:{model}", "the crash state"),
-                    subject=f.subject, raw_times=True))
+                ops = list(sched.ops)
+                for session, value in mine:
+                    ops.append(Operation(f"power:{model}", "read", session, None, t, t, "ok", value,
+                                         index=len(ops)))
+                result = check(ops)
+                if result.findings:
+                    f = result.findings[0]
+                    shown = next((v for s_, v in mine if s_ == f.session), None)
+                    entry = sched._log("power", "power-loss", model=model,
+                                       text=f"power lost after this step; the {model} crash state reads "
+                                            f"{_brief(f.session, shown)}")
+                    violations.append(Violation(
+                        "I6", f"after a power loss right after t={entry['t'] - 1} ({model} crash state: "
+                              f"{MODEL_TEXT[model]}): " + f.summary.replace(f"power:{model}", "the crash state"),
+                        subject=f.subject, raw_times=True))
+                    return
 
         sched.on_ack = probe
 
@@ -379,8 +382,11 @@ class Executor:
         where = line_of(segments(sched.trace))
         for v in violations:
             if v.raw_times:
-                v.summary = re.sub(r"\bt=(\d+)(?:\.\.(\d+))?",
-                                   lambda m: "t=" + "..".join(str(where.get(int(g), g)) for g in m.groups() if g),
+                # a crash-state read sits half a step after the
+                # acknowledgement: it belongs to the power-loss line after it
+                v.summary = re.sub(r"\bt=(\d+(?:\.\d+)?)(?:\.\.(\d+(?:\.\d+)?))?",
+                                   lambda m: "t=" + "..".join(str(where.get(math.ceil(float(g)), g))
+                                                               for g in m.groups() if g),
                                    v.summary)
                 v.raw_times = False
         for op in ops:

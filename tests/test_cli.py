@@ -96,7 +96,7 @@ def test_ctrl_c_reaps_every_actor_process(tmp_path):
             break
     assert kids, "no actor processes started"
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=30)
+    _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "interrupted" in err
     assert not [k for k in kids if os.path.exists(f"/proc/{k}") and
                 open(f"/proc/{k}/stat").read().split()[2] != "Z"]
