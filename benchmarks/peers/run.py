@@ -24,10 +24,12 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +88,11 @@ def configs(py311: str) -> list[Config]:
     ]
 
 
-def run_child(cmd: list[str], timeout: float) -> dict:
+def run_child(cmd: list[str], timeout: float, scratch: str) -> dict:
     """Run one measurement; its RESULT line as a dict, or an error record."""
+    env = dict(os.environ, PEERS_TMP=scratch)
     proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -305,20 +308,33 @@ def main(argv: list[str] | None = None) -> int:
                 if not c.seeded and seed > 1:
                     continue
                 jobs.append((seed, target, i, c))
+    scratch = tempfile.mkdtemp(prefix="peers-run-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    try:
+        measure_all(jobs, pys, runs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    load_end = load()
+    wall = time.time() - started
+    rows = [Row(c, t, runs[(i, t)]) for t in targets for i, c in enumerate(cfgs) if (i, t) in runs]
+    write(a, rows, targets, pys, load_start, load_end, wall, started)
+    return 0
+
+
+def measure_all(jobs: list, pys: dict, runs: dict, scratch: str) -> None:
     for n, (seed, target, i, c) in enumerate(jobs, 1):
         control = c.actors not in TARGETS[target].buggy
         cmd = [*c.wrapper, pys[c.venv], c.script, target, c.mode, *(["--seed", str(seed)] if c.seeded else []),
                *c.options(target, control)]
-        r = run_child(cmd, CHILD_TIMEOUT)
+        r = run_child(cmd, CHILD_TIMEOUT, scratch)
         r.setdefault("seed", seed if c.seeded else None)
         runs.setdefault((i, target), []).append(r)
         print(f"[{n}/{len(jobs)}] {target:17} {c.tool:22} {c.actors:9} seed {seed}: "
               f"{status(r, control):12} ffs={fmt(r.get('first_failure_seconds'))} "
               f"{(r.get('error') or r.get('verdict', ''))[:70]}", flush=True)
-    load_end = load()
-    wall = time.time() - started
-    rows = [Row(c, t, runs[(i, t)]) for t in targets for i, c in enumerate(cfgs) if (i, t) in runs]
 
+
+def write(a: argparse.Namespace, rows: list[Row], targets: list[str], pys: dict, load_start: str, load_end: str,
+          wall: float, started: float) -> None:
     versions = {
         "frontrun": version(a.py311, "frontrun"), "interleave-test": version(a.py313, "interleave-test"),
         "ploom": version(a.py313, "ploom"), "hypothesis": version(a.py311, "hypothesis"),
@@ -333,7 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         {"meta": meta, "rows": [{"tool": r.config.tool, "mode": r.config.mode, "actors": r.config.actors,
                                  "target": r.target, "runs": r.runs} for r in rows]}, indent=1))
     print(f"wrote {a.out} ({wall:.0f} s)")
-    return 0
 
 
 def rerender(a: argparse.Namespace) -> int:

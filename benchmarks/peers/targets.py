@@ -12,6 +12,7 @@ each in its own virtual environment.
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import tempfile
 import time
@@ -134,6 +135,16 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
+def scratch_root() -> str | None:
+    """Where cases make their directories: ``$PEERS_TMP`` (``run.py`` sets it to
+    one directory per run and removes it at the end, so a case a tool abandoned
+    in a hang or a killed child leaves nothing behind), else /dev/shm."""
+    root = os.environ.get("PEERS_TMP")
+    if root:
+        return root
+    return "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
 class Case:
     """One execution of a workload on a fresh directory: the state a tool's
     ``setup`` returns.  ``writer(i)`` runs writer ``i`` on its own instance;
@@ -146,7 +157,7 @@ class Case:
     def __init__(self, target: Target, instances: bool = True) -> None:
         self.target = target
         self.work = WORKLOADS[target.workload]
-        self.dir = tempfile.mkdtemp(prefix="peers-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        self.dir = tempfile.mkdtemp(prefix="peers-", dir=scratch_root())
         if self.work.prepare is not None:
             self.work.prepare(open_store(target.spec, self.dir))
         # Thread tools get both instances opened up front, outside the
