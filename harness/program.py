@@ -196,3 +196,58 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
         else:
             out.append(Step("fault", actor, errno_name=cfg.io_faults[a % len(cfg.io_faults)]))
     return out
+
+
+def seed_programs(cfg: ModelConfig, max_preempt: int = 8, impatient: int = 4) -> list[list[tuple[int, int, int, int]]]:
+    """Small programs every search tries first, before anything random.
+
+    A bounded systematic pass over the schedules that find most store bugs
+    (CHESS's observation: few preemptions find most concurrency bugs), on
+    one session, smallest first:
+
+    - two writers, at most one preemption: A begins an operation and runs
+      ``k`` points (``k = 0``: A finishes first), then B runs a whole
+      operation, then A finishes;
+    - the same with an impatient B that keeps polling while A is preempted
+      (so lock timeouts can fire), for ``k`` up to ``impatient``;
+    - three operations in turn, A, B, then A again (a writer that acts on
+      what it read or cached before the other wrote).
+
+    A few hundred runs, a second or two on the JSON store, where random
+    programs meet the same schedules only after hundreds of examples.  They
+    are raw programs, run as Hypothesis explicit examples: a failure among
+    them is reported as it is, already minimal.
+    """
+    fns = cfg.functions()
+    masks = 2 ** len(KEYS) - 1
+    ops: list[tuple[int, int]] = []  # (a, b) of a start step on session 0
+    for i, f in enumerate(fns):
+        if f == "persist":
+            ops.append((i, 0))  # compute_instance_id set to a fresh value
+            ops.append((i, masks))  # compute_instance_id cleared to None
+        else:
+            ops.append((i, 0))
+    finish = [(1, 0, cfg.max_points - 1, 0)] * 3
+
+    def pairs(k: int, patient: bool = True) -> list:
+        out = []
+        for x in ops:
+            for y in ops:
+                prog = [(0, 0, *x)] + (finish if k == 0 else [(1, 0, k - 1, 0)]) + [(0, 1, *y)]
+                if not patient:
+                    prog += [(1, 1, cfg.max_points - 1, 0)] * 2
+                out.append(prog)
+        return out
+
+    def turns() -> list:
+        return [[(0, 0, *x), *finish, (0, 1, *y), *[(1, 1, cfg.max_points - 1, 0)] * 3, (0, 0, *z)]
+                for x in ops for y in ops for z in ops]
+
+    out = pairs(0)
+    for k in range(1, max_preempt + 1):
+        out += pairs(k)
+        if k <= impatient:
+            out += pairs(k, patient=False)
+        if k == 2:
+            out += turns()
+    return out

@@ -71,11 +71,11 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     it, so Hypothesis settles on that one at once.  A seeded search is
     bounded by the run count alone, so that the same seed shrinks to the
     same story on a fast or a loaded machine."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
-    from .program import decode, programs
+    from .program import decode, programs, seed_programs
 
     stats = Exploration()
     t0 = time.monotonic()
@@ -133,7 +133,12 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     )
     kwargs.update(settings_kwargs or {})
     kwargs["max_examples"] = min(limit, 10**9)
-    test = settings(**kwargs)(given(strategy)(body))
+    test = given(strategy)(body)
+    # The systematic pass first (program.seed_programs); Hypothesis runs
+    # explicit examples last-applied first, hence reversed.
+    for raw in reversed(seed_programs(cfg)):
+        test = example(raw)(test)
+    test = settings(**kwargs)(test)
     if seed is not None:
         test = hseed(seed)(test)
         if database is not None:
