@@ -517,6 +517,9 @@ class _SqlPoints:
                 ctx.events.append(("blocked", key))
                 waited = True
                 time.sleep(0.005)
+                # every attempt is a point of its own: the one that
+                # succeeds is where the statement takes effect
+                ctx.point("sql", self.path, label)
                 continue
             if waited:
                 ctx.events.append(("acquired", key))

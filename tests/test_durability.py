@@ -31,12 +31,33 @@ def test_stale_overwrite_with_processes():
     assert r.found and r.outcome.violations[0].invariant == "I1"
 
 
-def test_non_atomic_write_torn_by_a_crash():
+def test_non_atomic_write_is_found_with_crashes_on():
     r = verify("mutant:non-atomic-write", mode="processes", faults=("crash",), budget=BUDGET, seed=1,
                save_report=False)
     assert r.found, r.summary()
     assert r.outcome.violations[0].invariant in ("I4", "I1")
-    assert "KILLED (kill -9)" in r.story
+
+
+def test_non_atomic_write_killed_mid_write_loses_the_session():
+    """kill -9 between the truncating open and the close: the file is empty
+    for good, and every acknowledged message with it."""
+    from harness.engine import Executor
+    from harness.program import ModelConfig, OpSpec, Step
+    from harness.store import resolve
+    from harness.story import group
+
+    cfg = ModelConfig(actors=1, crash=True)
+    first = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=16), Step("advance", 0, points=16)]
+    with Executor(resolve("mutant:non-atomic-write"), "processes", cfg) as ex:
+        # where the second append opens the session file for writing
+        probe = ex.run(first + [Step("start", 0, OpSpec("add", 0))])
+        starts = [i for i, e in enumerate(probe.trace) if e["ev"] == "start" and e.get("call") == "add"]
+        second = [e for e in probe.trace[starts[1]:] if e["ev"] == "point"]
+        k = next(i for i, e in enumerate(second) if e["kind"] == "open" and e.get("detail") == "w") + 1
+        out = ex.run(first + [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=k), Step("crash", 0)])
+    story = " ".join(line.text for line in group(out.trace))
+    assert "KILLED (kill -9) before flush s0.json" in story or "KILLED (kill -9) before close s0.json" in story, story
+    assert out.violations and out.violations[0].invariant == "I4", [v.summary for v in out.violations]
 
 
 def test_no_fsync_lost_on_power_loss():
