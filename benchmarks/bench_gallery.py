@@ -69,11 +69,12 @@ def main() -> int:
     command = "sessioncheck " + " ".join(shlex.quote(a) for a in argv[:-2])
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = load()
+    json_path.unlink(missing_ok=True)  # never re-render an older run's JSON
     t0 = time.monotonic()
     code = cli(argv)
     seconds = time.monotonic() - t0
-    if not json_path.exists():
-        return code
+    if code not in (0, 1) or not json_path.exists():
+        return code  # interrupted or refused: nothing measured to write
     doc = json.loads(json_path.read_text())
     rows = rows_from_json(doc)
     mutants = [r for r in rows if r.case.mutant]
