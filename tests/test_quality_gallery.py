@@ -60,12 +60,7 @@ def test_finds_mutant(case: Case) -> None:
 
 #: Known false alarms of the harness, each a bug to fix in the harness (not
 #: in the store).  strict: the day the bug is fixed, the test says so.
-KNOWN_FALSE_ALARMS = {
-    Case("sqlite", "threads", ("power-loss",)): (
-        "power-loss model: a COMMIT that first met SQLITE_BUSY and then completed in a cooperative "
-        "busy-poll is not counted as a completed statement, so the strict crash state drops an "
-        "acknowledged append (I6) on the correct SQLite store"),
-}
+KNOWN_FALSE_ALARMS: dict = {}
 
 
 def control_param(case: Case):
