@@ -25,6 +25,16 @@ from filelock import FileLock
 from harness.store import Capabilities, Message, SessionState
 
 
+def merge_fields(data: dict, fields: Mapping[str, Any]) -> None:
+    """Merge ``fields`` into ``data["metadata"]``; ``None`` clears a field."""
+    meta = data.setdefault("metadata", {})
+    for key, value in fields.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+
+
 class JsonFileStore:
     """JSON file per session, filelock, atomic replace, fsync (reference)."""
 
@@ -84,12 +94,7 @@ class JsonFileStore:
     def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
         with self._lock(session_id):
             data = self._load(session_id)
-            meta = data.setdefault("metadata", {})
-            for key, value in fields.items():
-                if value is None:
-                    meta.pop(key, None)
-                else:
-                    meta[key] = value
+            merge_fields(data, fields)
             self._save(session_id, data)
 
     def read(self, session_id: str) -> SessionState:

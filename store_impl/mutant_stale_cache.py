@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 
 from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore
+from store_impl.json_store import JsonFileStore, merge_fields
 
 
 class Store(JsonFileStore):
@@ -53,10 +53,5 @@ class Store(JsonFileStore):
                 data = copy.deepcopy(self._cache[session_id])  # BUG: not re-read under the lock
             else:
                 data = self._load(session_id)
-            meta = data.setdefault("metadata", {})
-            for key, value in fields.items():
-                if value is None:
-                    meta.pop(key, None)
-                else:
-                    meta[key] = value
+            merge_fields(data, fields)
             self._save(session_id, data)

@@ -15,7 +15,7 @@ stress within a few hundred operations.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore
+from store_impl.json_store import JsonFileStore, merge_fields
 
 
 class Store(JsonFileStore):
@@ -28,10 +28,5 @@ class Store(JsonFileStore):
 
     def persist_state(self, session_id, fields):
         data = self._load(session_id)  # BUG: no lock around the read-modify-write
-        meta = data.setdefault("metadata", {})
-        for key, value in fields.items():
-            if value is None:
-                meta.pop(key, None)
-            else:
-                meta[key] = value
+        merge_fields(data, fields)
         self._save(session_id, data)
