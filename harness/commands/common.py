@@ -12,13 +12,25 @@ from ..errors import ConfigError
 from ..program import ModelConfig
 
 
+STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
+              "(default: json)")
+WATCHDOG_HELP = "report an actor that reaches no preemption point for this long as stuck (default: 10)"
+
+
+def add_store_option(parser) -> None:
+    parser.add_argument("--store", default="json", help=STORE_HELP)
+
+
+def add_watchdog_option(parser) -> None:
+    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS", help=WATCHDOG_HELP)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--actor-count", type=int, default=3, metavar="N", help="actors writing at once (default: 3)")
     g.add_argument("--sessions", type=int, default=2, metavar="N", help="sessions in one location (default: 2)")
     g.add_argument("--max-steps", type=int, default=24, metavar="N", help="steps per program (default: 24)")
-    g.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS",
-                   help="report an actor that reaches no preemption point for this long as stuck (default: 10)")
+    add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
 

@@ -6,13 +6,11 @@ import sys
 from pathlib import Path
 
 from ..verify import FAULTS, parse_faults, verify
-from .common import add_model_options, database_for, model_from_args, progress
+from .common import add_model_options, add_store_option, database_for, model_from_args, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default="json",
-                        help="built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
-                             "(default: json)")
+    add_store_option(parser)
     parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed"),
                         help="what each actor is (default: threads)")
     parser.add_argument("--faults", default="", metavar="LIST",

@@ -15,17 +15,15 @@ import argparse
 import sys
 
 from ..scenario import all_scenarios, get, run
+from .common import add_store_option, add_watchdog_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(s.name for s in all_scenarios())
     parser.add_argument("name", metavar="NAME", help=f"the scenario: {names}")
-    parser.add_argument("--store", default="json",
-                        help="built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
-                             "(default: json)")
+    add_store_option(parser)
     parser.add_argument("--story", action="store_true", help="print the story of the run even when it passes")
-    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS",
-                        help="report an actor that reaches no preemption point for this long as stuck (default: 10)")
+    add_watchdog_option(parser)
 
 
 def main(args: argparse.Namespace) -> int:

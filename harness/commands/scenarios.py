@@ -14,15 +14,13 @@ import argparse
 import sys
 
 from ..scenario import all_scenarios, run
+from .common import add_store_option, add_watchdog_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default="json",
-                        help="built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
-                             "(default: json)")
+    add_store_option(parser)
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS",
-                        help="report an actor that reaches no preemption point for this long as stuck (default: 10)")
+    add_watchdog_option(parser)
 
 
 def main(args: argparse.Namespace) -> int:
