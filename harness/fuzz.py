@@ -299,8 +299,10 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
         if left <= 0.5:
             break
         seed = stream.getrandbits(32)
+        # The systematic pass and the saved failures once per worker; later
+        # rounds only draw new programs.
         phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink] if first else \
-            [Phase.explicit, Phase.generate, Phase.shrink]
+            [Phase.generate, Phase.shrink]
         first = False
         coverage = Coverage()
 

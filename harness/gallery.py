@@ -164,7 +164,7 @@ class Attempt:
     seconds: float = 0.0  # the whole call, shrinking included
     first_failure_example: int | None = None
     first_failure_seconds: float | None = None
-    steps: int | None = None  # length of the shrunk program
+    steps: int | None = None  # numbered lines in the (shrunk) story
     unknown: int = 0  # examples whose verdict the checker could not decide
     error: str = ""  # the engine refused the case (a configuration error)
 
@@ -183,6 +183,7 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
     from .engine import Executor
     from .search import explore
     from .store import resolve
+    from .story import segments
     from .verify import model_config
 
     t0 = time.monotonic()
@@ -197,7 +198,8 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
                 first_failure_example=x.first_failure_example, first_failure_seconds=x.first_failure_seconds)
     if x.outcome is not None:
         v = x.outcome.violations[0]
-        a.found, a.invariant, a.summary, a.steps = True, v.invariant, v.summary, len(x.outcome.program)
+        a.found, a.invariant, a.summary = True, v.invariant, v.summary
+        a.steps = len(segments(x.outcome.trace))
     return a
 
 

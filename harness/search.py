@@ -71,11 +71,12 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     it, so Hypothesis settles on that one at once.  A seeded search is
     bounded by the run count alone, so that the same seed shrinks to the
     same story on a fast or a loaded machine."""
-    from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
-    from .program import decode, programs, seed_programs
+    from .program import decode, programs
+    from .systematic import programs as systematic_pass
 
     stats = Exploration()
     t0 = time.monotonic()
@@ -134,10 +135,14 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     kwargs.update(settings_kwargs or {})
     kwargs["max_examples"] = min(limit, 10**9)
     test = given(strategy)(body)
-    # The systematic pass first (program.seed_programs); Hypothesis runs
-    # explicit examples last-applied first, hence reversed.
-    for raw in reversed(seed_programs(cfg)):
-        test = example(raw)(test)
+    # The systematic pass (harness.systematic) runs first, through the same
+    # body, before Hypothesis starts: its programs are built as it goes
+    # (profiles cost store runs), which explicit examples cannot be.  A
+    # failure there is reported as it is, already small.  Callers whose
+    # phases leave out explicit examples skip it.
+    phases = kwargs["phases"]
+    systematic = Phase.explicit in phases
+    kwargs["phases"] = [p for p in phases if p is not Phase.explicit]
     test = settings(**kwargs)(test)
     if seed is not None:
         test = hseed(seed)(test)
@@ -148,6 +153,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             test._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
                 test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
     try:
+        if systematic:
+            for raw in systematic_pass(executor):
+                body(raw)
         test()
     except BudgetSpent:
         pass

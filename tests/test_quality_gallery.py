@@ -28,7 +28,7 @@ from harness.verify import model_config, verify
 
 SEED = 0
 #: Stated budget per mutant and mode: examples, then a time cap.
-EXAMPLES = 3000
+EXAMPLES = 400
 TIME_CAP = 240.0
 #: Shrinking is not what these tests measure; a short one keeps CI fast.
 SHRINK_RUNS = 30

@@ -1,0 +1,310 @@
+"""The systematic pass: small programs every search runs before anything
+random, chosen from what the store's own operations touch.
+
+Design notes
+------------
+Most concurrency bugs need few operations and few preemptions (CHESS's
+preemption bounding; Musuvathi and Qadeer, PLDI 2007).  So before
+Hypothesis draws random programs, the search runs a bounded set of small
+schedules: two or three operations, at most two preemptions, one session
+(two where the sessions share a file).
+
+*Where* to preempt is the expensive question: an ``add_message`` of a JSON
+store is a dozen preemption points, and a pass that tries every point for
+every pair of operations runs hundreds of programs before the interesting
+ones.  The pass therefore first *profiles* each operation: it runs it
+alone, on a session that already holds a message, and records the accesses
+it makes (kind and path of each point).  A preemption after an access can
+change an outcome only if the other operation touches the same name (a
+temporary file with a random name, or the directory itself, is touched by
+one writer alone): the classic argument of partial-order reduction.  Of
+those points, the ones right after an *effect* (a lock taken, a file read,
+a rename, a truncating open, an SQL statement) come first; the other shared
+points come last.
+
+What it does not do: it is not exhaustive (random programs follow it), and
+a profile is one run, so a branch the store takes only under contention
+(a retry, a fallback) is seen by the random phase alone.
+
+The pass is plain data, raw programs in the strategy's own encoding
+(:func:`harness.program.programs`), so a failure among them is reported,
+replayed and saved like any other; Hypothesis runs them as explicit
+examples, in order, and does not shrink them (they are small already).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from .program import KEYS, ModelConfig, OpSpec, Step, step_kinds
+
+if TYPE_CHECKING:
+    from .engine import Executor
+
+Raw = tuple[int, int, int, int]
+#: Points after which another writer's view can change: a lock taken, a
+#: file read, a name replaced or removed, a file truncated, a statement run.
+EFFECTS = ("flock", "lock", "read", "replace", "rename", "unlink", "sql", "truncate")
+ACQUIRE = ("flock", "lock")
+#: A session that holds this many messages is longer than any small window
+#: a store keeps (retention that drops instead of archiving shows here).
+CHAIN = 5
+
+
+@dataclass(frozen=True)
+class Access:
+    kind: str
+    path: str
+    detail: str = ""
+
+    @property
+    def acquires(self) -> bool:
+        return self.kind in ACQUIRE and self.path != "."
+
+
+def _effects(accesses: list[Access]) -> list[bool]:
+    """Which accesses are effects: a lock taken, a read, a name replaced
+    or removed, a truncating open, a statement; and an open for reading
+    that no read follows (it found no file: that absence is what was read)."""
+    out = []
+    for i, acc in enumerate(accesses):
+        mode = acc.detail.split("+")[0]
+        if acc.kind == "open" and mode == "r":
+            nxt = accesses[i + 1] if i + 1 < len(accesses) else None
+            out.append(not (nxt is not None and nxt.kind == "read" and nxt.path == acc.path))
+        else:
+            # an open that truncates or appends ("w", "a", O_TRUNC) changes
+            # the file; "rw" (a lock file, a temp file) does not by itself
+            writes = acc.kind == "open" and ("trunc" in acc.detail or mode[:1] in ("w", "a"))
+            out.append(acc.kind in EFFECTS or writes)
+    return out
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation the pass can start: its start step's ``a`` and ``b``."""
+
+    f: str
+    a: int
+    b: int = 0
+    session: int = 0
+
+    @property
+    def mutates(self) -> bool:
+        return self.f != "read"
+
+
+def operations(cfg: ModelConfig, session: int = 0) -> list[Op]:
+    """Every function once on ``session``; ``persist`` twice: a fresh value,
+    and a clear to ``None`` (the clear is where merges go wrong)."""
+    fns = cfg.functions()
+    masks = 2 ** len(KEYS) - 1
+    base = len(fns) * session
+    out = []
+    for i, f in enumerate(fns):
+        if f == "persist":
+            out += [Op(f, base + i, 0, session), Op(f, base + i, masks, session)]
+        else:
+            out.append(Op(f, base + i, 0, session))
+    return out
+
+
+def profile(executor: "Executor", op: Op, warm: bool) -> list[Access]:
+    """The accesses ``op`` makes run alone by actor A, in order (one per
+    preemption point): on a fresh location, or (``warm``) on a session that
+    already holds one message.  The two differ: a first write creates the
+    files and the lock file, later ones find them."""
+    steps = [Step("start", 0, OpSpec("add", op.session))] if warm else []
+    out = executor.run(steps + [Step("start", 0, _spec(executor.cfg, op))])
+    started = 0
+    accesses: list[Access] = []
+    for e in out.trace:
+        if e["actor"] != "A":
+            continue
+        if e["ev"] == "start" and e.get("call") not in ("open", "close"):
+            started += 1
+        elif started == len(steps) + 1:
+            if e["ev"] == "point":
+                accesses.append(Access(e["kind"], e["path"], e.get("detail") or ""))
+            elif e["ev"] == "done":
+                break
+    return accesses
+
+
+def _spec(cfg: ModelConfig, op: Op) -> OpSpec:
+    from .program import decode
+
+    step = decode([(0, 0, op.a, op.b)], cfg)[0]
+    assert step.op is not None
+    return step.op
+
+
+class Plan:
+    """Builds the pass for one store from its operations' profiles.
+
+    ``lookup(op, warm)`` gives a profile (:func:`profile`); it is called
+    only when a program needs it, at most once per ``(op, warm)``, so the
+    programs that need no profile run before any profiling is paid for."""
+
+    def __init__(self, cfg: ModelConfig, lookup: Callable[[Op, bool], list[Access]]) -> None:
+        self.cfg = cfg
+        self._lookup = lookup
+        self._profiles: dict[tuple[Op, bool], list[Access]] = {}
+        self.max = cfg.max_points
+        self.b = 1 % cfg.actors  # the second writer (A alone with one actor)
+
+    def profile(self, op: Op, warm: bool) -> list[Access]:
+        key = (op, warm)
+        if key not in self._profiles:
+            self._profiles[key] = self._lookup(op, warm)
+        return self._profiles[key]
+
+    # -- the vocabulary of programs -------------------------------------
+    def start(self, actor: int, op: Op) -> list[Raw]:
+        return [(0, actor, op.a, op.b)]
+
+    def advance(self, actor: int, points: int) -> list[Raw]:
+        out = []
+        while points > 0:
+            n = min(points, self.max)
+            out.append((1, actor, n - 1, 0))
+            points -= n
+        return out
+
+    def run_out(self, actor: int) -> list[Raw]:
+        """Advance ``actor`` until it finishes or blocks (a lock it waits for)."""
+        return self.advance(actor, 4 * self.max)
+
+    def turn(self, actor: int, op: Op) -> list[Raw]:
+        """``actor`` runs ``op`` whole before anything else happens."""
+        return self.start(actor, op) + self.run_out(actor)
+
+    def names(self, y: Op) -> set[str]:
+        """The names ``y`` touches, fresh or warm, but the directory."""
+        return {a.path for w in (False, True) for a in self.profile(y, w)} - {"", "."}
+
+    def shared(self, x: Op, warm: bool, y: Op, effects: bool | None = None) -> list[int]:
+        """Preemption counts ``k`` for ``x`` against ``y``: after access
+        ``k`` of ``x``, on a name ``y`` also touches; ``effects`` keeps only
+        effects (True) or only the rest (False)."""
+        names = self.names(y)
+        accesses = self.profile(x, warm)
+        out = []
+        for k, (acc, effect) in enumerate(zip(accesses[:-1], _effects(accesses)), start=1):
+            # after the last access x is done: no preemption there
+            if acc.path in names and (effects is None or effect == effects):
+                out.append(k)
+        return out
+
+    def holding(self, x: Op, warm: bool) -> list[int]:
+        """Counts ``k`` after which ``x`` holds a lock it took, effects only."""
+        out, held = [], False
+        accesses = self.profile(x, warm)
+        for k, (acc, effect) in enumerate(zip(accesses[:-1], _effects(accesses)), start=1):
+            if acc.acquires:
+                held = True
+            elif acc.kind == "unlock":
+                held = False
+            if held and effect:
+                out.append(k)
+        return out
+
+    # -- the pass -------------------------------------------------------
+    def programs(self) -> Iterator[list[Raw]]:
+        """The pass in the order it runs, each program once."""
+        seen: set = set()
+        for p in self._programs():
+            key = tuple(p)
+            if key not in seen:
+                seen.add(key)
+                yield p
+
+    def _programs(self) -> Iterator[list[Raw]]:
+        # Each pattern yields as it goes: a failure early in the pass never
+        # waits for a profile that a later pattern needs.
+        cfg, A, B = self.cfg, 0, self.b
+        ops = operations(cfg, 0)
+        writes = [o for o in ops if o.mutates]
+        add = ops[0]
+
+        # 1. No preemption: one long session; two writers in turn.
+        yield [r for _ in range(CHAIN) for r in self.start(A, add)]
+        yield from (self.turn(A, x) + self.start(B, y) for x in ops for y in ops)
+        if cfg.actors < 2:
+            return
+
+        # 2. One preemption after an effect on a shared name: A runs x up to
+        #    access k, B runs y whole, A finishes.  A destructive operation
+        #    (delete) needs something to destroy: the session gets a message
+        #    first, and x runs warm.
+        def pair(x: Op, y: Op, k: int, warm: bool, tail: tuple[Raw, ...] = ()) -> list[Raw]:
+            before = self.turn(A, add) if warm else []
+            return before + self.start(A, x) + self.advance(A, k) + self.start(B, y) + list(tail)
+
+        later: list[list[Raw]] = []
+        for x in ops:
+            for y in ops:
+                if not (x.mutates or y.mutates):
+                    continue
+                warm = "delete" in (x.f, y.f)
+                yield from (pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=True))
+                later += [pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=False)]
+
+        # 3. An impatient second writer: B keeps polling while A holds the
+        #    lock, long enough for a lock timeout to fire.
+        for x in writes:
+            for y in writes:
+                for k in self.holding(x, False)[:1]:
+                    yield pair(x, y, k, False, tuple(self.run_out(B)))
+
+        # 4. Two sessions that share a name (one file for all sessions):
+        #    only where the profiles say they do.
+        other = [o for o in operations(cfg, 1) if o.mutates] if cfg.sessions > 1 else []
+        for x in writes:
+            for y in other:
+                yield from (pair(x, y, k, True) for k in self.shared(x, True, y, effects=True))
+
+        # 5. Faults: an I/O error at each access of x to a name the session
+        #    owns (touched by more than one operation), on a session holding
+        #    a message: what the error may cost.
+        if cfg.io_faults:
+            fault = (step_kinds(cfg).index("fault"), A, 0, 0)
+            touched = [self.names(o) for o in ops]
+            owned = {p for names in touched for p in names if sum(p in n for n in touched) > 1}
+            for x in ops:
+                for k, acc in enumerate(self.profile(x, True)):
+                    if acc.path in owned:
+                        yield self.turn(A, add) + self.start(A, x) + self.advance(A, k) + [fault]
+
+        # 6. A crash (kill -9) of A after each access of a write, on a
+        #    session holding a message; B reads what is left.
+        if cfg.crash:
+            crash = (step_kinds(cfg).index("crash"), A, 0, 0)
+            read = next((o for o in ops if o.f == "read"), add)
+            for x in writes:
+                for k in range(1, len(self.profile(x, True))):
+                    yield self.turn(A, add) + self.start(A, x) + self.advance(A, k) + [crash] + self.start(B, read)
+
+        # 7. Two preemptions, three lock acquisitions: A holds the lock, B
+        #    queues for it, A releases and takes it again for a second
+        #    operation while B goes on (a lock whose identity changes on
+        #    release lets both in).
+        for y in writes:
+            for k1 in self.holding(add, False)[:1]:
+                for k3 in self.holding(add, True):
+                    yield (self.start(A, add) + self.advance(A, k1) + self.start(B, y) + self.run_out(B)
+                           + self.start(A, add) + self.advance(A, k3) + self.run_out(B))
+
+        # 8. Three operations in turn, no preemption: A acts on what it
+        #    read or cached before B wrote.
+        yield from (self.turn(A, x) + self.turn(B, y) + self.start(A, z)
+                    for x in ops for y in writes for z in ops)
+
+        # 9. Last, the preemptions after shared accesses that are not effects.
+        yield from later
+
+
+def programs(executor: "Executor") -> Iterator[list[Raw]]:
+    """The systematic pass for the executor's store and model, in the order
+    it runs.  Profiles an operation (one store run) when first needed."""
+    return Plan(executor.cfg, lambda op, warm: profile(executor, op, warm)).programs()
