@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..gallery import Attempt, Case, Row, correct_stores, plan, run
 
 DEFAULT_BUDGET = 30.0
-DEFAULT_CONTROL_BUDGET = 5.0
+DEFAULT_CONTROL_BUDGET = 2.0
 DEFAULT_SHRINK_RUNS = 50
 
 
