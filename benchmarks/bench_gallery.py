@@ -96,7 +96,9 @@ Command (the same as `python benchmarks/bench_gallery.py --seeds {args.seeds} {'
   The machine is shared: other work ran at the same time, so seconds are noisy; example counts are not
   (a seeded search draws the same programs whatever the load).
 - Budgets: {doc['budget']:g} s search per mutant and seed, {doc['control_budget']:g} s per control and seed,
-  at most {doc['shrink_runs']} store runs of shrinking after a catch; {doc['jobs']} seed(s) at a time.
+  at most {doc['shrink_runs']} store runs of shrinking after a catch; {doc['jobs']} seed(s) at a time;
+  {"the systematic pass, then the random search" if doc.get("systematic", True) else
+   "the random search alone (--no-systematic)"}.
 - Result: {len(mutants) - len(missed)}/{len(mutants)} mutant rows caught in every seed;
   {alarms} false alarm(s) in {sum(a.examples for r in controls for a in r.attempts)} control examples.
 

@@ -167,10 +167,11 @@ class Attempt:
     steps: int | None = None  # numbered lines in the (shrunk) story
     unknown: int = 0  # examples whose verdict the checker could not decide
     error: str = ""  # the engine refused the case (a configuration error)
+    by: str = ""  # what found it: "systematic" (the pass) or "random"
 
 
 def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
-                max_examples: int | None = None) -> Attempt:
+                max_examples: int | None = None, systematic: bool = True) -> Attempt:
     """One seeded search of one case; never raises for a store's behaviour
     (a case the engine refuses as configured is recorded in ``error``).
 
@@ -191,7 +192,8 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
         spec = resolve(case.store)
         model = model_config(spec, case.mode, case.faults)
         with Executor(spec, case.mode, model) as ex:
-            x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, shrink_runs=shrink_runs)
+            x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, shrink_runs=shrink_runs,
+                        systematic=systematic)
     except ConfigError as exc:  # a plan the engine refuses: a red row, not a crash of the table
         return Attempt(seed, error=f"cannot run: {exc}")
     a = Attempt(seed, examples=x.examples, seconds=time.monotonic() - t0, unknown=x.unknown,
@@ -200,6 +202,7 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
         v = x.outcome.violations[0]
         a.found, a.invariant, a.summary = True, v.invariant, v.summary
         a.steps = len(segments(x.outcome.trace))
+        a.by = "systematic" if (x.first_failure_example or 0) <= x.systematic else "random"
     return a
 
 
@@ -257,7 +260,8 @@ class Row:
 
 
 def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, shrink_runs: int,
-        jobs: int = 1, on_attempt: Callable[[Case, Attempt], None] | None = None) -> list[Row]:
+        jobs: int = 1, on_attempt: Callable[[Case, Attempt], None] | None = None,
+        systematic: bool = True) -> list[Row]:
     """Run every case with seeds ``0 .. seeds-1``; return one row per case,
     in the order of ``cases``.
 
@@ -266,13 +270,14 @@ def run(cases: list[Case], *, seeds: int, budget: float, control_budget: float, 
     searches for ``control_budget`` seconds.  With ``jobs > 1`` seeds run in
     that many worker processes at once; each worker runs whole
     :func:`verify` calls, so process actors are its own children and are
-    reaped by it."""
+    reaped by it.  ``systematic=False`` leaves out the systematic pass:
+    what the random search finds alone."""
     rows = [Row(c) for c in cases]
     work = [(i, s) for s in range(seeds) for i in range(len(cases))]
 
     def args(i: int, s: int) -> tuple:
         c = cases[i]
-        return c, s, budget if c.mutant else control_budget, shrink_runs
+        return c, s, budget if c.mutant else control_budget, shrink_runs, None, systematic
 
     def record(i: int, a: Attempt) -> None:
         rows[i].attempts.append(a)

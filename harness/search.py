@@ -47,6 +47,8 @@ class Exploration:
     outcome: Outcome | None = None
     unknown: int = 0
     budget_exhausted: bool = False
+    #: programs of the systematic pass run (the first examples)
+    systematic: int = 0
     #: the outcome of the example just run, for ``on_example`` observers
     #: (schedule coverage); not kept after the call
     last: Outcome | None = None
@@ -56,7 +58,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             seed: int | None = None, database: Any = None,
             shrink_budget: float = 10.0, shrink_runs: int = 400,
             on_example: Callable[[Exploration], None] | None = None,
-            settings_kwargs: dict | None = None) -> Exploration:
+            settings_kwargs: dict | None = None, systematic: bool = True) -> Exploration:
     """Search for a violating program within ``budget`` seconds and at most
     ``max_examples`` examples.  Returns the shrunk counterexample in
     ``.outcome``, or ``None`` if none was found within the budget.
@@ -70,7 +72,10 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     the smallest failure found so far is answered "passes" without running
     it, so Hypothesis settles on that one at once.  A seeded search is
     bounded by the run count alone, so that the same seed shrinks to the
-    same story on a fast or a loaded machine."""
+    same story on a fast or a loaded machine.
+
+    ``systematic=False`` (or phases without ``Phase.explicit``) skips the
+    systematic pass (:mod:`harness.systematic`): the random search alone."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
@@ -141,7 +146,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     # failure there is reported as it is, already small.  Callers whose
     # phases leave out explicit examples skip it.
     phases = kwargs["phases"]
-    systematic = Phase.explicit in phases
+    run_pass = systematic and Phase.explicit in phases
     kwargs["phases"] = [p for p in phases if p is not Phase.explicit]
     test = settings(**kwargs)(test)
     if seed is not None:
@@ -153,8 +158,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             test._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
                 test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
     try:
-        if systematic:
+        if run_pass:
             for raw in systematic_pass(executor):
+                stats.systematic += 1
                 body(raw)
         test()
     except BudgetSpent:

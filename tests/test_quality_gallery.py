@@ -133,3 +133,19 @@ def test_gallery_command_bad_input_is_exit_2(capsys) -> None:
     assert cli(["gallery", "--only", "nope"]) == 2
     assert "no such store" in capsys.readouterr().err
     assert cli(["gallery", "--seeds", "0"]) == 2
+
+
+def test_gallery_says_whether_the_systematic_pass_or_the_random_search_found_it(tmp_path, capsys) -> None:
+    by = {}
+    for flag in ([], ["--no-systematic"]):
+        out = tmp_path / f"g{len(flag)}.json"
+        code = cli(["gallery", "--only", "none-skipped", "--modes", "threads", "--seeds", "1",
+                    "--budget", "120", "--json", str(out), *flag])
+        assert code == 0, capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        (attempt,) = doc["rows"][0]["attempts"]
+        by[bool(flag)] = (attempt["by"], attempt["first_failure_example"], doc["systematic"])
+    assert by[False][0] == "systematic" and by[False][2] is True
+    assert by[True][0] == "random" and by[True][2] is False
+    # the pass reaches the clear-after-set in a handful of programs; random programs take longer
+    assert by[False][1] < by[True][1]

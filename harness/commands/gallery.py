@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write every row and seed as JSON to PATH")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
                         help="run only these stores (mutant names, json, sqlite)")
+    parser.add_argument("--no-systematic", dest="systematic", action="store_false",
+                        help="leave out the systematic pass that precedes the random search: measures "
+                             "what the random search finds alone")
     parser.add_argument("--modes", nargs="+", default=[], metavar="MODE",
                         help="run only these actor modes (threads, processes, mixed); faults ride along")
 
@@ -61,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with _progress(len(cases) * args.seeds) as tick:
         rows = run(cases, seeds=args.seeds, budget=args.budget, control_budget=args.control_budget,
-                   shrink_runs=args.shrink_runs, jobs=args.jobs, on_attempt=tick)
+                   shrink_runs=args.shrink_runs, jobs=args.jobs, on_attempt=tick, systematic=args.systematic)
     seconds = time.monotonic() - t0
     print_tables(rows, args.seeds)
     ok = all(r.ok for r in rows)
@@ -71,7 +74,8 @@ def main(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"command": " ".join(["sessioncheck", *sys.argv[1:]]) if sys.argv else "sessioncheck gallery",
                "seeds": args.seeds, "budget": args.budget, "control_budget": args.control_budget,
-               "shrink_runs": args.shrink_runs, "jobs": args.jobs, "seconds": round(seconds, 1),
+               "shrink_runs": args.shrink_runs, "jobs": args.jobs, "systematic": args.systematic,
+               "seconds": round(seconds, 1),
                "ok": ok, "rows": [r.to_json() for r in rows]}
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0 if ok else 1
@@ -135,7 +139,7 @@ def mutant_cells(row: Row, seeds: int) -> list[str]:
     """One mutant row: mutant, mode, caught k/N, medians, invariants."""
     c = row.case
     if row.error:
-        return [c.name, c.label, row.error, "", "", "", "", ""]
+        return [c.name, c.label, row.error, "", "", "", "", "", ""]
     invs = sorted({a.invariant for a in row.caught})
     caught = f"{len(row.caught)}/{len(row.attempts)}"
     if row.wrong:
@@ -145,13 +149,13 @@ def mutant_cells(row: Row, seeds: int) -> list[str]:
             _num(row.median(lambda a: a.first_failure_seconds)),
             _num(row.median(lambda a: a.seconds)),
             _num(row.median(lambda a: a.steps), 0),
-            ", ".join(invs)]
+            ", ".join(invs), "/".join(sorted({a.by for a in row.caught if a.by}))]
 
 
-MUTANT_HEADER = ["mutant", "mode", "caught", "examples", "s to 1st", "s total", "steps", "invariant"]
+MUTANT_HEADER = ["mutant", "mode", "caught", "examples", "s to 1st", "s total", "steps", "invariant", "by"]
 MUTANT_CAPTION = ("caught: seeds whose first violation names an invariant the mutant breaks; medians over "
                   "caught seeds: examples and seconds to the first failure, seconds including shrinking, "
-                  "steps in the shrunk story")
+                  "lines in the story; by: the systematic pass or the random search")
 CONTROL_HEADER = ["store", "mode", "seeds", "examples", "false alarms", "unknown"]
 CONTROL_CAPTION = ("controls: correct stores, and mutants where their bug cannot show; examples run in all "
                    "seeds; unknown: examples the checker could not decide")
