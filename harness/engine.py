@@ -199,7 +199,12 @@ class Executor:
         warnings: list[str] = []
         broken = False
         try:
-            actors = [self._actor(i) for i in range(self.cfg.actors)]
+            # Only the actors the program starts an operation on take part
+            # (A always): an instance that does nothing opens and closes the
+            # store for no outcome, at two baton round trips a run.
+            n = len(self.names)
+            used = sorted({0} | {s.actor % n for s in program if s.kind == "start"})
+            actors = [self._actor(i) for i in used]
             for a in actors:
                 a.set_location(location)
             sched = Scheduler(actors, now=self.epoch)
@@ -246,6 +251,8 @@ class Executor:
         # current one finish; if that cannot finish now (it waits for a
         # lock), the step does nothing, as does advancing an idle actor.
         name = self.names[step.actor % len(self.names)]
+        if name not in sched.state:
+            return  # an actor that never starts an operation: nothing to advance
         st = sched.state[name]
         if step.kind == "start":
             if st.crashed:
