@@ -64,7 +64,7 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
         "version": VERSION,
         "store": store,
         "mode": mode,
-        "config": {**asdict(cfg), "io_faults": list(cfg.io_faults)},
+        "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without)},
         "seed": seed,
         "program": program_to_json(program),
         "violations": [v.to_json() for v in violations],
@@ -129,6 +129,12 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
 
             if not isinstance(value, list) or any(v not in INJECTABLE for v in value):
                 raise ReportError(f"{path}: config io_faults must list {', '.join(INJECTABLE)}")
+            value = tuple(value)
+        elif key == "without":
+            from .program import OPTIONAL
+
+            if not isinstance(value, list) or any(v not in OPTIONAL for v in value):
+                raise ReportError(f"{path}: config without must list {', '.join(OPTIONAL)}")
             value = tuple(value)
         elif key in ("metadata", "delete", "crash", "power_loss"):
             if not isinstance(value, bool):

@@ -100,3 +100,30 @@ def test_ctrl_c_reaps_every_actor_process(tmp_path):
     assert p.returncode == 130 and "interrupted" in err
     assert not [k for k in kids if os.path.exists(f"/proc/{k}") and
                 open(f"/proc/{k}/stat").read().split()[2] != "Z"]
+
+
+def test_without_leaves_an_operation_out_and_the_report_remembers_it(tmp_path):
+    """praisonai-style stores can have two bugs; --without delete looks past
+    the delete one.  Here: delete-unlocked's bug needs a delete, so without
+    it the store passes; with it, the report replays with the same model."""
+    p = sc("run", "--store", "mutant:delete-unlocked", "--without", "delete", "--examples", "300", "--seed", "0",
+           "--no-db", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = sc("run", "--store", "mutant:none-skipped", "--without", "delete", "--seed", "0", "--no-db",
+           "--report", "r.json", cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["without"] == ["delete"]
+    again = sc("replay", "r.json", "--store", "mutant:none-skipped", cwd=tmp_path)
+    assert again.returncode == 1 and "byte for byte" in again.stdout + again.stderr
+    assert sc("run", "--without", "add", cwd=tmp_path).returncode == 2
+
+
+def test_a_report_whose_without_names_a_core_operation_is_refused(tmp_path):
+    p = sc("run", "--store", "mutant:none-skipped", "--seed", "0", "--no-db", "--report", "r.json", cwd=tmp_path)
+    assert p.returncode == 1
+    doc = json.loads((tmp_path / "r.json").read_text())
+    doc["config"]["without"] = ["add"]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    p = sc("replay", "bad.json", "--store", "mutant:none-skipped", cwd=tmp_path)
+    assert p.returncode == 2 and "config without must list persist, delete" in p.stderr
+    assert "Traceback" not in p.stderr

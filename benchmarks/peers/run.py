@@ -76,6 +76,7 @@ def configs(py311: str) -> list[Config]:
         Config("sessioncheck", "sessioncheck_side.py", "py311", "threads", "threads", True),
         Config("sessioncheck", "sessioncheck_side.py", "py311", "processes", "processes", True),
         # the same, told the peer tests' scope: --actor-count 2 --sessions 1 --max-steps 10
+        # --without delete (the peers' workloads never delete)
         Config("sessioncheck 2x1x10", "sessioncheck_side.py", "py311", "threads", "threads", True,
                extra=("--opt", "scope=peer", "--opt", "max_steps=10")),
         Config("frontrun dpor", "peer_frontrun.py", "py311", "threads-dpor", "threads", False, frontrun),
@@ -391,7 +392,7 @@ def render(meta: dict, rows: list[Row]) -> str:
          "recommended test, as its README writes it. sessioncheck is given only the store spec: it generates the "
          "operations (3 actors, 2 sessions, up to 24 steps) and the interleaving itself, and checks all of I1-I6; "
          "the row *sessioncheck 2x1x10* is the same told the peer tests' scope (`--actor-count 2 --sessions 1 "
-         "--max-steps 10`). Its shrinking is capped at 3 s in this run (product default 10 s).", "",
+         "--max-steps 10 --without delete`: two writers, one session, the peers' operations). Its shrinking is capped at 3 s in this run (product default 10 s).", "",
          "Time to the first failure is wall time from the start of the tool's call (sessioncheck: `verify()`, "
          "which includes probing the store and starting its actors) to the end of the first schedule whose "
          "invariant failed, read with a real clock bound before any tool patches `time` (`timing.py`). "

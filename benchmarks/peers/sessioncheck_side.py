@@ -67,12 +67,13 @@ def measure(target_name: str, mode: str, seed: int | None, opts: dict) -> Measur
             at_first.update(run_seconds=timer.seconds, runs=timer.runs)
 
     # The model's size: the defaults, or (``scope=peer``) the peer tests'
-    # scope: two writers on one session, short programs; the CLI's
-    # ``--actor-count 2 --sessions 1 --max-steps N``.
+    # scope: two writers on one session, short programs, and the peers'
+    # operations (they never delete); the CLI's ``--actor-count 2
+    # --sessions 1 --max-steps N --without delete``.
     cfg = None
     if opts.get("scope") == "peer":
-        cfg = ModelConfig(actors=2, sessions=1, max_steps=int(opts.get("max_steps", 8)))
-        m.extra["model"] = f"actors=2 sessions=1 max_steps={cfg.max_steps}"
+        cfg = ModelConfig(actors=2, sessions=1, max_steps=int(opts.get("max_steps", 8)), without=("delete",))
+        m.extra["model"] = f"actors=2 sessions=1 max_steps={cfg.max_steps} without=delete"
     try:
         result = verify(target.spec, mode=mode, cfg=cfg, budget=float(opts.get("budget", 30)), seed=seed,
                         save_report=False, on_example=on_example,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import ConfigError
-from ..program import ModelConfig
+from ..program import OPTIONAL, ModelConfig
 
 
 STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
@@ -30,6 +30,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--actor-count", type=int, default=3, metavar="N", help="actors writing at once (default: 3)")
     g.add_argument("--sessions", type=int, default=2, metavar="N", help="sessions in one location (default: 2)")
     g.add_argument("--max-steps", type=int, default=24, metavar="N", help="steps per program (default: 24)")
+    g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
+                   help="leave an operation the store supports out of the model (persist, delete; "
+                        "repeatable): to look past a bug already known in it")
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
@@ -44,7 +47,8 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
             raise ConfigError("--max-steps must be between 1 and 1000")
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
-    return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps)
+    return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
+                       without=tuple(dict.fromkeys(args.without)))
 
 
 def database_for(args: argparse.Namespace):
