@@ -394,7 +394,8 @@ def render(meta: dict, rows: list[Row]) -> str:
          "the row *sessioncheck 2x1x10* is the same told the peer tests' scope (`--actor-count 2 --sessions 1 "
          "--max-steps 10 --without delete`: two writers, one session, the peers' operations). Its shrinking is capped at 3 s in this run (product default 10 s).", "",
          "Time to the first failure is wall time from the start of the tool's call (sessioncheck: `verify()`, "
-         "which includes probing the store and starting its actors) to the end of the first schedule whose "
+         "which includes probing the store and starting its actors; every tool has the store's code imported "
+         "before its clock starts, sessioncheck through its own loader) to the end of the first schedule whose "
          "invariant failed, read with a real clock bound before any tool patches `time` (`timing.py`). "
          f"Randomised configurations run once per seed (1..{seeds}); deterministic ones (DPOR, DFS) once. "
          "'sessioncheck / tool' is the ratio of the two medians, same actors, same run (<= 1: sessioncheck at least "
