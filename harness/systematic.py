@@ -13,8 +13,8 @@ schedules: two or three operations, at most two preemptions, one session
 store is a dozen preemption points, and a pass that tries every point for
 every pair of operations runs hundreds of programs before the interesting
 ones.  The pass therefore first *profiles* each operation: it runs it
-alone, on a session that already holds a message, and records the accesses
-it makes (kind and path of each point).  A preemption after an access can
+alone, on a fresh location and on a session that already holds a message,
+and records the accesses it makes (kind and path of each point).  A preemption after an access can
 change an outcome only if the other operation touches the same name (a
 temporary file with a random name, or the directory itself, is touched by
 one writer alone): the classic argument of partial-order reduction.  Of
@@ -27,16 +27,17 @@ a profile is one run, so a branch the store takes only under contention
 (a retry, a fallback) is seen by the random phase alone.
 
 The pass is plain data, raw programs in the strategy's own encoding
-(:func:`harness.program.programs`), so a failure among them is reported,
-replayed and saved like any other; Hypothesis runs them as explicit
-examples, in order, and does not shrink them (they are small already).
+(:func:`harness.program.programs`), so a failure among them is reported
+and replayed like any other.  :func:`harness.search.explore` runs them in
+order through the same test body before Hypothesis starts, and does not
+shrink them (they are small already).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from .program import KEYS, ModelConfig, OpSpec, Step, step_kinds
+from .program import KEYS, ModelConfig, OpSpec, Step, decode, step_kinds
 
 if TYPE_CHECKING:
     from .engine import Executor
@@ -132,8 +133,6 @@ def profile(executor: "Executor", op: Op, warm: bool) -> list[Access]:
 
 
 def _spec(cfg: ModelConfig, op: Op) -> OpSpec:
-    from .program import decode
-
     step = decode([(0, 0, op.a, op.b)], cfg)[0]
     assert step.op is not None
     return step.op

@@ -80,8 +80,8 @@ def test_ci_gate_is_deterministic_and_replays_from_the_example_database(pytester
     second = run_gate(pytester, "--junitxml=second.xml")
     second.assert_outcomes(passed=1, failed=1)
     b = junit_properties(pytester.path / "second.xml")["test_stale_overwrite_is_caught"]
-    # the database is replayed right after the systematic pass (Hypothesis
-    # runs explicit examples first), so never later than the first time
+    # the database is replayed right after the systematic pass (which runs
+    # before Hypothesis starts), so never later than the first time
     assert int(b["sessioncheck_examples"]) <= int(a["sessioncheck_examples"])
     assert a["sessioncheck_seed"] == b["sessioncheck_seed"]  # ci: the check's seed is fixed
     # without the database the same seed explores the same schedules again
