@@ -84,9 +84,11 @@ def test_ctrl_c_reaps_every_actor_process(tmp_path):
     import signal
     import time
 
+    from signals import sigint_as_in_a_terminal
+
     p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--store", "json", "--actors", "processes",
                           "--budget", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tmp_path)
+                         cwd=tmp_path, preexec_fn=sigint_as_in_a_terminal)
     kids: list[str] = []
     for _ in range(100):  # wait until the actors exist
         time.sleep(0.1)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from harness.engine import Executor
+from signals import sigint_as_in_a_terminal
 from harness.fuzz import failure_key, normalise, reduce_program
 from harness.program import OpSpec, Step, program_from_json
 from harness.store import resolve
@@ -78,7 +79,8 @@ def _group_alive(pgid: int) -> list[int]:
 def test_ctrl_c_prints_the_summary_and_reaps_every_worker(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", "--store", "json", "--hours", "1",
                              "--workers", "2", "--round", "5"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     try:
         time.sleep(8)
         assert proc.poll() is None

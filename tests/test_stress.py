@@ -20,6 +20,7 @@ from harness.checker import check
 from harness.errors import ConfigError
 from harness.history import read_jsonl
 from harness.stress import StressConfig, is_lock_timeout, plan, run_stress
+from signals import sigint_as_in_a_terminal
 from store_impl.json_store import JsonFileStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,7 +235,7 @@ def test_interrupted_run_reaps_its_workers_and_removes_its_directory(sig, code, 
     proc = subprocess.Popen([sys.executable, "-m", "harness", "stress", "--store", "json",
                              "--processes", "2", "--threads", "1", "--ops", "100000"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env, preexec_fn=sigint_as_in_a_terminal)
     try:
         kids: list[str] = []
         deadline = time.monotonic() + 60
