@@ -38,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.checker import check  # noqa: E402
-from harness.history import Event  # noqa: E402
+from sessioncheck.checking.checker import check  # noqa: E402
+from sessioncheck.checking.history import Event  # noqa: E402
 
 KEYS = ("model", "compute_instance_id", "tokens")
 
@@ -209,7 +209,7 @@ def main() -> None:
 def _time_file(events: list[Event]) -> tuple[float, int]:
     import tempfile
 
-    from harness.history import read_jsonl, write_jsonl
+    from sessioncheck.checking.history import read_jsonl, write_jsonl
 
     with tempfile.TemporaryDirectory(prefix="sessioncheck-bench-") as tmp:
         path = Path(tmp) / "h.jsonl"

@@ -30,10 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from harness.engine import Executor  # noqa: E402
-from harness.program import ModelConfig, OpSpec, Step  # noqa: E402
-from harness.store import resolve  # noqa: E402
-from harness.verify import verify  # noqa: E402
+from sessioncheck.controlled.engine import Executor  # noqa: E402
+from sessioncheck.controlled.program import ModelConfig, OpSpec, Step  # noqa: E402
+from sessioncheck.protocol import resolve  # noqa: E402
+from sessioncheck.verify import verify  # noqa: E402
 
 POINTS = 2000
 
@@ -52,7 +52,7 @@ class SleepStore:
         pass
 
     def read(self, session_id):
-        from harness.store import SessionState
+        from sessioncheck.protocol import SessionState
 
         return SessionState()
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.cli import main as cli  # noqa: E402
-from harness.commands.gallery import markdown  # noqa: E402
-from harness.gallery import Attempt, Case, Row  # noqa: E402
+from sessioncheck.cli.main import main as cli  # noqa: E402
+from sessioncheck.cli.gallery import markdown  # noqa: E402
+from sessioncheck.campaigns.gallery import Attempt, Case, Row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ Usage::
 
 For each store, the same seeded plan (the one ``sessioncheck stress``
 uses) is executed by one actor in this process, alternately *bare* (the
-store calls alone) and *recorded* (``harness.stress.run_actor``: the
+store calls alone) and *recorded* (``sessioncheck.stress.runner.run_actor``: the
 deadline check, the invoke/ok tuples with ``time.monotonic()`` and the
 conversion of each read into ids and metadata), each time on a fresh
 directory.  Rounds alternate in ABBA order so that machine noise and drift hit both
@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.store import SessionState, resolve  # noqa: E402
-from harness.stress import plan, run_actor  # noqa: E402
+from sessioncheck.protocol import SessionState, resolve  # noqa: E402
+from sessioncheck.stress.runner import plan, run_actor  # noqa: E402
 
 
 class MemoryStore:

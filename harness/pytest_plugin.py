@@ -3,10 +3,10 @@ the gate's options.
 
 Kept tiny and light to import (pytest loads it in every run): options and
 hooks only; the engine and Hypothesis are imported when a store is
-actually checked, and the work lives in :mod:`harness.testing`.
+actually checked, and the work lives in :mod:`sessioncheck.testing`.
 
 Under pytest-xdist (``-n 2``, ``-n auto``) every worker has its own
-:class:`~harness.testing.Gate`: its own seed stream and its own report
+:class:`~sessioncheck.testing.Gate`: its own seed stream and its own report
 directory.  Each check leaves its findings in the test's
 ``user_properties`` (so they are in the JUnit XML as ``<property>``
 elements), which xdist carries to the controlling process; there they are
@@ -57,10 +57,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def gate(config: pytest.Config):
-    """This process's :class:`~harness.testing.Gate`, made on first use
+    """This process's :class:`~sessioncheck.testing.Gate`, made on first use
     (after every conftest.py had its chance to register a profile)."""
     if _GATE not in config.stash:
-        from .testing import Gate
+        from sessioncheck.testing import Gate
 
         opt = config.getoption
         config.stash[_GATE] = Gate.from_options(
@@ -83,7 +83,7 @@ class StoreItem(pytest.Item):
         gate(self.config).check(self.spec, self.nodeid, properties=self.user_properties)
 
     def repr_failure(self, excinfo, style=None):  # the story, not a traceback
-        from .testing import StoreViolation
+        from sessioncheck.testing import StoreViolation
 
         if isinstance(excinfo.value, StoreViolation):
             return str(excinfo.value)
@@ -103,7 +103,7 @@ class ScenarioItem(pytest.Item):
         self.spec, self.scenario = spec, scenario
 
     def runtest(self) -> None:
-        from .scenario import check
+        from sessioncheck.scenario import check
 
         ok, story = check(self.scenario, self.spec)
         if not ok:
@@ -122,7 +122,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for spec in config.getoption("sessioncheck_store"):
         items.append(StoreItem.from_parent(session, name=f"sessioncheck[{spec}]", spec=spec))
         if config.getoption("sessioncheck_scenarios"):
-            from .scenario import all_scenarios
+            from sessioncheck.scenario import all_scenarios
 
             items.extend(ScenarioItem.from_parent(session, name=f"scenario[{s.name}|{spec}]", spec=spec,
                                                   scenario=s.name) for s in all_scenarios())

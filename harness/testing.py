@@ -1,13 +1,13 @@
 """Verification from a test: what a store's own test suite calls.
 
-    from harness.testing import check_store
+    from sessioncheck.testing import check_store
 
     def test_store_keeps_every_message():
         check_store("mypkg.store:MyStore", budget=30)
 
 ``check_store`` raises ``AssertionError`` carrying the counterexample story
 (and the path of its saved report) when a violation is found, so any test
-runner shows it.  The pytest plugin (``harness.pytest_plugin``) adds a
+runner shows it.  The pytest plugin (``sessioncheck.pytest_plugin``) adds a
 ``sessioncheck`` fixture and ``--sessioncheck-store`` on top of it, through
 a :class:`Gate`: the profile, seeds, report directory and example database
 of one pytest worker.
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .verify import Result, parse_faults, verify
+from sessioncheck.errors import ConfigError
+from sessioncheck.verify import Result, parse_faults, verify
 
 
 class StoreViolation(AssertionError):

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import report as reports
-from .coverage import Coverage
-from .engine import Executor, Outcome
-from .search import Exploration, explore
-from .errors import ConfigError
-from .program import ModelConfig, Step
-from .store import StoreSpec, probe, resolve
-from .story import render
+from sessioncheck.reporting import report as reports
+from sessioncheck.reporting.coverage import Coverage
+from sessioncheck.controlled.engine import Executor, Outcome
+from sessioncheck.controlled.search import Exploration, explore
+from sessioncheck.errors import ConfigError
+from sessioncheck.controlled.program import ModelConfig, Step
+from sessioncheck.protocol import StoreSpec
+from sessioncheck.specs import probe, resolve
+from sessioncheck.reporting.story import render
 
 FAULTS = ("crash", "power-loss", "io-error")
 
@@ -85,7 +86,7 @@ def replay_command(report_path: Path | None, store: str) -> str:
 
 def header(store: str, mode: str, cfg: ModelConfig, outcome: Outcome) -> str:
     first = outcome.violations[0]
-    from .engine import INVARIANTS
+    from sessioncheck.checking.invariants import INVARIANTS
 
     kinds = {"threads": "thread actors", "processes": "process actors", "mixed": "mixed actors"}[mode]
     return (f"sessioncheck: {first.invariant} ({INVARIANTS.get(first.invariant, '')}) violated by store "

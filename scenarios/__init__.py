@@ -4,7 +4,7 @@ with the outcome every store must show.
 ``SCENARIOS`` is the registry, a fixed tuple: ``sessioncheck scenario NAME``
 looks a name up here and never imports a module named on the command
 line.  One module per scenario; its docstring tells the bug's story and
-where it was seen.  ``harness.scenario`` runs them.
+where it was seen.  ``sessioncheck.scenario`` runs them.
 
 Programs name *where* an actor stops by marks (``until("B", "read")``),
 resolved per store by a calibration run, so one program means the same on
@@ -12,7 +12,7 @@ every store; see ``harness/scenario.py``.
 """
 from __future__ import annotations
 
-from . import (
+from sessioncheck.scenarios import (
     clear_compute_instance_then_resume,
     delete_races_append,
     eio_on_read_then_append,

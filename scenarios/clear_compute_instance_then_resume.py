@@ -22,8 +22,8 @@ Seen in: praisonaiagents ``DefaultSessionStore.update_session_metadata``
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Scenario, start, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Scenario, start, violates
 
 PROGRAM = (
     start("A", "persist", compute_instance_id="fresh"),  # attach v1
@@ -42,6 +42,6 @@ SCENARIO = Scenario(
         "mutant:none-skipped": violates("I3"),
         "praisonai": violates("I3"),
         "praisonai-agent": violates("I3"),
-        "store_impl.adapter_praisonai:small_window": violates("I3"),
+        "sessioncheck.stores.adapters.praisonai:small_window": violates("I3"),
     },
 )

@@ -23,8 +23,8 @@ not apply to them (reported as n/a).
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Scenario, finish, start, until, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Scenario, finish, start, until, violates
 
 PROGRAM = (
     start("A", "add"), finish("A"),  # m1 acknowledged alone
@@ -44,7 +44,7 @@ SCENARIO = Scenario(
         "mutant:delete-unlocked": violates("I1"),
         "praisonai": violates("I1"),
         "praisonai-prefix": violates("I1"),
-        "store_impl.adapter_praisonai:small_window": violates("I1"),
+        "sessioncheck.stores.adapters.praisonai:small_window": violates("I1"),
     },
     notes={
         "openai-agents": "an SQLite append reads nothing first: A stays parked before its transaction, so "

@@ -20,8 +20,8 @@ settings loaders (the ``eio-empty`` mutant).
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Scenario, fault, finish, start, until, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Scenario, fault, finish, start, until, violates
 
 PROGRAM = (
     start("A", "add"), finish("A"),  # m1 acknowledged alone

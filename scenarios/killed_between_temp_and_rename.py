@@ -21,8 +21,8 @@ behind); the naive save is the ``non-atomic-write`` mutant.
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Expect, Scenario, crash, finish, start, until, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Expect, Scenario, crash, finish, start, until, violates
 
 PROGRAM = (
     start("A", "add"), finish("A"),  # m1 acknowledged alone
@@ -45,7 +45,7 @@ SCENARIO = Scenario(
         "praisonai": ORPHAN,
         "praisonai-prefix": ORPHAN,
         "praisonai-agent": ORPHAN,
-        "store_impl.adapter_praisonai:small_window": ORPHAN,
+        "sessioncheck.stores.adapters.praisonai:small_window": ORPHAN,
         "mutant:non-atomic-write": violates("I4"),
     },
     notes={

@@ -21,8 +21,8 @@ Seen in: PraisonAI ``DefaultSessionStore`` before PR #1727
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Scenario, finish, start, until, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Scenario, finish, start, until, violates
 
 PROGRAM = (
     start("A", "add"), finish("A"),      # m1 acknowledged alone: the session has history

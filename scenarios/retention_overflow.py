@@ -11,7 +11,7 @@ durable record (archived + messages), not waived.
 The program.  A appends m1..m6, one after another, then reads; B (another
 instance) reads.  Six appends overflow a window of 3 (``mutant:silent-
 truncate``) and of 4 (praisonai's store with ``active_window=4``:
-``store_impl.adapter_praisonai:small_window``).  No counts are needed:
+``sessioncheck.stores.adapters.praisonai:small_window``).  No counts are needed:
 every append ends before the next begins.  Stores without a window keep
 all six.
 
@@ -21,8 +21,8 @@ store; praisonaiagents' ``compact`` retention is the correct pattern
 """
 from __future__ import annotations
 
-from harness.program import ModelConfig
-from harness.scenario import Scenario, start, violates
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck.regression import Scenario, start, violates
 
 APPENDS = 6
 
@@ -43,8 +43,8 @@ SCENARIO = Scenario(
     },
     notes={
         "praisonai-prefix": "the praisonai store's default window is 100 messages, which six appends do not "
-                            "reach; run store_impl.adapter_praisonai:small_window (window 4) to overflow it.",
+                            "reach; run sessioncheck.stores.adapters.praisonai:small_window (window 4) to overflow it.",
         "praisonai": "the praisonai store's default window is 100 messages, which six appends do not "
-                     "reach; run store_impl.adapter_praisonai:small_window (window 4) to overflow it.",
+                     "reach; run sessioncheck.stores.adapters.praisonai:small_window (window 4) to overflow it.",
     },
 )

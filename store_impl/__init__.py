@@ -1,2 +1,2 @@
-"""Store backends: the reference-correct stores, adapters to third-party
-stores, and the mutant gallery (``mutant_*.py``, one known bug each)."""
+"""Store backends: ``reference`` (correct stores), ``adapters`` (third-party
+stores, one module per package) and ``mutants`` (one known bug each)."""

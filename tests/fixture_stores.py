@@ -9,7 +9,7 @@ import os
 import queue
 from pathlib import Path
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class DeadlockStore(JsonFileStore):

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.store import SessionState, capabilities_of, resolve
-from store_impl import adapters
+from sessioncheck.errors import ConfigError
+from sessioncheck.protocol import SessionState, capabilities_of
+from sessioncheck.specs import resolve
+from sessioncheck.stores import adapters
 
 
 def skip_without(package: str, extra: str):
@@ -144,7 +145,7 @@ def test_praisonai_failed_write_raises_and_spills_under_the_directory(praisonai,
 
 
 def test_praisonai_compaction_archives_overflow(praisonai, tmp_path):
-    from store_impl.adapter_praisonai import small_window
+    from sessioncheck.stores.adapters.praisonai import small_window
 
     a, b = small_window(tmp_path), small_window(tmp_path)
     for i in range(7):

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.checker import check
-from harness.errors import HistoryError
-from harness.history import Event, Operation, read_jsonl
+from sessioncheck.checking.checker import check
+from sessioncheck.errors import HistoryError
+from sessioncheck.checking.history import Event, Operation, read_jsonl
 
 HERE = Path(__file__).parent / "histories"
 
@@ -152,7 +152,7 @@ def test_duplicate_message_id_is_a_history_error():
 
 def test_events_and_operations_give_the_same_verdict():
     events = read_jsonl(HERE / "lost-append-bad.jsonl")
-    from harness.history import pair
+    from sessioncheck.checking.history import pair
 
     assert check(events).findings[0].summary == check(pair(events)).findings[0].summary
 
@@ -361,7 +361,7 @@ def test_a_stale_value_in_the_final_read_is_caught(history, data):
 
 
 def test_events_from_a_file_round_trip(tmp_path):
-    from harness.history import write_jsonl
+    from sessioncheck.checking.history import write_jsonl
 
     events = read_jsonl(HERE / "register-tricky-bad.jsonl")
     write_jsonl(events, tmp_path / "h.jsonl")

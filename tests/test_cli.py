@@ -9,7 +9,7 @@ import pytest
 
 
 def sc(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sessioncheck", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
 
 
@@ -24,7 +24,7 @@ def test_factory_that_raises_is_a_usage_error(tmp_path):
     import os
 
     env_path = os.path.dirname(__file__)
-    p = subprocess.run([sys.executable, "-m", "harness", "run", "--store", "fixture_stores:RaisingFactory"],
+    p = subprocess.run([sys.executable, "-m", "sessioncheck", "run", "--store", "fixture_stores:RaisingFactory"],
                        capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": env_path}, timeout=60)
     assert p.returncode == 2
@@ -86,7 +86,7 @@ def test_ctrl_c_reaps_every_actor_process(tmp_path):
 
     from signals import sigint_as_in_a_terminal
 
-    p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--store", "json", "--actors", "processes",
+    p = subprocess.Popen([sys.executable, "-m", "sessioncheck", "run", "--store", "json", "--actors", "processes",
                           "--budget", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=tmp_path, preexec_fn=sigint_as_in_a_terminal)
     kids: list[str] = []

@@ -5,8 +5,8 @@ import json
 import subprocess
 import sys
 
-from harness.coverage import KNOWN_KINDS, Coverage
-from harness.verify import verify
+from sessioncheck.reporting.coverage import KNOWN_KINDS, Coverage
+from sessioncheck.verify import verify
 
 
 def test_counts_match_the_exploration_and_name_unreached_kinds():
@@ -51,7 +51,7 @@ def test_report_holds_coverage_and_merge_adds_up(tmp_path):
 
 
 def test_run_stats_prints_coverage(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "harness", "run", "--store", "json", "--examples", "30",
+    p = subprocess.run([sys.executable, "-m", "sessioncheck", "run", "--store", "json", "--examples", "30",
                         "--seed", "0", "--stats"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "examples: 30" in p.stderr

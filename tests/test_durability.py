@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from harness.verify import verify
+from sessioncheck.verify import verify
 
 pytestmark = pytest.mark.quality
 
@@ -41,10 +41,10 @@ def test_non_atomic_write_is_found_with_crashes_on():
 def test_non_atomic_write_killed_mid_write_loses_the_session():
     """kill -9 between the truncating open and the close: the file is empty
     for good, and every acknowledged message with it."""
-    from harness.engine import Executor
-    from harness.program import ModelConfig, OpSpec, Step
-    from harness.store import resolve
-    from harness.story import group
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
+    from sessioncheck.specs import resolve
+    from sessioncheck.reporting.story import group
 
     cfg = ModelConfig(actors=1, crash=True)
     first = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=16), Step("advance", 0, points=16)]
@@ -88,9 +88,9 @@ def test_reference_stores_pass_with_every_fault(store):
 
 
 def test_crash_leaving_a_temp_file_is_a_warning_not_a_violation():
-    from harness.engine import Executor
-    from harness.program import ModelConfig, OpSpec, Step
-    from harness.store import resolve
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
+    from sessioncheck.specs import resolve
 
     # Kill A right after it created its temp file (before the replace).
     # Where that is depends on the lock library's own accesses, so count
@@ -110,8 +110,8 @@ def test_nothing_leaks(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys, multiprocess
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from harness.verify import verify
-        from harness.program import ModelConfig
+        from sessioncheck.verify import verify
+        from sessioncheck.controlled.program import ModelConfig
         fds_before = len(os.listdir("/proc/self/fd"))
         verify("json", mode="processes", faults=("crash", "power-loss"), budget=30, max_examples=60, seed=1,
                save_report=False)

@@ -6,11 +6,11 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from harness import report as reports
-from harness.engine import Executor
-from harness.program import ModelConfig, OpSpec, Step, decode, programs
-from harness.store import resolve
-from harness.verify import rerun, verify
+from sessioncheck.reporting import report as reports
+from sessioncheck.controlled.engine import Executor
+from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, decode, programs
+from sessioncheck.specs import resolve
+from sessioncheck.verify import rerun, verify
 
 
 def _sig(outcome):
@@ -80,7 +80,7 @@ def test_interception_is_inert_outside_actors(tmp_path):
     """The scheduler's own thread and pytest see the real functions' behaviour."""
     import time
 
-    from harness import intercept
+    from sessioncheck.controlled import intercept
 
     intercept.install()
     t = time.monotonic()

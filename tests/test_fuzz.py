@@ -11,16 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from harness.engine import Executor
+from sessioncheck.controlled.engine import Executor
 from signals import sigint_as_in_a_terminal
-from harness.fuzz import failure_key, normalise, reduce_program
-from harness.program import OpSpec, Step, program_from_json
-from harness.store import resolve
-from harness.verify import model_config
+from sessioncheck.campaigns.fuzz import failure_key, normalise, reduce_program
+from sessioncheck.controlled.program import OpSpec, Step, program_from_json
+from sessioncheck.specs import resolve
+from sessioncheck.verify import model_config
 
 
 def sc(*args, cwd, timeout=240):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "sessioncheck", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout)
 
 
@@ -77,7 +77,7 @@ def _group_alive(pgid: int) -> list[int]:
 
 
 def test_ctrl_c_prints_the_summary_and_reaps_every_worker(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", "--store", "json", "--hours", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "sessioncheck", "fuzz", "--store", "json", "--hours", "1",
                              "--workers", "2", "--round", "5"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=sigint_as_in_a_terminal)

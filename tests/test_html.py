@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import report as reports
-from harness.html import highlight, operations, render_html
-from harness.verify import verify
+from sessioncheck.reporting import report as reports
+from sessioncheck.reporting.html import highlight, operations, render_html
+from sessioncheck.verify import verify
 
 WINDOW = (1400, 1000)
 
@@ -40,7 +40,7 @@ def stale_report(tmp_path_factory) -> Path:
 
 
 def sc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sessioncheck", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
 
@@ -235,9 +235,9 @@ def test_browser_shows_lanes_and_the_highlighted_step(stale_report, tmp_path, py
 def long_report(tmp_path_factory) -> Path:
     """A real run whose timeline is wider than the window: twenty appends,
     then the three steps that lose a message."""
-    from harness.program import program_from_json
-    from harness.store import resolve
-    from harness.verify import model_config, rerun
+    from sessioncheck.controlled.program import program_from_json
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config, rerun
 
     program = program_from_json([["start", 0, ["add", 0]]] * 20 + [
         ["start", 0, ["persist", 1, [["compute_instance_id", "fresh"]]]], ["start", 1, ["add", 1]],
@@ -299,7 +299,7 @@ def _mutations(data: dict):
 
 def test_report_command_never_shows_a_traceback(stale_report, tmp_path, capsys):
     """Every malformed report either renders or gets one line and exit 2."""
-    from harness.cli import main
+    from sessioncheck.cli.main import main
 
     data = json.loads(stale_report.read_text())
     outcomes = {}

@@ -32,9 +32,11 @@ from typing import Callable, Iterator
 import pytest
 from filelock import Timeout
 
-from harness.store import SessionState, capabilities_of, resolve
-from store_impl.json_store import JsonFileStore
-from store_impl.sqlite_store import SqliteStore
+from sessioncheck.protocol import SessionState, capabilities_of
+
+from sessioncheck.specs import resolve
+from sessioncheck.stores.reference.json_store import JsonFileStore
+from sessioncheck.stores.reference.sqlite_store import SqliteStore
 
 MUTANTS = [
     "thread-lock-only",
@@ -57,7 +59,7 @@ CORRECT_ALONE = [m for m in MUTANTS if m != "silent-truncate"]
 
 
 def module(name: str):
-    return importlib.import_module(f"store_impl.mutant_{name.replace('-', '_')}")
+    return importlib.import_module(f"sessioncheck.stores.mutants.{name.replace('-', '_')}")
 
 
 def msg(content: str) -> dict:
@@ -84,7 +86,7 @@ def _import_time_state_stays_here() -> Iterator[None]:
     Forget the module after each test, so that an engine run later in this
     process imports it afresh, under the engine's interception."""
     yield
-    sys.modules.pop("store_impl.mutant_thread_lock_only", None)
+    sys.modules.pop("sessioncheck.stores.mutants.thread_lock_only", None)
 
 
 def with_hook(cls: type, method: str, before: Callable[[], None]) -> type:
@@ -138,7 +140,7 @@ def test_alone_without_faults_the_mutant_is_correct(name: str, tmp_path: Path) -
 
 
 def test_every_mutant_named_here_is_in_the_gallery() -> None:
-    from harness.store import mutant_names
+    from sessioncheck.specs import mutant_names
 
     assert set(MUTANTS) <= set(mutant_names())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.verify import verify
+from sessioncheck.verify import verify
 
 pytestmark = pytest.mark.quality
 

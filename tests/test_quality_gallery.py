@@ -9,7 +9,7 @@ keeps a broken engine from hanging CI.  The examples it took for each
 mutant with ``SEED`` (and the spread over ten seeds) are measured by
 ``benchmarks/bench_gallery.py``; the budget leaves room above the worst.
 
-The cases come from the gallery's plan (``harness/gallery.py``), so a new
+The cases come from the gallery's plan (``harness/campaigns/gallery.py``), so a new
 mutant gets its tests as soon as the plan says where its bug shows.
 """
 from __future__ import annotations
@@ -18,13 +18,13 @@ import json
 
 import pytest
 
-from harness.cli import main as cli
-from harness.errors import ConfigError
-from harness.gallery import PLAN, Attempt, Case, Row, plan
-from harness.engine import Executor
-from harness.search import explore
-from harness.store import mutant_names, resolve
-from harness.verify import model_config, verify
+from sessioncheck.cli.main import main as cli
+from sessioncheck.errors import ConfigError
+from sessioncheck.campaigns.gallery import PLAN, Attempt, Case, Row, plan
+from sessioncheck.controlled.engine import Executor
+from sessioncheck.controlled.search import explore
+from sessioncheck.specs import mutant_names, resolve
+from sessioncheck.verify import model_config, verify
 
 SEED = 0
 #: Stated budget per mutant and mode: examples, then a time cap.  Every

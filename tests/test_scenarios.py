@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main as cli
-from harness.errors import ConfigError
-from harness.program import ModelConfig
-from harness.scenario import (Expect, Scenario, Until, _points_to_mark, all_scenarios, check, crash, get, run,
-                              start, until)
-from harness.store import mutant_names
-from harness.story import line_of, segments
-from store_impl import mutant_delete_unlocked
+from sessioncheck.cli.main import main as cli
+from sessioncheck.errors import ConfigError
+from sessioncheck.controlled.program import ModelConfig
+from sessioncheck import scenarios
+from sessioncheck.regression import Expect, Scenario, Until, crash, start, until
+from sessioncheck.scenario import _points_to_mark, all_scenarios, check, get, run
+from sessioncheck.specs import mutant_names
+from sessioncheck.reporting.story import line_of, segments
+from sessioncheck.stores.mutants import delete_unlocked as mutant_delete_unlocked
 
 REQUIRED = ("pr1727-stale-write-back", "clear-compute-instance-then-resume", "delete-races-append",
             "killed-between-temp-and-rename", "retention-overflow")
@@ -84,7 +85,7 @@ def points_before_crash(r, actor: str) -> list[dict]:
 
 
 def test_registry_has_the_required_scenarios_in_their_own_modules():
-    import scenarios
+    import sessioncheck.scenarios
 
     names = [s.name for s in all_scenarios()]
     assert len(names) == len(set(names))
@@ -165,7 +166,7 @@ def test_expected_outcome(name, store):
 ADAPTER_CASES = [
     ("praisonaiagents", "praisonai"),
     ("praisonaiagents", "praisonai-prefix"),
-    ("praisonaiagents", "store_impl.adapter_praisonai:small_window"),
+    ("praisonaiagents", "sessioncheck.stores.adapters.praisonai:small_window"),
     ("praisonai.integrations.managed_local", "praisonai-agent"),
     ("agents", "openai-agents"),
     ("langgraph.checkpoint.sqlite", "langgraph"),
@@ -304,7 +305,7 @@ def test_retention_overflow_drops_old_messages_in_the_truncating_mutant():
 
 def test_retention_overflow_overflows_praisonai_small_window_and_keeps_all(tmp_path):
     pytest.importorskip("praisonaiagents")
-    from store_impl.adapter_praisonai import small_window
+    from sessioncheck.stores.adapters.praisonai import small_window
 
     # the scenario's appends really overflow the window: some move to the archive
     store = small_window(tmp_path)
@@ -312,7 +313,7 @@ def test_retention_overflow_overflows_praisonai_small_window_and_keeps_all(tmp_p
         store.add_message("s0", {"role": "user", "content": f"m{i}"})
     state = store.read("s0")
     assert state.archived and len(state.messages) <= 4
-    r = run(get("retention-overflow"), "store_impl.adapter_praisonai:small_window")
+    r = run(get("retention-overflow"), "sessioncheck.stores.adapters.praisonai:small_window")
     assert r.observed == "pass", r.story
     assert op(r, "read", process="B").output["messages"] == [f"m{i}" for i in range(1, 7)]
 
@@ -361,7 +362,7 @@ def test_same_scenario_same_story():
 def test_check_api_for_the_pytest_plugin():
     ok, story = check("retention-overflow", "mutant:silent-truncate")
     assert ok and "I1" in story and "as expected" in story
-    ok, story = check("pr1727-stale-write-back", "store_impl.mutant_stale_overwrite:Store")
+    ok, story = check("pr1727-stale-write-back", "sessioncheck.stores.mutants.stale_overwrite:Store")
     assert not ok and "UNEXPECTED" in story  # not listed under this spec: it must pass, and it does not
 
 
@@ -371,7 +372,7 @@ def test_cli_scenario_exit_codes(capsys):
     assert cli(["scenario", "pr1727-stale-write-back", "--store", "mutant:stale-overwrite"]) == 0
     out = capsys.readouterr().out
     assert "I1 violated; expected I1: as expected" in out and "Replay: sessioncheck scenario" in out
-    assert cli(["scenario", "pr1727-stale-write-back", "--store", "store_impl.mutant_stale_overwrite:Store"]) == 1
+    assert cli(["scenario", "pr1727-stale-write-back", "--store", "sessioncheck.stores.mutants.stale_overwrite:Store"]) == 1
     captured = capsys.readouterr()
     assert "UNEXPECTED" in captured.out and "UNEXPECTED" in captured.err
     assert cli(["scenario", "no-such-scenario"]) == 2
@@ -386,7 +387,7 @@ def test_cli_scenarios_table(capsys):
         assert name in out
     n = len(all_scenarios())
     assert f"{n} of {n} scenarios as expected" in out and "UNEXPECTED" not in out
-    assert cli(["scenarios", "--store", "store_impl.mutant_stale_overwrite:Store"]) == 1
+    assert cli(["scenarios", "--store", "sessioncheck.stores.mutants.stale_overwrite:Store"]) == 1
     out = capsys.readouterr().out
     assert "UNEXPECTED: pr1727-stale-write-back" in out and "wrote its stale copy back" in out
 
@@ -395,7 +396,7 @@ def test_pytest_runs_every_scenario_as_one_test(tmp_path):
     import subprocess
     import sys
 
-    from harness.scenario import all_scenarios
+    from sessioncheck.scenario import all_scenarios
 
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--sessioncheck-store",
                         "json", "--sessioncheck-scenarios", "-k", "scenario"],

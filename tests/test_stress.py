@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker import check
-from harness.errors import ConfigError
-from harness.history import read_jsonl
-from harness.stress import StressConfig, is_lock_timeout, plan, run_stress
+from sessioncheck.checking.checker import check
+from sessioncheck.errors import ConfigError
+from sessioncheck.checking.history import read_jsonl
+from sessioncheck.stress.runner import StressConfig, is_lock_timeout, plan, run_stress
 from signals import sigint_as_in_a_terminal
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ def test_lock_timeout_errors_are_recognised():
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sessioncheck", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -232,7 +232,7 @@ def test_interrupted_run_reaps_its_workers_and_removes_its_directory(sig, code, 
 
     # a temporary directory of this run's own: other tests run beside it
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "stress", "--store", "json",
+    proc = subprocess.Popen([sys.executable, "-m", "sessioncheck", "stress", "--store", "json",
                              "--processes", "2", "--threads", "1", "--ops", "100000"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=env, preexec_fn=sigint_as_in_a_terminal)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase
 
-from harness.engine import Executor
-from harness.program import ModelConfig, decode
-from harness.search import explore
-from harness.store import resolve
-from harness.systematic import Access, Op, Plan, _effects, operations, programs
-from harness.verify import model_config
+from sessioncheck.controlled.engine import Executor
+from sessioncheck.controlled.program import ModelConfig, decode
+from sessioncheck.controlled.search import explore
+from sessioncheck.specs import resolve
+from sessioncheck.controlled.systematic import Access, Op, Plan, _effects, operations, programs
+from sessioncheck.verify import model_config
 
 
 def test_an_open_that_finds_no_file_is_a_read_and_an_open_before_a_read_is_not() -> None:

@@ -23,7 +23,7 @@ import frontrun  # noqa: E402
 from timing import Measurement, Probe, cli, first_line  # noqa: E402
 from targets import TARGETS, Case, Target, preload, holds_at, open_store, WORKLOADS  # noqa: E402
 
-TRACE = ["store_impl.*", "praisonaiagents.session.*"]
+TRACE = ["sessioncheck.stores.*", "praisonaiagents.session.*"]
 
 
 def explore_threads(target: Target, strategy: str = "dpor", seed: int | None = None, invariant=None, **kw):

@@ -1,4 +1,4 @@
-"""sessioncheck on the same targets: ``harness.verify.verify`` as the CLI runs it.
+"""sessioncheck on the same targets: ``sessioncheck.verify.verify`` as the CLI runs it.
 
 ``python benchmarks/peers/sessioncheck_side.py TARGET MODE [--seed N] [--opt budget=S]``
 is ``sessioncheck run --store SPEC --actors MODE --budget S --seed N``,
@@ -27,10 +27,10 @@ sys.path.insert(0, str(HERE.parent.parent))
 from timing import Measurement, Probe, cli, first_line  # noqa: E402
 from targets import TARGETS  # noqa: E402
 
-from harness import engine  # noqa: E402
-from harness.program import ModelConfig  # noqa: E402
-from harness.store import resolve  # noqa: E402
-from harness.verify import verify  # noqa: E402
+from sessioncheck.controlled import engine  # noqa: E402
+from sessioncheck.controlled.program import ModelConfig  # noqa: E402
+from sessioncheck.protocol import resolve  # noqa: E402
+from sessioncheck.verify import verify  # noqa: E402
 
 
 class RunTimer:

@@ -55,16 +55,16 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 def factory(spec: str) -> Callable[[Path], Any]:
     """The store factory named by a sessioncheck spec, imported directly.
 
-    Not through ``harness.store.resolve``: that installs sessioncheck's
+    Not through ``sessioncheck.specs.resolve``: that installs sessioncheck's
     interception (patched ``os``, ``time``, ``threading.Lock``) in the
     process, and a peer tool must run the store exactly as it is."""
-    from harness.store import BUILTIN
-    from store_impl.adapters import ADAPTERS
+    from sessioncheck.specs import BUILTIN
+    from sessioncheck.stores.adapters import ADAPTERS
 
     if spec in BUILTIN:
         target = BUILTIN[spec]
     elif spec.startswith("mutant:"):
-        target = f"store_impl.mutant_{spec[len('mutant:'):].replace('-', '_')}:Store"
+        target = f"sessioncheck.stores.mutants.{spec[len('mutant:'):].replace('-', '_')}:Store"
     else:
         target = ADAPTERS[spec][0]
     module, _, attr = target.partition(":")

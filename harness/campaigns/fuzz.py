@@ -3,7 +3,7 @@
 Design notes.
 
 *Workers.*  ``workers`` OS processes (``multiprocess``), each running
-rounds of :func:`harness.verify.verify` until the deadline or until told
+rounds of :func:`sessioncheck.verify.verify` until the deadline or until told
 to stop.  Every round has its own seed, drawn from the worker's own stream
 (``Random(f"{base}|{worker}")``), so no two workers and no two rounds
 explore the same schedules.  Workers ignore SIGINT: Ctrl-C reaches the
@@ -45,10 +45,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import report as reports
-from .coverage import Coverage
-from .errors import ConfigError, SessionCheckError
-from .program import ModelConfig, Step
+from sessioncheck.reporting import report as reports
+from sessioncheck.reporting.coverage import Coverage
+from sessioncheck.errors import ConfigError, SessionCheckError
+from sessioncheck.controlled.program import ModelConfig, Step
 
 REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
 
@@ -281,9 +281,9 @@ def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float,
     from hypothesis import Phase
     from hypothesis.database import DirectoryBasedExampleDatabase
 
-    from .engine import Executor
-    from .store import resolve
-    from .verify import model_config, rerun, verify
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config, rerun, verify
 
     stream = random.Random(f"{base_seed}|{name}")
     parent = os.getppid()
@@ -357,8 +357,8 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None =
     starts."""
     import multiprocess as mp
 
-    from .store import resolve
-    from .verify import model_config
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config
 
     config.validate()
     spec = resolve(config.store)  # a bad spec is a usage error here, not in N workers

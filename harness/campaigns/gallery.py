@@ -4,14 +4,14 @@ the runner that turns seeded searches into the headline table.
 Design notes
 ------------
 The *plan* says, for every mutant in ``store_impl/``, the actor modes and
-faults under which its bug can show (``store_impl/GALLERY.md`` and each
+faults under which its bug can show (``store_impl/mutants/GALLERY.md`` and each
 mutant's docstring) and the invariants a catch may name.  Every correct
 store runs in every actor mode and must never be flagged; so must a mutant
 in a mode where its bug cannot show (``thread-lock-only`` with thread
 actors): those rows are *controls*.
 
 The plan knows nothing about how a bug is found: every case is one plain
-:func:`harness.verify.verify` per seed, with the same model and strategy a
+:func:`sessioncheck.verify.verify` per seed, with the same model and strategy a
 user gets from ``sessioncheck run``.  A mutant without a plan entry is a
 configuration error, not a silent gap in the table.
 
@@ -25,8 +25,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .errors import ConfigError
-from .store import BUILTIN, mutant_names
+from sessioncheck.errors import ConfigError
+from sessioncheck.specs import BUILTIN, mutant_names
 
 ACTOR_MODES = ("threads", "processes", "mixed")
 ANY = ACTOR_MODES  # threads, processes and mixed all show it
@@ -41,8 +41,8 @@ class MutantPlan:
     faulted: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()  # (mode, faults, expect) rows
 
 
-#: One entry per mutant (``store_impl/mutant_<name>.py``).  Modes follow the
-#: "modes / faults where it shows" column of ``store_impl/GALLERY.md``;
+#: One entry per mutant (``store_impl/mutants/<name>.py``).  Modes follow the
+#: "modes / faults where it shows" column of ``store_impl/mutants/GALLERY.md``;
 #: mixed runs process and thread actors together, so a bug that shows with
 #: processes shows there too.
 PLAN: dict[str, MutantPlan] = {
@@ -118,7 +118,7 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
     mutants = mutant_names()
     missing = [m for m in mutants if m not in PLAN]
     if missing:
-        raise ConfigError(f"mutant {missing[0]!r} has no entry in harness/gallery.py PLAN: "
+        raise ConfigError(f"mutant {missing[0]!r} has no entry in harness/campaigns/gallery.py PLAN: "
                           "add the modes and faults where its bug shows")
     cases: list[Case] = []
     for m in mutants:
@@ -175,17 +175,17 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
     """One seeded search of one case; never raises for a store's behaviour
     (a case the engine refuses as configured is recorded in ``error``).
 
-    The same executor and search :func:`harness.verify.verify` uses, minus
+    The same executor and search :func:`sessioncheck.verify.verify` uses, minus
     the report and story: the gallery needs the numbers, and bounds
     shrinking by ``shrink_runs`` store runs (a seeded search's only bound),
     since shrinking, not the search, dominates a catch's cost."""
     import time
 
-    from .engine import Executor
-    from .search import explore
-    from .store import resolve
-    from .story import segments
-    from .verify import model_config
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.search import explore
+    from sessioncheck.specs import resolve
+    from sessioncheck.reporting.story import segments
+    from sessioncheck.verify import model_config
 
     t0 = time.monotonic()
     try:

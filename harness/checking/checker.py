@@ -64,8 +64,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Iterable, Literal, Sequence
 
-from .errors import HistoryError
-from .history import Event, Operation, pair
+from sessioncheck.errors import HistoryError
+from sessioncheck.checking.history import Event, Operation, pair
 
 INF = math.inf
 
@@ -126,7 +126,7 @@ def check(
     """Decide I1-I4 for ``history``.
 
     ``history`` is either the recorded events (paired here with
-    :func:`harness.history.pair`) or operations, used as given.  A final
+    :func:`sessioncheck.checking.history.pair`) or operations, used as given.  A final
     state is simply a read that starts after everything else.  ``budget``
     bounds the seconds spent on register search, and ``max_states`` the
     width of that search: the configurations one register may have open

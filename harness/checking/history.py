@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from .errors import HistoryError
+from sessioncheck.errors import HistoryError
 
 EventType = Literal["invoke", "ok", "fail", "info"]
 Fn = Literal["add", "persist", "read", "delete"]

@@ -1,7 +1,7 @@
 """``sessioncheck check HISTORY.jsonl``: check a recorded history file.
 
 The file is JSON lines, one event per line (the format is documented in
-``harness/history.py`` and the README), from ``sessioncheck stress
+``harness/checking/history.py`` and the README), from ``sessioncheck stress
 --history`` or from any other tool.  Prints the verdict and, for each
 violation, the smallest set of operations that shows it.
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..checker import check, explain
-from ..errors import ConfigError
-from ..history import read_jsonl
+from sessioncheck.checking.checker import check, explain
+from sessioncheck.errors import ConfigError
+from sessioncheck.checking.history import read_jsonl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import ConfigError
-from ..program import OPTIONAL, ModelConfig
+from sessioncheck.errors import ConfigError
+from sessioncheck.controlled.program import OPTIONAL, ModelConfig
 
 
 STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import report as reports
+from sessioncheck.reporting import report as reports
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,9 +12,9 @@ import argparse
 import os
 from pathlib import Path
 
-from ..fuzz import FuzzConfig, FuzzResult, run_fuzz
-from ..verify import FAULTS, parse_faults
-from .common import add_model_options, model_from_args
+from sessioncheck.campaigns.fuzz import FuzzConfig, FuzzResult, run_fuzz
+from sessioncheck.verify import FAULTS, parse_faults
+from sessioncheck.cli.common import add_model_options, model_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
                         database=None if args.no_db else Path(".sessioncheck") / "examples",
                         round_seconds=args.round, cfg=model_from_args(args), watchdog=args.watchdog)
     config.validate()
-    from ..store import resolve
+    from sessioncheck.specs import resolve
 
     resolve(config.store)  # a bad spec: one line, before the banner
     err.print(f"fuzz: {config.store} ({config.mode}), {config.workers} workers, for {config.hours:g} h "

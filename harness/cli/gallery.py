@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..gallery import Attempt, Case, Row, correct_stores, plan, run
+from sessioncheck.errors import ConfigError
+from sessioncheck.campaigns.gallery import Attempt, Case, Row, correct_stores, plan, run
 
 DEFAULT_BUDGET = 30.0
 DEFAULT_CONTROL_BUDGET = 2.0

@@ -1,6 +1,6 @@
 """The ``sessioncheck`` command: one tree of subcommands.
 
-This module only wires verbs to their modules in ``harness.commands``;
+This module only wires verbs to their modules in ``sessioncheck.cli``;
 each verb module has ``add_arguments(parser)`` and ``main(args) -> int``.
 
 Exit codes everywhere: 0 nothing found, 1 a violation found, 2 a usage or
@@ -12,9 +12,9 @@ import argparse
 import importlib
 import sys
 
-from .errors import SessionCheckError
+from sessioncheck.errors import SessionCheckError
 
-#: verb -> (module in harness.commands, one-line help)
+#: verb -> (module in sessioncheck.cli, one-line help)
 VERBS = {
     "run": ("run", "controlled interleavings (Hypothesis) against one store"),
     "replay": ("replay", "replay a saved report to the same story"),
@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb, (module, help_) in VERBS.items():
         try:
-            mod = importlib.import_module(f"harness.commands.{module}")
+            mod = importlib.import_module(f"sessioncheck.cli.{module}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"harness.commands.{module}":
+            if exc.name != f"sessioncheck.cli.{module}":
                 raise
             continue  # a verb not built yet is simply absent
         p = sub.add_parser(verb, help=help_, description=help_)
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from sessioncheck import __version__
 
     return f"sessioncheck {__version__}"
 

@@ -6,10 +6,10 @@ import difflib
 import sys
 from pathlib import Path
 
-from .. import report as reports
-from ..errors import ConfigError
-from ..store import BUILTIN, mutant_names
-from ..verify import rerun
+from sessioncheck.reporting import report as reports
+from sessioncheck.errors import ConfigError
+from sessioncheck.specs import BUILTIN, mutant_names
+from sessioncheck.verify import rerun
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def store_for(report: dict, given: str | None) -> str:
     if given:
         return given
     name = report["store"]
-    from store_impl.adapters import ADAPTERS
+    from sessioncheck.stores.adapters import ADAPTERS
 
     if name in BUILTIN or name in ADAPTERS or (name.startswith("mutant:") and name[7:] in mutant_names()):
         return name

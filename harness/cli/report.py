@@ -1,13 +1,13 @@
 """``sessioncheck report REPORT.json --html out.html``: a saved report as a
-self-contained HTML timeline (see :mod:`harness.html`)."""
+self-contained HTML timeline (see :mod:`sessioncheck.reporting.html`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from .. import report as reports
-from ..errors import ConfigError, ReportError
+from sessioncheck.reporting import report as reports
+from sessioncheck.errors import ConfigError, ReportError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..html import render_html
+    from sessioncheck.reporting.html import render_html
 
     data = reports.load(args.report)
     try:

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..verify import FAULTS, parse_faults, verify
-from .common import add_model_options, add_store_option, database_for, model_from_args, progress
+from sessioncheck.verify import FAULTS, parse_faults, verify
+from sessioncheck.cli.common import add_model_options, add_store_option, database_for, model_from_args, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..scenario import all_scenarios, get, run
-from .common import add_store_option, add_watchdog_option
+from sessioncheck.scenario import all_scenarios, get, run
+from sessioncheck.cli.common import add_store_option, add_watchdog_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..store import BUILTIN, mutant_names, resolve
+from sessioncheck.specs import BUILTIN, mutant_names, resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from store_impl import adapters
+    from sessioncheck.stores import adapters
 
     table = Table("spec", "what it is")
     for name in [*BUILTIN, *(f"mutant:{m}" for m in mutant_names())]:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..checker import explain
-from ..errors import ConfigError
-from ..history import write_jsonl
-from ..stress import StressConfig, StressResult, percentile, run_stress
+from sessioncheck.checking.checker import explain
+from sessioncheck.errors import ConfigError
+from sessioncheck.checking.history import write_jsonl
+from sessioncheck.stress.runner import StressConfig, StressResult, percentile, run_stress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .store import SessionState, StoreSpec
+from sessioncheck.protocol import SessionState, StoreSpec
 
 
 @dataclass(frozen=True)

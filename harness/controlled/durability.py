@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .actor import Point
+from sessioncheck.controlled.actor import Point
 
 SQLITE_SUFFIXES = ("", "-wal", "-journal", "-shm")
 
@@ -111,8 +111,8 @@ def crash_reads(state: DurableState, spec, sessions: list[str], scratch: str | N
     """Read every session from each crash state with a fresh instance.
 
     Returns ``(model, session, value-or-exception)`` triples; the value is
-    a read's plain result (``harness.actor.read_value``)."""
-    from .actor import read_value
+    a read's plain result (``sessioncheck.controlled.actor.read_value``)."""
+    from sessioncheck.controlled.actor import read_value
 
     out = []
     for model in MODELS:

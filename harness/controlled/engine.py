@@ -2,7 +2,7 @@
 
 ``Executor.run(program)`` is deterministic: the same program on the same
 store gives the same trace, history and verdict, in thread and in process
-mode.  The search over programs is ``harness.search``.
+mode.  The search over programs is ``sessioncheck.controlled.search``.
 """
 from __future__ import annotations
 
@@ -16,22 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import intercept
-from .actor import Actor, ActorDied, OpCall, Stuck, read_value
-from .history import Operation
-from .program import ModelConfig, OpSpec, Step
-from .scheduler import Deadlock, Scheduler
-from .store import StoreSpec
-
-INVARIANTS = {
-    "I1": "no lost message",
-    "I2": "order",
-    "I3": "metadata is a map of last-writer-wins registers",
-    "I4": "no torn state",
-    "I5": "liveness",
-    "I6": "durability",
-}
-
+from sessioncheck.controlled import intercept
+from sessioncheck.controlled.actor import Actor, ActorDied, OpCall, Stuck, read_value
+from sessioncheck.checking.history import Operation
+from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
+from sessioncheck.controlled.scheduler import Deadlock, Scheduler
+from sessioncheck.protocol import StoreSpec
+from sessioncheck.checking.invariants import INVARIANTS  # noqa: F401 - re-exported for callers
 
 MODEL_TEXT = {
     "strict": "only fsynced data and fsynced directory entries survive",
@@ -98,10 +89,10 @@ def scratch_dir() -> str | None:
 
 def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
     if kind == "thread":
-        from .thread_actor import ThreadActor
+        from sessioncheck.controlled.thread_actor import ThreadActor
 
         return ThreadActor(name, spec, watchdog)
-    from .process_actor import ProcessActor
+    from sessioncheck.controlled.process_actor import ProcessActor
 
     return ProcessActor(name, spec, watchdog)
 
@@ -275,8 +266,8 @@ class Executor:
     def _watch_power(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
         """After every acknowledged mutation, cut the power (in a copy):
         the durable state must hold every acknowledged operation (I6)."""
-        from .checker import check
-        from .durability import MODELS, DurableState, crash_reads
+        from sessioncheck.checking.checker import check
+        from sessioncheck.controlled.durability import MODELS, DurableState, crash_reads
 
         state = DurableState(location)
         sched.on_performed = lambda name, point: state.performed(point)
@@ -380,8 +371,8 @@ class Executor:
 
     def _outcome(self, program: list[Step], sched: Scheduler, violations: list[Violation],
                  warnings: list[str]) -> Outcome:
-        from .checker import check
-        from .story import line_of, renumber, segments
+        from sessioncheck.checking.checker import check
+        from sessioncheck.controlled.trace import line_of, renumber, segments
 
         # Operation times become story step numbers, so that every
         # sentence about a violation points at a line of the story.
@@ -415,7 +406,7 @@ def orphans(trace: list[dict], location: str) -> list[str]:
     """Temporary files a killed writer created and left behind."""
     import os
 
-    from .story import Names, line_of, segments
+    from sessioncheck.controlled.trace import Names, line_of, segments
 
     killed = {e["actor"]: e["t"] for e in trace if e["ev"] == "crash"}
     if not killed:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import _thread
 import builtins
-import errno
 import fcntl
 import io
 import os
@@ -421,7 +420,7 @@ _store_import_depth = 0
 #: them cooperative would only add points (and filelock's per-instance
 #: locks are private to one actor anyway).
 INFRASTRUCTURE = ("filelock", "logging", "threading", "queue", "concurrent", "asyncio", "hypothesis",
-                  "harness", "multiprocess", "dill", "importlib", "weakref", "_weakrefset", "sqlite3",
+                  "sessioncheck", "multiprocess", "dill", "importlib", "weakref", "_weakrefset", "sqlite3",
                   "tempfile", "random", "functools", "collections", "contextlib", "selectors", "subprocess")
 
 
@@ -434,6 +433,8 @@ def _cooperative_here() -> bool:
     import sys
 
     module = sys._getframe(2).f_globals.get("__name__", "")
+    if module.startswith("sessioncheck.stores."):
+        return True  # the built-in stores are store code like any other
     return module.split(".")[0] not in INFRASTRUCTURE
 
 
@@ -653,5 +654,3 @@ def real_sleep(seconds: float) -> None:
 def real_monotonic() -> float:
     return _real["monotonic"]()
 
-
-INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES}

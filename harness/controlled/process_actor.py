@@ -23,9 +23,9 @@ from typing import Any
 
 import multiprocess
 
-from . import intercept
-from .actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
-from .store import StoreSpec
+from sessioncheck.controlled import intercept
+from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.protocol import StoreSpec
 
 _LEN = struct.Struct("!I")
 

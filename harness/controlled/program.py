@@ -15,12 +15,13 @@ stable under replay and read naturally in a story.
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
-from .errors import ReportError
+from sessioncheck.errors import ReportError
 
 #: Metadata keys the model writes: one named after the seed's bug, one
 #: ordinary, so that "writes to other fields never disturb it" is tested.
@@ -30,6 +31,8 @@ FUNCTIONS = ("add", "persist", "read", "delete")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
 OPTIONAL = ("persist", "delete")
+#: The I/O errors a ``fault`` step may inject, by name.
+INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES}
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,6 @@ def program_from_json(data: Any) -> list[Step]:
                 raise ReportError(f"{where}: advance needs a positive point count")
             steps.append(Step("advance", raw[1], points=raw[2]))
         elif kind == "fault":
-            from .intercept import INJECTABLE
-
             if len(raw) != 3 or raw[2] not in INJECTABLE:
                 raise ReportError(f"{where}: fault needs one of {', '.join(INJECTABLE)}")
             steps.append(Step("fault", raw[1], errno_name=raw[2]))

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .actor import Actor, Done, OpCall, Point, Stop
-from .history import Operation
+from sessioncheck.controlled.actor import Actor, Done, OpCall, Point, Stop
+from sessioncheck.checking.history import Operation
 
 TICK = 1e-6
 WAITS = ("flock-wait", "lock-wait")
@@ -197,7 +197,7 @@ class Scheduler:
     def inject(self, name: str, errno_name: str) -> None:
         """Make the file call ``name`` is parked at fail with an I/O error
         instead of running.  Elsewhere (a lock, a sleep) it does nothing."""
-        from .intercept import INJECTABLE
+        from sessioncheck.controlled.program import INJECTABLE
 
         point = self.state[name].parked
         if point is None or point.kind not in FAULTABLE:

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .engine import Executor, Outcome
-from .errors import SessionCheckError
-from .program import Step
+from sessioncheck.controlled.engine import Executor, Outcome
+from sessioncheck.errors import SessionCheckError
+from sessioncheck.controlled.program import Step
 
 class NondeterministicStore(SessionCheckError):
     """The same program gave different outcomes: something outside the
@@ -75,13 +75,13 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     same story on a fast or a loaded machine.
 
     ``systematic=False`` (or phases without ``Phase.explicit``) skips the
-    systematic pass (:mod:`harness.systematic`): the random search alone."""
+    systematic pass (:mod:`sessioncheck.controlled.systematic`): the random search alone."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
-    from .program import decode, programs
-    from .systematic import programs as systematic_pass
+    from sessioncheck.controlled.program import decode, programs
+    from sessioncheck.controlled.systematic import programs as systematic_pass
 
     stats = Exploration()
     t0 = time.monotonic()
@@ -140,7 +140,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     kwargs.update(settings_kwargs or {})
     kwargs["max_examples"] = min(limit, 10**9)
     test = given(strategy)(body)
-    # The systematic pass (harness.systematic) runs first, through the same
+    # The systematic pass (sessioncheck.controlled.systematic) runs first, through the same
     # body, before Hypothesis starts: its programs are built as it goes
     # (profiles cost store runs), which explicit examples cannot be.  A
     # failure there is reported as it is, already small.  Callers whose

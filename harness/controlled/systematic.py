@@ -27,8 +27,8 @@ a profile is one run, so a branch the store takes only under contention
 (a retry, a fallback) is seen by the random phase alone.
 
 The pass is plain data, raw programs in the strategy's own encoding
-(:func:`harness.program.programs`), so a failure among them is reported
-and replayed like any other.  :func:`harness.search.explore` runs them in
+(:func:`sessioncheck.controlled.program.programs`), so a failure among them is reported
+and replayed like any other.  :func:`sessioncheck.controlled.search.explore` runs them in
 order through the same test body before Hypothesis starts, and does not
 shrink them (they are small already).
 """
@@ -37,10 +37,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from .program import KEYS, ModelConfig, OpSpec, Step, decode, step_kinds
+from sessioncheck.controlled.program import KEYS, ModelConfig, OpSpec, Step, decode, step_kinds
 
 if TYPE_CHECKING:
-    from .engine import Executor
+    from sessioncheck.controlled.engine import Executor
 
 Raw = tuple[int, int, int, int]
 #: Points after which another writer's view can change: a lock taken, a

@@ -16,9 +16,9 @@ import _thread
 import threading
 from typing import Any
 
-from . import intercept
-from .actor import Done, OpCall, Point, Runner, Stop, Stuck
-from .store import StoreSpec
+from sessioncheck.controlled import intercept
+from sessioncheck.controlled.actor import Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.protocol import StoreSpec
 
 
 class ThreadActor:

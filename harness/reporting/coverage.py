@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .story import POINT_TEXT
+from sessioncheck.reporting.story import POINT_TEXT
 
 #: every kind of preemption point the interception layer can report
 KNOWN_KINDS: tuple[str, ...] = tuple(POINT_TEXT)

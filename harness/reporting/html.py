@@ -35,8 +35,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .history import format_fields
-from .story import Line, describe_call, group, line_of, point_text, visible, Names
+from sessioncheck.checking.history import format_fields
+from sessioncheck.reporting.story import Line, describe_call, group, line_of, point_text, visible, Names
 
 LANE_H = 64
 LEFT = 12  # the lane labels live in their own column, which does not scroll
@@ -402,13 +402,13 @@ JS = """
 
 
 def render_html(report: dict) -> str:
-    """The page for a loaded report (:func:`harness.report.load`)."""
+    """The page for a loaded report (:func:`sessioncheck.reporting.report.load`)."""
     trace = report["trace"]
     lines = group(trace)
     hl = highlight(report, lines)
     lane_svg, svg = _timeline(trace, lines, hl)
     v0 = report["violations"][0] if report["violations"] and isinstance(report["violations"][0], dict) else None
-    from .engine import INVARIANTS
+    from sessioncheck.checking.invariants import INVARIANTS
 
     if v0:
         verdict = (f"{v0.get('invariant')} ({INVARIANTS.get(v0.get('invariant'), '')}) violated: "

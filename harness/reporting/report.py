@@ -23,8 +23,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ReportError
-from .program import ModelConfig, Step, program_from_json, program_to_json
+from sessioncheck.errors import ReportError
+from sessioncheck.controlled.program import ModelConfig, Step, program_from_json, program_to_json
 
 SCHEMA = "sessioncheck-report"
 VERSION = 1
@@ -34,7 +34,7 @@ DEFAULT_DIR = Path(".sessioncheck") / "reports"
 def versions(store_module: str = "") -> dict:
     from importlib import metadata
 
-    from . import __version__
+    from sessioncheck import __version__
 
     out = {"python": platform.python_version(), "sessioncheck": __version__}
     for pkg in ("hypothesis", "filelock", "multiprocess"):
@@ -43,7 +43,7 @@ def versions(store_module: str = "") -> dict:
         except metadata.PackageNotFoundError:
             pass
     top = store_module.split(".")[0]
-    if top and top not in ("store_impl", "harness"):
+    if top and top != "sessioncheck":
         try:
             out["store_package"] = f"{top} {metadata.version(top)}"
         except metadata.PackageNotFoundError:
@@ -125,13 +125,13 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
         if key not in known:
             raise ReportError(f"{path}: unknown config field {key!r}")
         if key == "io_faults":
-            from .intercept import INJECTABLE
+            from sessioncheck.controlled.program import INJECTABLE
 
             if not isinstance(value, list) or any(v not in INJECTABLE for v in value):
                 raise ReportError(f"{path}: config io_faults must list {', '.join(INJECTABLE)}")
             value = tuple(value)
         elif key == "without":
-            from .program import OPTIONAL
+            from sessioncheck.controlled.program import OPTIONAL
 
             if not isinstance(value, list) or any(v not in OPTIONAL for v in value):
                 raise ReportError(f"{path}: config without must list {', '.join(OPTIONAL)}")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from .history import Operation, format_fields
+from sessioncheck.checking.history import Operation, format_fields
+from sessioncheck.controlled.trace import Names, line_of, segments, visible  # noqa: F401 - part of the story API
 
 POINT_TEXT = {
     "open": "open {path}{detail}",
@@ -45,43 +46,6 @@ class Line:
     text: str
     first_t: int
     last_t: int
-
-
-class Names:
-    """Stable names for temporary files: the sources of a replace or
-    rename, and files created exclusively (``mkstemp``) that are not lock
-    files, are called ``tmp1``, ``tmp2``, ... in order of first appearance."""
-
-    def __init__(self, trace: list[dict]) -> None:
-        temps: set[str] = set()
-        excl: set[str] = set()
-        locked: set[str] = set()
-        for e in trace:
-            if e.get("ev") != "point":
-                continue
-            if e["kind"] in ("replace", "rename") and e.get("detail"):
-                temps.add(e["detail"])
-            elif e["kind"] == "open" and "excl" in (e.get("detail") or ""):
-                excl.add(e["path"])
-            elif e["kind"] == "flock":
-                locked.add(e["path"])
-        # created exclusively (mkstemp) and never used as a lock file
-        temps |= excl - locked
-        self.map: dict[str, str] = {}
-        for e in trace:
-            for p in (e.get("path"), e.get("detail")):
-                if p in temps and p not in self.map:
-                    self.map[p] = f"tmp{len(self.map) + 1}"
-        # longest first, so that a name that contains another is replaced whole
-        self._order = sorted(self.map, key=len, reverse=True)
-
-    def __call__(self, path: str) -> str:
-        return self.map.get(path, path)
-
-    def text(self, s: str) -> str:
-        for p in self._order:
-            s = s.replace(p, self.map[p])
-        return s
 
 
 def point_text(e: dict, names: Names | None = None) -> str:
@@ -149,36 +113,6 @@ def describe_result(e: dict) -> str:
     return f"raised {e.get('error')} (not acknowledged)"
 
 
-def visible(trace: list[dict]) -> list[dict]:
-    """The trace without housekeeping (opening and closing store
-    instances), unless it failed."""
-    out = []
-    current: dict[str, str] = {}
-    for e in trace:
-        if e["ev"] == "start":
-            current[e["actor"]] = e.get("call") or ""
-        hidden = current.get(e["actor"]) in ("open", "close") and e["ev"] in ("start", "point", "done")
-        if hidden and e["ev"] == "done" and e.get("status") != "ok":
-            hidden = False
-        if not hidden:
-            out.append(e)
-    return out
-
-
-def segments(trace: list[dict]) -> list[list[dict]]:
-    """The visible trace cut into story lines: a line is one actor's run of
-    consecutive entries; beginning an operation, a final read and a power
-    loss always start a new line."""
-    out: list[list[dict]] = []
-    actor = None
-    for e in visible(trace):
-        if e["ev"] in ("start", "power-loss", "restart") or e["actor"] != actor or actor == "final":
-            out.append([])
-            actor = e["actor"]
-        out[-1].append(e)
-    return out
-
-
 def group(trace: list[dict]) -> list[Line]:
     """Group a trace into numbered story lines with their text."""
     names = Names(trace)
@@ -208,29 +142,6 @@ def _entry_text(e: dict, names: Names) -> str:
     if ev == "restart":
         return "restarts: a new process opens its own instance"
     return e.get("text", ev)
-
-
-def line_of(lines: list[Line] | list[list[dict]]) -> dict[int, int]:
-    """Map every trace time inside a story line to the line's number."""
-    out: dict[int, int] = {}
-    for n, ln in enumerate(lines, 1):
-        first, last = (ln.first_t, ln.last_t) if isinstance(ln, Line) else (ln[0]["t"], ln[-1]["t"])
-        for t in range(first, last + 1):
-            out[t] = n
-    return out
-
-
-def renumber(ops: list[Operation], trace: list[dict]) -> list[Operation]:
-    """Copies of ``ops`` whose start and end are story step numbers."""
-    where = line_of(segments(trace))
-    out = []
-    for op in ops:
-        c = Operation(op.process, op.f, op.session, op.value, where.get(int(op.start), 0), op.end,
-                      op.status, op.output, op.error, op.index, dict(op.meta))
-        if op.end != float("inf"):
-            c.end = where.get(int(op.end), 0)
-        out.append(c)
-    return out
 
 
 def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines: list[Line]) -> str:
@@ -288,7 +199,7 @@ def render(*, header: str, trace: list[dict], ops: list[Operation], violations: 
         out.append(prefix + wrapped[0])
         out.extend(" " * len(prefix) + w for w in wrapped[1:])
     out.append("")
-    from .engine import INVARIANTS
+    from sessioncheck.checking.invariants import INVARIANTS
 
     names = Names(trace)
     for v in violations:

@@ -33,7 +33,7 @@ always reaped and the temporary directory removed, on success, failure or
 Ctrl-C.
 
 *After the run* one final read per session by process ``final`` closes the
-history, then :func:`harness.checker.check` decides I1-I4.
+history, then :func:`sessioncheck.checking.checker.check` decides I1-I4.
 """
 from __future__ import annotations
 
@@ -48,10 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .checker import CheckResult, Finding, check
-from .errors import ConfigError
-from .history import Event, pair
-from .store import capabilities_of, resolve
+from sessioncheck.checking.checker import CheckResult, Finding, check
+from sessioncheck.errors import ConfigError
+from sessioncheck.checking.history import Event, pair
+from sessioncheck.protocol import capabilities_of
+from sessioncheck.specs import resolve
 
 #: Metadata fields the plans write.
 KEYS = ("model", "compute_instance_id", "tokens")

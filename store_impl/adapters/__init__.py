@@ -8,34 +8,34 @@ adapter module is imported, so a missing package is a one-line
 configuration error that names the extra to install, never a traceback).
 
 What each adapter wraps, the versions it was tested with and how the real
-store touches the shared medium are in ``store_impl/ADAPTERS.md``.
+store touches the shared medium are in ``store_impl/adapters/ADAPTERS.md``.
 """
 from __future__ import annotations
 
 import importlib.util
 
-from harness.errors import ConfigError
+from sessioncheck.errors import ConfigError
 
 ADAPTERS: dict[str, tuple[str, str, str]] = {
     # praisonaiagents' DefaultSessionStore (JSON file per session, flock).
-    "praisonai": ("store_impl.adapter_praisonai:open_store", "praisonai", "praisonaiagents"),
+    "praisonai": ("sessioncheck.stores.adapters.praisonai:open_store", "praisonai", "praisonaiagents"),
     "praisonai-prefix": (
-        "store_impl.adapter_praisonai:open_prefix_store", "praisonai", "praisonaiagents",
+        "sessioncheck.stores.adapters.praisonai:open_prefix_store", "praisonai", "praisonaiagents",
     ),
     # praisonai's LocalManagedAgent over the same store, end to end.
     "praisonai-agent": (
-        "store_impl.adapter_praisonai:open_agent_store", "praisonai-agent", "praisonai",
+        "sessioncheck.stores.adapters.praisonai:open_agent_store", "praisonai-agent", "praisonai",
     ),
     # openai-agents' SQLiteSession on a file database.
     "openai-agents": (
-        "store_impl.adapter_openai_agents:open_store", "openai-agents", "agents",
+        "sessioncheck.stores.adapters.openai_agents:open_store", "openai-agents", "agents",
     ),
     # langgraph-checkpoint-sqlite's SqliteSaver, two ways a graph appends.
     "langgraph": (
-        "store_impl.adapter_langgraph:open_put_writes_store", "langgraph", "langgraph.checkpoint.sqlite",
+        "sessioncheck.stores.adapters.langgraph:open_put_writes_store", "langgraph", "langgraph.checkpoint.sqlite",
     ),
     "langgraph-read-put": (
-        "store_impl.adapter_langgraph:open_read_put_store", "langgraph", "langgraph.checkpoint.sqlite",
+        "sessioncheck.stores.adapters.langgraph:open_read_put_store", "langgraph", "langgraph.checkpoint.sqlite",
     ),
 }
 

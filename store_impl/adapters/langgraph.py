@@ -58,7 +58,7 @@ from langgraph.checkpoint.base import Checkpoint, copy_checkpoint, empty_checkpo
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from harness.store import Capabilities, Message, SessionState
+from sessioncheck.protocol import Capabilities, Message, SessionState
 
 DB_NAME = "checkpoints.sqlite"
 CHANNEL = "messages"

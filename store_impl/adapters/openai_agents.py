@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 from agents.memory.sqlite_session import SQLiteSession
 
-from harness.store import Capabilities, Message, SessionState
+from sessioncheck.protocol import Capabilities, Message, SessionState
 
 DB_NAME = "agents.db"
 

@@ -77,7 +77,7 @@ try:  # praisonai (the application package) is needed by praisonai-agent only
 except ImportError:  # pragma: no cover - depends on the installed extras
     LocalManagedAgent = None
 
-from harness.store import Capabilities, Message, SessionState
+from sessioncheck.protocol import Capabilities, Message, SessionState
 
 RETENTION = "compact: messages beyond the active window move to archived_messages"
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import copy
 
-from harness.store import Capabilities, SessionState
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities, SessionState
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

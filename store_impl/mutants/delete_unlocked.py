@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 
-from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

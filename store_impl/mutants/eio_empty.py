@@ -20,7 +20,7 @@ settings loaders.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class UnlinkingLock:

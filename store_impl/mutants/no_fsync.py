@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

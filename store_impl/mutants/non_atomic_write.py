@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

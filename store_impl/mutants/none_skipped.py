@@ -12,7 +12,7 @@ Shows with: any actor mode, even one actor; no faults needed.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

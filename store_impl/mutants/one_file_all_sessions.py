@@ -26,8 +26,8 @@ import json
 
 from filelock import FileLock
 
-from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

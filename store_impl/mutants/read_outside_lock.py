@@ -17,7 +17,7 @@ same shape in ``persist_state``.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

@@ -19,8 +19,8 @@ the session store.
 """
 from __future__ import annotations
 
-from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 KEEP = 3
 

@@ -23,7 +23,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.store import Capabilities, Message, SessionState
+from sessioncheck.protocol import Capabilities, Message, SessionState
 
 
 class Store:

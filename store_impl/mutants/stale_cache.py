@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import copy
 
-from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore, merge_fields
+from sessioncheck.protocol import Capabilities
+from sessioncheck.stores.reference.json_store import JsonFileStore, merge_fields
 
 
 class Store(JsonFileStore):

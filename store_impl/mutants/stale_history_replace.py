@@ -22,8 +22,8 @@ pattern (DESIGN.md, section 1, item 4).
 """
 from __future__ import annotations
 
-from harness.store import Capabilities
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

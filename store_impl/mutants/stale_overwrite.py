@@ -13,7 +13,7 @@ Shows with: thread and process actors, no faults needed.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 
 class Store(JsonFileStore):

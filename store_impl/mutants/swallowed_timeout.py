@@ -25,7 +25,7 @@ import logging
 
 from filelock import Timeout
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # a library's logger: silent unless the app configures logging

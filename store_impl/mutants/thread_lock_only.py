@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 
-from store_impl.json_store import JsonFileStore
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 # BUG: one lock per process, shared by every instance and session of this
 # process, invisible to every other process.

@@ -15,7 +15,7 @@ stress within a few hundred operations.
 """
 from __future__ import annotations
 
-from store_impl.json_store import JsonFileStore, merge_fields
+from sessioncheck.stores.reference.json_store import JsonFileStore, merge_fields
 
 
 class Store(JsonFileStore):

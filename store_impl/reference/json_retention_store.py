@@ -7,8 +7,8 @@ The correct counterpart of ``mutant:silent-truncate``.
 """
 from __future__ import annotations
 
-from harness.store import Capabilities, SessionState
-from store_impl.json_store import JsonFileStore
+from sessioncheck.protocol import Capabilities, SessionState
+from sessioncheck.stores.reference.json_store import JsonFileStore
 
 KEEP = 3
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from filelock import FileLock
 
-from harness.store import Capabilities, Message, SessionState
+from sessioncheck.protocol import Capabilities, Message, SessionState
 
 
 def merge_fields(data: dict, fields: Mapping[str, Any]) -> None:

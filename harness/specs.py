@@ -1,0 +1,123 @@
+"""Store specs: how a name on the command line becomes a store factory.
+
+A spec is a built-in name (``json``, ``sqlite``), ``mutant:<name>``, an
+adapter name (``sessioncheck.stores.adapters``), or ``module:factory``.
+This module is the only place that imports code a user names; the
+protocol it resolves to (:mod:`sessioncheck.protocol`) imports no store.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from sessioncheck.errors import ConfigError
+from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
+
+#: Built-in store names and where their factories live.  Mutants are named
+#: ``mutant:<name>`` and live in ``store_impl/mutants/<name>.py`` (dashes
+#: become underscores) with a ``Store`` class.
+BUILTIN = {
+    "json": "sessioncheck.stores.reference.json_store:JsonFileStore",
+    "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
+    "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
+    "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+}
+
+
+def mutant_names() -> list[str]:
+    """Every mutant in the gallery, by its spec name (without ``mutant:``)."""
+    from sessioncheck.stores import mutants
+
+    here = Path(mutants.__file__).parent
+    return sorted(p.stem.replace("_", "-") for p in here.glob("*.py") if p.stem != "__init__")
+
+
+def resolve(spec: str) -> StoreSpec:
+    """Turn a spec into a factory, or raise :class:`ConfigError`.
+
+    A spec is a built-in name (``json``, ``sqlite``), ``mutant:<name>``, an
+    adapter name from ``sessioncheck.stores.adapters``, or ``package.module:factory``.
+    Only this function imports code named by the user.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise ConfigError("empty store spec; try --store json")
+    target = BUILTIN.get(spec)
+    if target is None and spec.startswith("mutant:"):
+        name = spec[len("mutant:"):]
+        if name not in mutant_names():
+            raise ConfigError(
+                f"unknown mutant {name!r}; known mutants: {', '.join(mutant_names())}"
+            )
+        target = f"sessioncheck.stores.mutants.{name.replace('-', '_')}:Store"
+    if target is None:
+        from sessioncheck.stores import adapters
+
+        adapter = adapters.ADAPTERS.get(spec)
+        if adapter is not None:
+            target = adapters.load(spec)
+    if target is None:
+        if ":" not in spec:
+            known = ", ".join([*BUILTIN, "mutant:<name>", *_adapter_names()])
+            raise ConfigError(
+                f"unknown store {spec!r}; use one of {known}, or package.module:factory"
+            )
+        target = spec
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"store spec {spec!r} must look like package.module:factory")
+    from sessioncheck.controlled import intercept
+
+    # Interception goes in before the store's module is imported, so names
+    # it binds at import time are the patched ones, and its module-level
+    # locks are cooperative (ENGINE-NOTES, trap 2).
+    intercept.install()
+    try:
+        with intercept.importing_store():
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}") from None
+    except Exception as exc:  # a module that fails while importing
+        raise ConfigError(
+            f"importing {module_name!r} for store {spec!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ConfigError(f"{module_name!r} has no attribute {attr!r} (store {spec!r})")
+    if not callable(factory):
+        raise ConfigError(f"{target!r} is not callable; a store factory takes a directory")
+    return StoreSpec(name=spec, factory=factory, module=module_name)
+
+
+def _adapter_names() -> list[str]:
+    try:
+        from sessioncheck.stores import adapters
+    except ImportError:
+        return []
+    return list(adapters.ADAPTERS)
+
+
+def probe(spec: StoreSpec, location: Path) -> Capabilities:
+    """Open one instance on an empty location to check the factory works.
+
+    Raises :class:`ConfigError` naming the failure, so that a factory that
+    raises is a configuration error (exit 2), not a violation.
+    """
+    try:
+        store = spec.open(location)
+    except Exception as exc:
+        raise ConfigError(
+            f"store {spec.name!r}: factory raised {type(exc).__name__}: {exc}"
+        ) from None
+    missing = [m for m in ("add_message", "persist_state", "read") if not callable(getattr(store, m, None))]
+    if missing:
+        raise ConfigError(
+            f"store {spec.name!r}: instance of {type(store).__name__} lacks {', '.join(missing)}"
+        )
+    caps = capabilities_of(store)
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+    return caps

@@ -1,0 +1,1 @@
+"""Reference-correct stores: what every correct backend must look like."""
