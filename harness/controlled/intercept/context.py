@@ -1,0 +1,96 @@
+"""What every interception shares: the real functions, the actor context
+of the current thread, and the virtual epoch."""
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Callable
+
+_real = {
+    "open": io.open,
+    "os.open": os.open,
+    "os.close": os.close,
+    "os.replace": os.replace,
+    "os.rename": os.rename,
+    "os.remove": os.remove,
+    "os.unlink": os.unlink,
+    "os.fsync": os.fsync,
+    "os.fdatasync": getattr(os, "fdatasync", None),
+    "flock": fcntl.flock,
+    "sleep": time.sleep,
+    "time": time.time,
+    "time_ns": time.time_ns,
+    "monotonic": time.monotonic,
+    "monotonic_ns": time.monotonic_ns,
+    "perf_counter": time.perf_counter,
+    "perf_counter_ns": time.perf_counter_ns,
+    "sqlite3.connect": sqlite3.connect,
+    "Lock": threading.Lock,
+    "RLock": threading.RLock,
+}
+
+_local = threading.local()
+_installed = False
+
+#: Virtual epoch: ``time.time()`` inside actors is EPOCH + virtual seconds,
+#: the same in every run so that stores stamping messages stay replayable.
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+class Crashed(BaseException):
+    """Raised inside a thread actor that the scheduler abandons (never
+    caught by store code written as ``except Exception``)."""
+
+
+class ActorContext:
+    """Per-actor interception state, owned by the actor's thread.
+
+    ``point(kind, path, detail)`` is provided by the transport (thread or
+    process actor): it reports the point, waits for the baton and returns
+    the scheduler's reply: ``None`` to go on, or an errno to raise as an
+    injected I/O fault.  ``events`` collects lock events between points;
+    the transport sends them with the next point.
+    """
+
+    def __init__(self, name: str, root: str, point: Callable[[str, str, str], int | None]) -> None:
+        self.name = name
+        self.root = os.path.abspath(root)
+        self._point = point
+        self.fd_paths: dict[int, str] = {}
+        self.file_fds: set[int] = set()  # fds owned by a file object
+        self.quiet_fds: set[int] = set()  # read-only fds: closing them is private
+        self.events: list[tuple] = []
+        self.now = 0.0  # virtual seconds, set by the transport at each resume
+        self.held: dict[int, tuple] = {}  # fd -> lock key it holds
+
+    def watches(self, path: str) -> bool:
+        return path == self.root or path.startswith(self.root + os.sep)
+
+    def rel(self, path: str) -> str:
+        if path == self.root:
+            return "."
+        return path[len(self.root) + 1:] if self.watches(path) else path
+
+    def point(self, kind: str, path: str = "", detail: str = "") -> None:
+        err = self._point(kind, self.rel(path) if path else "", detail)
+        if err:
+            raise OSError(err, f"{os.strerror(err)} (injected)", path or None)
+
+
+def current() -> ActorContext | None:
+    return getattr(_local, "ctx", None)
+
+
+def enter(ctx: ActorContext | None) -> None:
+    _local.ctx = ctx
+
+
+def _abspath(file: Any) -> str | None:
+    try:
+        return os.path.abspath(os.fspath(file))
+    except TypeError:
+        return None
