@@ -8,6 +8,8 @@ protocol it resolves to (:mod:`sessioncheck.protocol`) imports no store.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from pathlib import Path
 
 from sessioncheck.errors import ConfigError
@@ -63,6 +65,7 @@ def resolve(spec: str) -> StoreSpec:
                 f"unknown store {spec!r}; use one of {known}, or package.module:factory"
             )
         target = spec
+        _import_from_cwd()
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"store spec {spec!r} must look like package.module:factory")
@@ -76,7 +79,9 @@ def resolve(spec: str) -> StoreSpec:
         with intercept.importing_store():
             module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}") from None
+        where = "" if module_name.startswith("sessioncheck.") else (
+            f" (looked in the current directory {os.getcwd()} and the installed packages)")
+        raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}{where}") from None
     except Exception as exc:  # a module that fails while importing
         raise ConfigError(
             f"importing {module_name!r} for store {spec!r} raised {type(exc).__name__}: {exc}"
@@ -89,6 +94,16 @@ def resolve(spec: str) -> StoreSpec:
     if not callable(factory):
         raise ConfigError(f"{target!r} is not callable; a store factory takes a directory")
     return StoreSpec(name=spec, factory=factory, module=module_name)
+
+
+def _import_from_cwd() -> None:
+    """A ``module:factory`` spec resolves from the current directory first,
+    as ``python -m`` and uvicorn's ``--app-dir .`` do: a user's adapter
+    beside them is found without PYTHONPATH.  Process actors inherit the
+    path."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
 
 
 def _adapter_names() -> list[str]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
+from sessioncheck import datafile
 from sessioncheck.errors import HistoryError
 
 EventType = Literal["invoke", "ok", "fail", "info"]
@@ -172,7 +173,7 @@ def _check_event(obj: Any, line: int) -> Event:
         raise HistoryError(f"{where}: 'f' must be one of {', '.join(FUNCTIONS)}")
     if not isinstance(session, str):
         raise HistoryError(f"{where}: 'session' must be a string")
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
         raise HistoryError(f"{where}: 'time' must be a finite number")
     value = obj.get("value")
     if type_ == "invoke" and f == "add" and not isinstance(value, (str, int)):
@@ -193,9 +194,22 @@ def _check_event(obj: Any, line: int) -> Event:
     return Event(str(process), type_, f, session, value, float(t), None if error is None else str(error))
 
 
+def _finite(t: int | float) -> bool:
+    try:
+        return math.isfinite(t)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def read_jsonl(path: str | Path) -> list[Event]:
     """Parse and validate a history file.  Never evaluates anything."""
     events = []
+    try:
+        datafile.check_regular(path, datafile.MAX_HISTORY_BYTES)
+    except datafile.DataError as exc:
+        raise HistoryError(f"cannot read history: {exc}") from None
+    except OSError as exc:
+        raise HistoryError(f"cannot read history {path}: {exc.strerror or exc}") from None
     try:
         with open(path, encoding="utf-8") as fh:
             for n, raw in enumerate(fh, 1):
@@ -203,7 +217,9 @@ def read_jsonl(path: str | Path) -> list[Event]:
                 if not raw:
                     continue
                 try:
-                    obj = json.loads(raw)
+                    obj = datafile.loads(raw)
+                except datafile.DataError as exc:
+                    raise HistoryError(f"{path}: line {n}: {exc}") from None
                 except json.JSONDecodeError as exc:
                     raise HistoryError(f"{path}: line {n} is not JSON: {exc.msg}") from None
                 try:

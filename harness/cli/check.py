@@ -17,14 +17,15 @@ import math
 from sessioncheck.checking.checker import check, explain
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import read_jsonl
+from sessioncheck.cli.numbers import count, seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("history", metavar="HISTORY.jsonl", help="the history to check (JSON lines)")
-    parser.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
+    parser.add_argument("--budget", type=seconds(), default=300.0, metavar="SECONDS",
                         help="give up (verdict unknown, exit 1) after this long on metadata search "
                              "(default 300)")
-    parser.add_argument("--max-states", type=int, default=1_000_000, metavar="N",
+    parser.add_argument("--max-states", type=count(), default=1_000_000, metavar="N",
                         help="give up when a field has more possible configurations at once (default 1000000)")
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 from sessioncheck.errors import ConfigError
 from sessioncheck.controlled.program import OPTIONAL, ModelConfig
+from sessioncheck.cli.numbers import count, seconds
 
 
 STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory "
@@ -22,14 +23,14 @@ def add_store_option(parser) -> None:
 
 
 def add_watchdog_option(parser) -> None:
-    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS", help=WATCHDOG_HELP)
+    parser.add_argument("--watchdog", type=seconds(0.0, 3600.0), default=10.0, metavar="SECONDS", help=WATCHDOG_HELP)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--actor-count", type=int, default=3, metavar="N", help="actors writing at once (default: 3)")
-    g.add_argument("--sessions", type=int, default=2, metavar="N", help="sessions in one location (default: 2)")
-    g.add_argument("--max-steps", type=int, default=24, metavar="N", help="steps per program (default: 24)")
+    g.add_argument("--actor-count", type=count(1, 26), default=3, metavar="N", help="actors writing at once (default: 3)")
+    g.add_argument("--sessions", type=count(1, 26), default=2, metavar="N", help="sessions in one location (default: 2)")
+    g.add_argument("--max-steps", type=count(1, 1000), default=24, metavar="N", help="steps per program (default: 24)")
     g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
                    help="leave an operation the store supports out of the model (persist, delete; "
                         "repeatable): to look past a bug already known in it")

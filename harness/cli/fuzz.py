@@ -15,22 +15,23 @@ from pathlib import Path
 from sessioncheck.campaigns.fuzz import FuzzConfig, FuzzResult, run_fuzz
 from sessioncheck.verify import FAULTS, parse_faults
 from sessioncheck.cli.common import add_model_options, model_from_args
+from sessioncheck.cli.numbers import count, seconds, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, metavar="SPEC",
                         help="built-in name (json, sqlite, mutant:<name>, an adapter) or package.module:factory")
-    parser.add_argument("--hours", type=float, required=True, metavar="H", help="how long to run (0.5 = 30 min)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+    parser.add_argument("--hours", type=seconds(0.0, 10_000.0), required=True, metavar="H", help="how long to run (0.5 = 30 min)")
+    parser.add_argument("--workers", type=count(1, 1024), default=os.cpu_count() or 1, metavar="N",
                         help="worker processes (default: one per core)")
     parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed"),
                         help="what each actor is (default: threads)")
     parser.add_argument("--faults", default="", metavar="LIST",
                         help=f"comma-separated faults to inject: {', '.join(FAULTS)}")
-    parser.add_argument("--seed", type=int, default=None, help="base of the workers' seed streams (default: random)")
+    parser.add_argument("--seed", type=seed, default=None, help="base of the workers' seed streams (default: random)")
     parser.add_argument("--out", type=Path, default=Path(".sessioncheck") / "fuzz", metavar="DIR",
                         help="where distinct failures are saved (default: .sessioncheck/fuzz)")
-    parser.add_argument("--round", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--round", type=seconds(), default=60.0, metavar="SECONDS",
                         help="search time of one round of one worker (default: 60)")
     parser.add_argument("--stats", action="store_true", help="also print what was explored")
     add_model_options(parser)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sessioncheck.errors import ConfigError
 from sessioncheck.campaigns.gallery import Attempt, Case, Row, correct_stores, plan, run
+from sessioncheck.cli.numbers import count, seconds
 
 DEFAULT_BUDGET = 30.0
 DEFAULT_CONTROL_BUDGET = 2.0
@@ -24,16 +25,16 @@ DEFAULT_SHRINK_RUNS = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+    parser.add_argument("--budget", type=seconds(), default=DEFAULT_BUDGET, metavar="SECONDS",
                         help=f"search budget per mutant and seed; a seed not caught by then is a miss "
                              f"(default: {DEFAULT_BUDGET:g})")
-    parser.add_argument("--control-budget", type=float, default=DEFAULT_CONTROL_BUDGET, metavar="SECONDS",
+    parser.add_argument("--control-budget", type=seconds(), default=DEFAULT_CONTROL_BUDGET, metavar="SECONDS",
                         help=f"search budget per correct store (or control) and seed "
                              f"(default: {DEFAULT_CONTROL_BUDGET:g})")
-    parser.add_argument("--shrink-runs", type=int, default=DEFAULT_SHRINK_RUNS, metavar="N",
+    parser.add_argument("--shrink-runs", type=count(0, 10**6), default=DEFAULT_SHRINK_RUNS, metavar="N",
                         help=f"store runs spent shrinking each catch (default: {DEFAULT_SHRINK_RUNS})")
-    parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 per row (default: 3)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+    parser.add_argument("--seeds", type=count(1, 10_000), default=3, metavar="N", help="seeds 0..N-1 per row (default: 3)")
+    parser.add_argument("--jobs", type=count(1, 1024), default=1, metavar="N",
                         help="seeds run at once in worker processes (default: 1, so timings are not "
                              "shared with a sibling run)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",

@@ -10,6 +10,7 @@ from sessioncheck.reporting import report as reports
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import BUILTIN, mutant_names
 from sessioncheck.verify import rerun
+from sessioncheck.cli.numbers import seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the store to replay against (needed unless the report names a built-in store)")
     parser.add_argument("--actors", default=None, choices=("threads", "processes", "mixed"),
                         help="replay with other actors than the report's (the same program runs in any mode)")
-    parser.add_argument("--watchdog", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--watchdog", type=seconds(0.0, 3600.0), default=10.0, metavar="SECONDS")
 
 
 def store_for(report: dict, given: str | None) -> str:
@@ -37,10 +38,18 @@ def store_for(report: dict, given: str | None) -> str:
 def main(args: argparse.Namespace) -> int:
     data = reports.load(args.report)
     store = store_for(data, args.store)
+    other = store != data["store"]
+    if other:
+        # on purpose (--store), but never silently: a pass here says
+        # nothing about the store the report was saved for
+        print(f"replaying a report saved for store {data['store']!r} against {store!r} (--store)",
+              file=sys.stderr)
     mode = args.actors or data["mode"]
     outcome, story = rerun(store, mode, data["_config"], data["_program"], args.report, args.watchdog)
     if not outcome.failed:
-        print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule", file=sys.stderr)
+        whose = f"; the report was saved for {data['store']!r}" if other else ""
+        print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule{whose}",
+              file=sys.stderr)
         return 0
     sys.stdout.write(story)
     if mode == data["mode"] and story == data["story"]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sessioncheck.verify import FAULTS, parse_faults, verify
 from sessioncheck.cli.common import add_model_options, add_store_option, database_for, model_from_args, progress
+from sessioncheck.cli.numbers import count, seconds, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,11 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what each actor is (default: threads)")
     parser.add_argument("--faults", default="", metavar="LIST",
                         help=f"comma-separated faults to inject: {', '.join(FAULTS)}")
-    parser.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--budget", type=seconds(), default=60.0, metavar="SECONDS",
                         help="stop searching after this long (default: 60)")
-    parser.add_argument("--examples", type=int, default=None, metavar="N",
+    parser.add_argument("--examples", type=count(), default=None, metavar="N",
                         help="stop after N examples (default: only the time budget)")
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=seed, default=None,
                         help="seed the search: the same seed explores the same schedules")
     parser.add_argument("--report", type=Path, default=None, metavar="PATH",
                         help="where to save the report of a violation (default: .sessioncheck/reports/)")

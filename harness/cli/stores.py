@@ -20,6 +20,6 @@ def main(args: argparse.Namespace) -> int:
     for name in [*BUILTIN, *(f"mutant:{m}" for m in mutant_names())]:
         table.add_row(name, resolve(name).describe())
     for name, (_, extra, package) in adapters.ADAPTERS.items():
-        table.add_row(name, f"adapter (pip install 'sessioncheck[{extra}]', needs {package})")
+        table.add_row(name, f"adapter; needs the extra {extra!r}: pip install 'sessioncheck[{extra}]'")
     Console().print(table)
     return 0

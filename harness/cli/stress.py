@@ -23,25 +23,26 @@ from sessioncheck.checking.checker import explain
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import write_jsonl
 from sessioncheck.stress.runner import StressConfig, StressResult, percentile, run_stress
+from sessioncheck.cli.numbers import count, seconds, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, metavar="SPEC",
                         help="store spec: json, sqlite, mutant:<name>, an adapter, or package.module:factory")
-    parser.add_argument("--threads", type=int, default=4, metavar="N",
+    parser.add_argument("--threads", type=count(0, 1024), default=4, metavar="N",
                         help="actor threads per process (default 4)")
-    parser.add_argument("--processes", type=int, default=0, metavar="M",
+    parser.add_argument("--processes", type=count(0, 1024), default=0, metavar="M",
                         help="worker processes; 0 runs the threads in this process (default 0)")
-    parser.add_argument("--sessions", type=int, default=4, metavar="S", help="sessions to spread over (default 4)")
-    parser.add_argument("--ops", type=int, default=2000, metavar="K",
+    parser.add_argument("--sessions", type=count(1, 10_000), default=4, metavar="S", help="sessions to spread over (default 4)")
+    parser.add_argument("--ops", type=count(1, 10**8), default=2000, metavar="K",
                         help="operations in total over all actors (default 2000)")
-    parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--duration", type=seconds(), default=60.0, metavar="SECONDS",
                         help="stop issuing operations after this long (default 60)")
-    parser.add_argument("--op-timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--op-timeout", type=seconds(0.0, 3600.0), default=30.0, metavar="SECONDS",
                         help="an operation taking longer violates liveness (I5) (default 30)")
-    parser.add_argument("--check-budget", type=float, default=300.0, metavar="SECONDS",
+    parser.add_argument("--check-budget", type=seconds(), default=300.0, metavar="SECONDS",
                         help="seconds the checker may search before the verdict is unknown (default 300)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the operation plans (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the operation plans (default 0)")
     parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from sessioncheck import datafile
 from sessioncheck.errors import ReportError
 from sessioncheck.controlled.program import ModelConfig, Step, program_from_json, program_to_json
 
@@ -87,13 +88,17 @@ def load(path: str | Path) -> dict:
     """Read and validate a report.  Raises :class:`ReportError` (exit 2)
     with one line saying what is wrong."""
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        raw = datafile.read_text(path, datafile.MAX_REPORT_BYTES)
     except FileNotFoundError:
         raise ReportError(f"no report at {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except datafile.DataError as exc:
+        raise ReportError(f"cannot read report: {exc}") from None
+    except OSError as exc:
         raise ReportError(f"cannot read report {path}: {exc}") from None
     try:
-        data = json.loads(raw)
+        data = datafile.loads(raw)
+    except datafile.DataError as exc:
+        raise ReportError(f"{path} is not a sessioncheck report ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path} is not a sessioncheck report (not JSON: {exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -113,8 +118,11 @@ def load(path: str | Path) -> dict:
         if not isinstance(e, dict) or not isinstance(e.get("t"), int) or not isinstance(e.get("actor"), str) \
                 or not isinstance(e.get("ev"), str):
             raise ReportError(f"{path}: trace entry {n} is malformed")
-    data["_program"] = program_from_json(data["program"])
     data["_config"] = config_from_json(data["config"], path)
+    if len(data["program"]) > data["_config"].max_steps:
+        raise ReportError(f"{path}: the program has {len(data['program'])} steps, more than the config's "
+                          f"max_steps ({data['_config'].max_steps})")
+    data["_program"] = program_from_json(data["program"])
     return data
 
 

@@ -165,7 +165,6 @@ class PraisonAIAgentStore:
     """praisonai LocalManagedAgent: _persist_state() to write, a fresh agent's _restore_state() to read."""
 
     capabilities = Capabilities(metadata=True, delete=False, retention=RETENTION)
-    metadata_fields = tuple(AGENT_FIELDS)
 
     def __init__(self, location: Path) -> None:
         if LocalManagedAgent is None:
