@@ -109,3 +109,11 @@ def test_a_spec_resolves_from_the_current_directory(tmp_path):
     p = sc("run", "--store", "nosuch_adapter:Adapter", cwd=tmp_path)
     one_line_usage_error(p)
     assert f"looked in the current directory {tmp_path}" in p.stderr
+
+
+def test_bare_command_prints_a_short_usage_on_stderr(tmp_path):
+    p = sc(cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert p.stderr.startswith("usage: sessioncheck VERB") and "sessioncheck run --store json" in p.stderr
+    assert len(p.stderr.splitlines()) <= 4

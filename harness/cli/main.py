@@ -30,13 +30,23 @@ VERBS = {
 }
 
 
+DESCRIPTION = ("Concurrency verification for chat-session stores: controlled interleavings, "
+               "stress histories, crashes and I/O faults.")
+
+#: What bare ``sessioncheck`` prints (to stderr, exit 2: it is a usage error).
+SHORT_USAGE = """usage: sessioncheck VERB [options]
+verbs: {verbs}
+start with: sessioncheck run --store json      every verb: sessioncheck --help
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"sessioncheck: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sessioncheck", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="sessioncheck", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb, (module, help_) in VERBS.items():
@@ -58,16 +68,33 @@ def _version() -> str:
     return f"sessioncheck {__version__}"
 
 
+def _from_hypothesis(exc: BaseException) -> bool:
+    try:
+        from hypothesis.errors import HypothesisException
+    except ImportError:
+        return False
+    return isinstance(exc, HypothesisException)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):
-        parser.print_help()
+        sys.stderr.write(SHORT_USAGE.format(verbs=", ".join(VERBS)))
         return 2
     try:
         return int(args._main(args))
     except SessionCheckError as exc:
         print(f"sessioncheck: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # A Hypothesis error here means the harness asked for something
+        # Hypothesis refuses (a setting out of range): configuration, not a
+        # finding about the store.
+        if not _from_hypothesis(exc):
+            raise
+        print(f"sessioncheck: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sessioncheck: interrupted", file=sys.stderr)
