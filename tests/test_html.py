@@ -25,6 +25,7 @@ import pytest
 
 from sessioncheck.reporting import report as reports
 from sessioncheck.reporting.html import highlight, operations, render_html
+from sessioncheck.reporting.story import group, line_of
 from sessioncheck.verify import verify
 
 WINDOW = (1400, 1000)
@@ -159,6 +160,33 @@ def test_highlight_is_the_read_that_misses_the_message(stale_report):
     assert hl.related[int(why[4])] == f"wrote its stale copy back at step {why[4]}"
 
 
+def test_the_accesses_the_explanation_names_are_marked(stale_report, tmp_path):
+    """The stale read, the write-back, the lost message's append and its
+    acknowledgement carry their role on the timeline, at the trace times
+    the story's explanation is computed from; an arrow joins the stale read
+    to the write-back; the violating read carries the red mark."""
+    data = reports.load(stale_report)
+    v = data["violations"][0]
+    hl = highlight(data)
+    roles = {role: t for t, role in hl.cause.items()}
+    assert set(roles) == {"append", "ack", "stale-read", "write-back"}
+    trace = {e["t"]: e for e in data["trace"]}
+    assert trace[roles["append"]]["ev"] == "start" and trace[roles["append"]]["value"] == v["subject"]
+    assert trace[roles["ack"]]["ev"] == "done" and trace[roles["ack"]]["status"] == "ok"
+    culprit = trace[roles["stale-read"]]["actor"]
+    assert trace[roles["write-back"]]["actor"] == culprit != trace[roles["append"]]["actor"]
+    assert roles["stale-read"] < roles["ack"] < roles["write-back"]
+    # the story names the same steps
+    where = line_of(group(data["trace"]))
+    why = re.search(r"(\w) read (\S+) at step (\d+), .* back at\s+step (\d+)", data["story"], re.S)
+    assert (why[1], int(why[3]), int(why[4])) == (culprit, where[roles["stale-read"]], where[roles["write-back"]])
+    page = render_html(data)
+    for role, t in roles.items():
+        assert re.search(rf'class="mark \w+ cause {role}" data-step="\d+" data-t="{t}"', page), role
+    assert re.search(rf'class="mark done cause violating" data-step="{hl.step}" data-t="{hl.violating_t}"', page)
+    assert 'id="cause-arrow"' in page and 'marker-end="url(#arrowhead)"' in page
+
+
 def test_report_command_writes_one_self_contained_page(stale_report, tmp_path):
     out = tmp_path / "page.html"
     p = sc("report", str(stale_report), "--html", str(out))
@@ -216,6 +244,11 @@ def test_browser_shows_lanes_and_the_highlighted_step(stale_report, tmp_path, py
     assert seen == lanes, (seen, lanes)
     row = re.search(rf'<tr class="(\w*)" data-step="{hl.step}" id="row-{hl.step}">', dom)
     assert row and row[1] == "breaks"
+    # the view opens on the whole story: the first step, the arrow from the
+    # stale read to the write-back and all four marked accesses are in view
+    assert 'data-first-visible="yes"' in body[1], body[1]
+    assert 'data-arrow-visible="yes"' in body[1], body[1]
+    assert 'data-cause-marks="5"' in body[1], body[1]
 
     shot = artifact_dir(pytestconfig) / "report-stale-overwrite.png"
     shot.unlink(missing_ok=True)

@@ -36,9 +36,9 @@ import re
 from dataclasses import dataclass, field
 
 from sessioncheck.checking.history import format_fields
-from sessioncheck.reporting.story import Line, describe_call, group, line_of, point_text, visible, Names
+from sessioncheck.reporting.story import Line, Names, describe_call, group, line_of, point_text, stale_copy, visible
 
-LANE_H = 64
+LANE_H = 84
 LEFT = 12  # the lane labels live in their own column, which does not scroll
 LABELS_W = 70
 TOP = 58
@@ -75,6 +75,11 @@ class Highlight:
     invariant: str
     summary: str
     related: dict[int, str] = field(default_factory=dict)  # step -> why
+    #: the accesses the explanation names, by trace time -> role
+    #: (``append``, ``ack``, ``stale-read``, ``write-back``), and the read
+    #: that sees the violation
+    cause: dict[int, str] = field(default_factory=dict)
+    violating_t: int | None = None
 
 
 def operations(trace: list[dict]) -> list[Op]:
@@ -162,7 +167,15 @@ def highlight(report: dict, lines: list[Line] | None = None) -> Highlight | None
             clause = why[start:m.end()].strip()
             clause = clause[4:] if clause.startswith("and ") else clause
             related.setdefault(n, clause or "named in the explanation of the violation")
-    return Highlight(step, inv, summary, dict(sorted(related.items())))
+    cause: dict[int, str] = {}
+    subject = v.get("subject")
+    if inv == "I1" and isinstance(subject, str):
+        sc = stale_copy(subject, trace)
+        if sc is not None:
+            cause = {sc.append_t: "append", sc.ack_t: "ack", sc.read_t: "stale-read", sc.write_t: "write-back"}
+    violating = [op for n, op in steps if op.call == "read" and op.end_t is not None]
+    violating_t = max(op.end_t for op in violating) if violating else None
+    return Highlight(step, inv, summary, dict(sorted(related.items())), cause, violating_t)
 
 
 def explanation(story: str) -> str:
@@ -277,7 +290,13 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
         a, ev, t = e["actor"], e["ev"], e["t"]
         x, y = xs[t], y_of[a]
         step = where.get(t, 0)
-        attrs = f'class="mark {ev}" data-step="{step}" data-t="{t}"'
+        role = hl.cause.get(t, "") if hl else ""
+        if hl and t == hl.violating_t:
+            role = "violating"
+        attrs = (f'class="mark {ev}{" cause " + role if role else ""}" data-step="{step}" data-t="{t}"'
+                 + (f' data-role="{role}"' if role else ""))
+        if role:
+            out.append(f'<circle class="ring {role}" cx="{x:.0f}" cy="{y}" r="12"/>')
         if ev == "start":
             label = names.text(describe_call(e))
             out.append(f'<g {attrs}><circle cx="{x:.0f}" cy="{y}" r="6"/>'
@@ -315,6 +334,7 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
         elif ev == "power-loss":
             out.append(f'<g {attrs}><text class="glyph" x="{x:.0f}" y="{y + 6}">↯</text>'
                        f'<title>step {step}: {_esc(e.get("text") or "power loss")}</title></g>')
+    out.extend(_cause_arrow(hl, xs, y_of, trace))
     out.append("</svg>")
     labels = [f'<svg id="lanes" xmlns="http://www.w3.org/2000/svg" width="{LABELS_W}" height="{height}" '
               f'viewBox="0 0 {LABELS_W} {height}">']
@@ -322,6 +342,44 @@ def _timeline(trace: list[dict], lines: list[Line], hl: Highlight | None) -> tup
                '</text>' for a in lane_names]
     labels.append("</svg>")
     return "\n".join(labels), "\n".join(out)
+
+
+ROLE_TEXT = {"append": "{m} appended", "ack": "{m} acknowledged", "stale-read": "reads a stale copy",
+             "write-back": "writes it back", "violating": "sees the loss"}
+
+
+def _cause_arrow(hl: Highlight | None, xs: dict[int, float], y_of: dict[str, int], trace: list[dict]) -> list[str]:
+    """An arc from the stale read to the write-back, above the culprit's
+    lane, and a dashed one from the acknowledgement it overwrites."""
+    if not hl or not hl.cause:
+        return []
+    by_role = {role: t for t, role in hl.cause.items()}
+    actor_of = {e["t"]: e["actor"] for e in trace}
+    out = ['<defs><marker id="arrowhead" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+           'markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" fill="#d92d20"/></marker>'
+           '</defs>']
+    r, w, a = by_role.get("stale-read"), by_role.get("write-back"), by_role.get("ack")
+    if r in xs and w in xs:
+        # below the culprit's lane, clear of the point labels right under it
+        x0, x1, y = xs[r], xs[w], y_of[actor_of[r]]
+        low = y + 62
+        out.append(f'<path id="cause-arrow" class="cause-arrow" d="M{x0 + 12:.0f} {y + 4} C{x0 + 40:.0f} {low} '
+                   f'{x1 - 40:.0f} {low} {x1 - 12:.0f} {y + 4}" marker-end="url(#arrowhead)">'
+                   f'<title>the stale copy read here is written back here</title></path>')
+        out.append(f'<text class="cause-label" x="{(x0 + x1) / 2:.0f}" y="{y + 40}">stale copy of the session, '
+                   f'written back</text>')
+    if a in xs and w in xs:
+        xa, ya = xs[a], y_of[actor_of[a]]
+        xw, yw = xs[w], y_of[actor_of[w]]
+        out.append(f'<path id="overwrite-arrow" class="overwrite-arrow" d="M{xa:.0f} {ya} L{xw:.0f} {yw}" '
+                   f'marker-end="url(#arrowhead)"><title>the write-back undoes this acknowledged append'
+                   f'</title></path>')
+    for t, role in hl.cause.items():
+        if t in xs:
+            m = next((e.get("value") for e in trace if e["t"] == by_role.get("append")), "")
+            out.append(f'<text class="role-label {role}" x="{xs[t]:.0f}" y="{y_of[actor_of[t]] - 30}">'
+                       f'{_esc(ROLE_TEXT[role].format(m=m))}</text>')
+    return out
 
 
 CSS = """
@@ -356,6 +414,17 @@ svg text{font-family:"DejaVu Sans Mono",monospace}
 .mark .value{font-size:12px;font-weight:700;fill:#5925dc}
 .mark .glyph{font-size:16px;text-anchor:middle;fill:#d92d20}
 .mark.selected *{stroke:#f79009;stroke-width:2}
+.ring{fill:none;stroke-width:3}
+.ring.append,.ring.ack{stroke:#2e5bda}
+.ring.stale-read,.ring.write-back{stroke:#d92d20}
+.ring.violating{stroke:#d92d20;fill:#fde2e1;fill-opacity:.6}
+.cause-arrow{fill:none;stroke:#d92d20;stroke-width:2.5}
+.overwrite-arrow{fill:none;stroke:#d92d20;stroke-width:1.5;stroke-dasharray:5 4}
+.cause-label{font-size:11px;font-weight:700;fill:#b42318;text-anchor:middle}
+.role-label,.cause-label{paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}
+.role-label{font-size:10px;font-weight:700;text-anchor:middle}
+.role-label.append,.role-label.ack{fill:#2e5bda}
+.role-label.stale-read,.role-label.write-back,.role-label.violating{fill:#b42318}
 table{border-collapse:collapse;margin:0 24px;background:#fff}
 td,th{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f2f4f7}
@@ -389,9 +458,22 @@ JS = """
     if(r.width>0&&r.left>=0&&r.right<=window.innerWidth&&r.top>=0&&r.bottom<=window.innerHeight)
       seen.push(e.getAttribute('data-actor'));});
   document.body.setAttribute('data-lanes-visible',seen.join(','));
+  var scroller=document.getElementById('scroll'), svg=document.getElementById('timeline');
+  var full=parseFloat(svg.getAttribute('width')), room=scroller.clientWidth;
+  if(full>room){var k=Math.max(0.5,room/full);
+    svg.setAttribute('width',Math.floor(full*k)); svg.setAttribute('height',Math.floor(parseFloat(svg.getAttribute('height'))*k));
+    var lanesSvg=document.getElementById('lanes'); lanesSvg.setAttribute('height',svg.getAttribute('height'));
+    document.body.setAttribute('data-scale',k.toFixed(2));}
+  function visibleIn(el){var r=el.getBoundingClientRect(), s=scroller.getBoundingClientRect();
+    return r.width>0&&r.left>=s.left-1&&r.right<=s.right+1;}
+  var first=document.getElementById('band-1');
+  document.body.setAttribute('data-first-visible',first&&visibleIn(first)?'yes':'no');
+  var causes=document.querySelectorAll('.mark.cause');
+  document.body.setAttribute('data-cause-marks',causes.length);
+  var arrow=document.getElementById('cause-arrow');
+  document.body.setAttribute('data-arrow-visible',arrow?(visibleIn(arrow)?'yes':'no'):'none');
   var band=document.querySelector('.band.breaks');
   if(!band){document.body.setAttribute('data-break-visible','none');return;}
-  var scroller=document.getElementById('scroll');
   var r=band.getBoundingClientRect(), s=scroller.getBoundingClientRect();
   if(r.right>s.right||r.left<s.left){scroller.scrollLeft+=r.left-s.left-Math.max(0,(s.width-r.width)/2);}
   r=band.getBoundingClientRect(); s=scroller.getBoundingClientRect();
@@ -456,7 +538,10 @@ def render_html(report: dict) -> str:
         hl_text = (f'<p class="legend"><b style="color:#b42318">Red band</b>: step {hl.step}, where '
                    f'{_esc(hl.invariant)} is seen to break. ' +
                    (f'<b style="color:#93370d">Amber</b>: steps {", ".join(map(str, hl.related))}, which the '
-                    f'explanation points at.' if hl.related else "") + "</p>")
+                    f'explanation points at.' if hl.related else "") +
+                   (' <b style="color:#b42318">Rings</b>: the accesses it names (blue: the lost message\'s '
+                    'append and acknowledgement; red: the stale read, the write-back, the read that sees the '
+                    'loss); the red arrow joins the stale read to its write-back.' if hl.cause else "") + "</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">

@@ -144,47 +144,80 @@ def _entry_text(e: dict, names: Names) -> str:
     return e.get("text", ev)
 
 
-def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines: list[Line]) -> str:
-    """For a lost message: which actor wrote a copy of the session it had
-    read before the message was acknowledged.  Empty if no such pattern."""
-    add = next((o for o in ops if o.f == "add" and o.value == message and o.status == "ok"), None)
-    if add is None:
-        return ""
-    where = line_of(lines)
-    ack_t = int(add.meta.get("end_t", 0))
-    if not ack_t:
-        return ""
+@dataclass(frozen=True)
+class StaleCopy:
+    """Why an acknowledged message was lost: ``actor`` read ``target`` (at
+    trace time ``read_t``) before the append of ``message`` by
+    ``appender`` (begun at ``append_t``) was acknowledged (``ack_t``), and
+    wrote its stale copy back (``write_t``).  All times are trace times, so
+    the story and the HTML timeline name the same accesses."""
+
+    message: str
+    appender: str
+    append_t: int
+    ack_t: int
+    actor: str
+    target: str
+    read_t: int
+    write_t: int
+
+
+_SQL_WRITE_VERBS = ("INSERT", "UPDATE", "REPLACE")
+
+
+def stale_copy(message: str, trace: list[dict]) -> StaleCopy | None:
+    """For a lost message: which actor wrote back a copy of the session it
+    had read before the message was acknowledged.  ``None`` if the trace
+    shows no such pattern.  Reads the trace alone."""
+    begin = next((e for e in trace if e["ev"] == "start" and e.get("call") == "add"
+                  and e.get("value") == message), None)
+    if begin is None:
+        return None
+    appender = begin["actor"]
+    ack = next((e for e in trace if e["t"] > begin["t"] and e["actor"] == appender and e["ev"] in ("done", "crash")),
+               None)
+    if ack is None or ack["ev"] != "done" or ack.get("status") != "ok":
+        return None
+    ack_t = ack["t"]
     # the file the append wrote: the target of its last replace / write
     target = None
     for e in trace:
-        if e["actor"] == add.process and e["ev"] == "point" and e["t"] <= ack_t and e["kind"] in WRITES:
+        if e["actor"] == appender and e["ev"] == "point" and e["t"] <= ack_t and e["kind"] in WRITES:
             target = e["path"]
     if target is None:
         for e in trace:
-            if (e["actor"] == add.process and e["ev"] == "point" and e["t"] <= ack_t
-                    and e["kind"] == "sql" and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE")):
+            if (e["actor"] == appender and e["ev"] == "point" and e["t"] <= ack_t
+                    and e["kind"] == "sql" and e.get("detail", "").split(" ")[0] in _SQL_WRITE_VERBS):
                 target = e["path"]
     if target is None:
-        return ""
+        return None
     for e in trace:
-        if e["t"] <= ack_t or e["ev"] != "point" or e["actor"] in (add.process, "final"):
+        if e["t"] <= ack_t or e["ev"] != "point" or e["actor"] in (appender, "final"):
             continue
         writes = (e["kind"] in WRITES and e["path"] == target) or (
             e["kind"] == "sql" and e["path"] == target
-            and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE", "DELETE"))
+            and e.get("detail", "").split(" ")[0] in (*_SQL_WRITE_VERBS, "DELETE"))
         if not writes:
             continue
         reads = [r for r in trace if r["actor"] == e["actor"] and r["ev"] == "point" and r["t"] < ack_t
                  and r["path"] == target and (r["kind"] in ("read", "sql")
                                               or (r["kind"] == "open" and r.get("detail", "").startswith("r")))]
-        if not reads:
-            continue
-        r = reads[-1]
-        names = Names(trace)
-        return (f"{e['actor']} read {target} at step {where.get(r['t'], 0)}, before {message} was "
-                f"acknowledged at step {where.get(ack_t, 0)}, and wrote its stale copy back at step "
-                f"{where.get(e['t'], 0)} ({point_text(e, names)}).")
-    return ""
+        if reads:
+            return StaleCopy(message, appender, begin["t"], ack_t, e["actor"], target, reads[-1]["t"], e["t"])
+    return None
+
+
+def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines: list[Line]) -> str:
+    """For a lost message: the sentence that tells its :func:`stale_copy`.
+    Empty if no such pattern."""
+    cause = stale_copy(message, trace)
+    if cause is None:
+        return ""
+    where = line_of(lines)
+    write = next(e for e in trace if e["t"] == cause.write_t)
+    return (f"{cause.actor} read {cause.target} at step {where.get(cause.read_t, 0)}, before {message} was "
+            f"acknowledged at step {where.get(cause.ack_t, 0)}, and wrote its stale copy back at step "
+            f"{where.get(cause.write_t, 0)} ({point_text(write, Names(trace))}).")
 
 
 def render(*, header: str, trace: list[dict], ops: list[Operation], violations: list,
