@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from sessioncheck.controlled.engine import Executor  # noqa: E402
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step  # noqa: E402
-from sessioncheck.protocol import resolve  # noqa: E402
+from sessioncheck.specs import resolve  # noqa: E402
 from sessioncheck.verify import verify  # noqa: E402
 
 POINTS = 2000

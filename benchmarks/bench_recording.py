@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessioncheck.protocol import SessionState, resolve  # noqa: E402
+from sessioncheck.protocol import SessionState  # noqa: E402
+from sessioncheck.specs import resolve  # noqa: E402
 from sessioncheck.stress.runner import plan, run_actor  # noqa: E402
 
 

@@ -29,7 +29,7 @@ from targets import TARGETS  # noqa: E402
 
 from sessioncheck.controlled import engine  # noqa: E402
 from sessioncheck.controlled.program import ModelConfig  # noqa: E402
-from sessioncheck.protocol import resolve  # noqa: E402
+from sessioncheck.specs import resolve  # noqa: E402
 from sessioncheck.verify import verify  # noqa: E402
 
 
