@@ -161,6 +161,7 @@ def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = ())
     names = needs(factory)
     if names and (power_loss or tuple(io_faults)):
         what = "power-loss" if power_loss else "io-error"
+        _stop_unheld(names)  # one a probe started for this campaign
         raise ConfigError(f"--faults {what} models the store's own files; a store on a {names[0]} server keeps "
                           f"its data in the server, which this fault does not reach: leave {what} out")
     for n in names:
@@ -168,6 +169,14 @@ def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = ())
         with _lock:
             _refs[n] = _refs.get(n, 0) + 1
     return Holding(names)
+
+
+def _stop_unheld(names: Iterable[str]) -> None:
+    for n in names:
+        with _lock:
+            res = _active.pop(n, None) if not _refs.get(n) and os.getpid() == _owner else None
+        if res is not None:
+            _stop(res)
 
 
 def _stop(res: ServerResource) -> None:

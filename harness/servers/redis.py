@@ -95,8 +95,8 @@ class RedisResource:
         except ValueError as exc:
             raise ConfigError(f"{ENV_URL} / --redis-url {url!r}: {exc}") from None
         db = int(pool_kwargs.get("db") or 0) + worker_index()
-        pool_kwargs["db"] = db
-        client = redis.Redis(**pool_kwargs)
+        address = _with_db(url, db)
+        client = redis.Redis.from_url(address, socket_timeout=10.0)
         try:
             client.ping()
             databases = int(client.config_get("databases").get("databases", 16))
@@ -111,7 +111,7 @@ class RedisResource:
                               f"the database it uses between runs: point --redis-url at an empty one "
                               f"(e.g. .../{db + 1})")
         self._admin = client
-        self.address = _with_db(url, db)
+        self.address = address
 
     def _launch(self) -> None:
         import redis
