@@ -105,15 +105,13 @@ class StoreSpec:
 
     @property
     def resources(self) -> tuple[str, ...]:
-        """The servers the factory asks for (``resources = ("redis",)``)."""
+        """The servers the factory asks for (``resources = ("redis",)``);
+        :func:`sessioncheck.specs.resolve` binds their addresses, so
+        ``factory(location)`` is all a caller ever writes."""
         return tuple(getattr(self.factory, "resources", ()) or ())
 
     def open(self, location: Path) -> SessionStore:
-        if not self.resources:
-            return self.factory(location)
-        from sessioncheck import servers
-
-        return self.factory(location, **servers.factory_kwargs(self.factory))
+        return self.factory(location)
 
     def describe(self) -> str:
         doc = (self.factory.__doc__ or "").strip().splitlines()

@@ -96,6 +96,10 @@ def resolve(spec: str) -> StoreSpec:
             raise ConfigError(f"{module_name!r} has no attribute {attr!r} (store {spec!r})")
     if not callable(factory):
         raise ConfigError(f"{target!r} is not callable; a store factory takes a directory")
+    from sessioncheck import servers
+
+    if servers.needs(factory):
+        factory = servers.bind(factory)
     return StoreSpec(name=spec, factory=factory, module=module_name)
 
 

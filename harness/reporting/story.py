@@ -195,7 +195,7 @@ def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines:
 
 
 def _redis_write(e: dict) -> bool:
-    from sessioncheck.controlled.intercept.redis import is_write
+    from sessioncheck.servers.redis_commands import is_write
 
     return is_write(e.get("detail") or "")
 

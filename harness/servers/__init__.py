@@ -115,6 +115,22 @@ def factory_kwargs(factory: Any) -> dict[str, str]:
     return {res.kwarg: res.address for res in (get(n) for n in needs(factory))}
 
 
+def bind(factory: Any) -> Any:
+    """``factory`` as a one-argument factory: called with a location, it
+    calls ``factory(location, redis_url=...)`` with the running servers'
+    addresses (starting them if none runs).  Keeps ``resources`` and the
+    docstring, so the bound factory still says what it needs."""
+
+    def opener(location: Any) -> Any:
+        return factory(location, **factory_kwargs(factory))
+
+    opener.resources = needs(factory)  # type: ignore[attr-defined]
+    opener.__doc__ = factory.__doc__
+    opener.__name__ = opener.__qualname__ = getattr(factory, "__name__", "factory")
+    opener.__wrapped__ = factory  # type: ignore[attr-defined]
+    return opener
+
+
 def unavailable(name: str) -> str:
     """Why resource ``name`` cannot run here ("" if it can)."""
     module, _, cls = KINDS[name].partition(":")

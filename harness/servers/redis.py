@@ -41,6 +41,18 @@ appendfsync always
 """
 
 
+def scratch_dir() -> str | None:
+    """Where the server's directory goes: where the engine puts its run
+    locations (``$SESSIONCHECK_TMPDIR``, else ``/dev/shm``, else the system
+    temporary directory)."""
+    env = os.environ.get("SESSIONCHECK_TMPDIR")
+    if env:
+        return env
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
+
+
 def worker_index() -> int:
     """The pytest-xdist worker number (``gw3`` -> 3), 0 outside xdist."""
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -117,7 +129,6 @@ class RedisResource:
         import redis
 
         from sessioncheck import servers
-        from sessioncheck.controlled.engine import scratch_dir
 
         self.private = True
         self.directory = tempfile.mkdtemp(prefix="sessioncheck-redis-", dir=scratch_dir())
@@ -222,5 +233,6 @@ def _with_db(url: str, db: int) -> str:
     p = urlparse(url)
     if p.scheme == "unix":
         query = "&".join(q for q in p.query.split("&") if q and not q.startswith("db="))
-        return p._replace(query="&".join(filter(None, [query, f"db={db}"]))).geturl()
+        # geturl() would drop the empty authority ("unix:/path")
+        return f"unix://{p.netloc}{p.path}?" + "&".join(filter(None, [query, f"db={db}"]))
     return p._replace(path=f"/{db}").geturl()
