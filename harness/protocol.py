@@ -23,6 +23,16 @@ A message is a dict with ``role`` and ``content``; the harness makes every
 
 Capabilities are declared on the instance (or its class) as a
 ``capabilities`` attribute, never guessed.
+
+Resources.  A store that keeps its data in a server asks for it: its
+factory declares ``resources = ("redis",)`` (an attribute of the class or
+function) and is then called as ``factory(location, redis_url=URL)``.  The
+harness starts the server once per campaign (:mod:`sessioncheck.servers`),
+gives every run an empty namespace (the URL's database, emptied between
+runs) and stops the server afterwards.  Every instance of one run gets the
+same URL; the location is still a fresh directory per run.  Resources known
+today: ``redis`` (keyword ``redis_url``, a ``redis://`` or ``unix://`` URL
+for ``redis.Redis.from_url``).
 """
 from __future__ import annotations
 
@@ -92,6 +102,13 @@ class StoreSpec:
     name: str
     factory: StoreFactory
     module: str
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The servers the factory asks for (``resources = ("redis",)``);
+        :func:`sessioncheck.specs.resolve` binds their addresses, so
+        ``factory(location)`` is all a caller ever writes."""
+        return tuple(getattr(self.factory, "resources", ()) or ())
 
     def open(self, location: Path) -> SessionStore:
         return self.factory(location)

@@ -110,8 +110,11 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
     finally:
         shutil.rmtree(location, ignore_errors=True)
     missing = [c for c in scenario.needs() if not getattr(caps, c)]
-    if missing:
-        why = f"store {store} does not declare {' or '.join(missing)}, which this scenario calls"
+    file_faults = scenario.config.power_loss or bool(scenario.config.io_faults)
+    if missing or (file_faults and spec.resources):
+        why = (f"store {store} does not declare {' or '.join(missing)}, which this scenario calls" if missing
+               else f"store {store} keeps its data in a {spec.resources[0]} server, which this scenario's "
+                    "file fault does not reach")
         return ScenarioResult(scenario, store, expected, "n/a", True,
                               f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
     cfg = replace(scenario.config, metadata=caps.metadata, delete=caps.delete)

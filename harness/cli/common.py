@@ -18,8 +18,28 @@ STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or packag
 WATCHDOG_HELP = "report an actor that reaches no preemption point for this long as stuck (default: 10)"
 
 
+REDIS_URL_HELP = ("a Redis server of your own for server-backed stores (redis://host:port/db or "
+                  "unix:///path?db=N; its database must be empty); default: $SESSIONCHECK_REDIS_URL, "
+                  "else a private redis-server started and stopped by sessioncheck")
+
+
 def add_store_option(parser) -> None:
     parser.add_argument("--store", default="json", help=STORE_HELP)
+    add_redis_option(parser)
+
+
+class _RedisUrl(argparse.Action):
+    # An environment variable, not an argument passed down: every process
+    # the harness starts (gallery and fuzz workers) sees the same server.
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import os
+
+        os.environ["SESSIONCHECK_REDIS_URL"] = values
+        setattr(namespace, self.dest, values)
+
+
+def add_redis_option(parser) -> None:
+    parser.add_argument("--redis-url", default=None, metavar="URL", action=_RedisUrl, help=REDIS_URL_HELP)
 
 
 def add_watchdog_option(parser) -> None:

@@ -34,6 +34,7 @@ POINT_TEXT = {
     "lock-wait": "wait for threading lock",
     "sleep": "sleep {detail}s",
     "sql": "{detail} on {path}",
+    "redis": "{detail}",
 }
 
 WRITES = ("replace", "rename", "truncate")
@@ -190,17 +191,23 @@ def stale_copy(message: str, trace: list[dict]) -> StaleCopy | None:
                     and e["kind"] == "sql" and e.get("detail", "").split(" ")[0] in _SQL_WRITE_VERBS):
                 target = e["path"]
     if target is None:
+        for e in trace:
+            if (e["actor"] == appender and e["ev"] == "point" and e["t"] <= ack_t
+                    and e["kind"] == "redis" and _redis_write(e)):
+                target = e["path"]
+    if target is None:
         return None
     for e in trace:
         if e["t"] <= ack_t or e["ev"] != "point" or e["actor"] in (appender, "final"):
             continue
         writes = (e["kind"] in WRITES and e["path"] == target) or (
             e["kind"] == "sql" and e["path"] == target
-            and e.get("detail", "").split(" ")[0] in (*_SQL_WRITE_VERBS, "DELETE"))
+            and e.get("detail", "").split(" ")[0] in (*_SQL_WRITE_VERBS, "DELETE")) or (
+            e["kind"] == "redis" and e["path"] == target and _redis_write(e))
         if not writes:
             continue
         reads = [r for r in trace if r["actor"] == e["actor"] and r["ev"] == "point" and r["t"] < ack_t
-                 and r["path"] == target and (r["kind"] in ("read", "sql")
+                 and r["path"] == target and (r["kind"] in ("read", "sql", "redis")
                                               or (r["kind"] == "open" and r.get("detail", "").startswith("r")))]
         if reads:
             return StaleCopy(message, appender, begin["t"], ack_t, e["actor"], target, reads[-1]["t"], e["t"])
@@ -218,6 +225,12 @@ def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines:
     return (f"{cause.actor} read {cause.target} at step {where.get(cause.read_t, 0)}, before {message} was "
             f"acknowledged at step {where.get(cause.ack_t, 0)}, and wrote its stale copy back at step "
             f"{where.get(cause.write_t, 0)} ({point_text(write, Names(trace))}).")
+
+
+def _redis_write(e: dict) -> bool:
+    from sessioncheck.servers.redis_commands import is_write
+
+    return is_write(e.get("detail") or "")
 
 
 def render(*, header: str, trace: list[dict], ops: list[Operation], violations: list,
