@@ -21,6 +21,8 @@ BUILTIN = {
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+    "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
+    "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",
 }
 
 

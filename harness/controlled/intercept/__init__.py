@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import time
 
-from sessioncheck.controlled.intercept import clock, files, locks, sqlite
+from sessioncheck.controlled.intercept import clock, files, locks, sqlite, threads
 from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import EPOCH, ActorContext, Crashed, _real, current, enter
 from sessioncheck.controlled.intercept.locks import CooperativeLock, importing_store
@@ -77,4 +77,6 @@ def install() -> None:
     sqlite3.connect = sqlite._sqlite_connect
     threading.Lock = locks._Lock
     threading.RLock = locks._RLock
+    # a store's own threads, pool work and forks (intercept/threads.py)
+    threads.install()
     _installed = True
