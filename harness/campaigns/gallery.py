@@ -70,6 +70,9 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+    # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
+    "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
 }
 
 
