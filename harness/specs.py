@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 from sessioncheck.errors import ConfigError
 from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
@@ -107,8 +108,15 @@ def probe(spec: StoreSpec, location: Path) -> Capabilities:
     Raises :class:`ConfigError` naming the failure, so that a factory that
     raises is a configuration error (exit 2), not a violation.
     """
+    from sessioncheck.controlled.aio import Uncontrolled
+
+    with Uncontrolled() as settle:  # an async factory or close() is awaited
+        return _probe(spec, location, settle)
+
+
+def _probe(spec: StoreSpec, location: Path, settle: Any) -> Capabilities:
     try:
-        store = spec.open(location)
+        store = settle(spec.open(location))
     except Exception as exc:
         raise ConfigError(
             f"store {spec.name!r}: factory raised {type(exc).__name__}: {exc}"
@@ -121,5 +129,5 @@ def probe(spec: StoreSpec, location: Path) -> Capabilities:
     caps = capabilities_of(store)
     close = getattr(store, "close", None)
     if callable(close):
-        close()
+        settle(close())
     return caps

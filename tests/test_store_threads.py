@@ -128,3 +128,18 @@ def test_refusal_is_a_config_error() -> None:
         # sticky: the same program says so again at once
         with pytest.raises(UnsupportedStore, match="os.fork"):
             ex.run(_one_actor_program(1))
+
+
+# -- real async stores: openai-agents' async extensions ---------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openai_agents_async_sqlite_session_passes(mode: str) -> None:
+    """AsyncSQLiteSession, driven through its async API: aiosqlite's own
+    connection thread makes the actor's SQL points."""
+    pytest.importorskip("agents.extensions.memory.async_sqlite_session")
+    r = verify("openai-agents-async-sqlite", mode=mode, budget=TIME_CAP, max_examples=100, seed=SEED,
+               save_report=False)
+    assert not r.found, r.story
+    reached = next(line for line in r.coverage.lines() if line.startswith("point kinds reached"))
+    assert "sql" in reached, reached
