@@ -95,6 +95,8 @@ class ThreadActor:
                     done.events, ctx.events = ctx.events, []
                     self._stop = done
                 self._back.release()
+            if self._abandoned:  # shut down while a helper thread held the baton
+                return
 
     def _point(self, kind: str, path: str, detail: str) -> int | None:
         # Any thread of this actor may get here (the actor's own, one the
