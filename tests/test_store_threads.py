@@ -143,3 +143,12 @@ def test_openai_agents_async_sqlite_session_passes(mode: str) -> None:
     assert not r.found, r.story
     reached = next(line for line in r.coverage.lines() if line.startswith("point kinds reached"))
     assert "sql" in reached, reached
+
+
+def test_a_one_worker_pool_shared_by_actors_is_not_stuck() -> None:
+    """A's pool work parked in the only worker must not make B's submission
+    wait for real (that would be reported I5 on a correct store)."""
+    r = verify("thread_fixture_stores:OneWorkerPoolStore", mode="threads", budget=TIME_CAP,
+               max_examples=CONTROL_EXAMPLES, seed=SEED, save_report=False, watchdog=5.0)
+    assert not r.found, r.story
+    assert r.exploration.examples == CONTROL_EXAMPLES

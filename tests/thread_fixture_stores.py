@@ -83,3 +83,19 @@ class TimedHelperStore(JsonFileStore):
     async def read(self, session_id):
         data = await asyncio.to_thread(self._load, session_id)
         return SessionState(messages=list(data["messages"]), metadata=dict(data["metadata"]))
+
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+ONE_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="one-worker")
+
+
+class OneWorkerPoolStore(JsonFileStore):
+    """The correct locked read-modify-write, in a module-level pool of ONE
+    worker shared by every instance: a parked actor's work occupies it."""
+
+    def add_message(self, session_id, message):
+        ONE_WORKER.submit(JsonFileStore.add_message, self, session_id, message).result()
+
+    def persist_state(self, session_id, fields):
+        ONE_WORKER.submit(JsonFileStore.persist_state, self, session_id, dict(fields)).result()

@@ -18,7 +18,11 @@ Contract:
 - ``ThreadPoolExecutor.submit`` called inside an actor wraps the callable:
   it runs under the submitter's context, and the worker's previous
   context is restored afterwards.  Pools shared across actors work: each
-  call is a point of the actor that submitted it.
+  call is a point of the actor that submitted it.  When every worker of a
+  pool holds work of other actors (parked, since one actor runs at a
+  time), the call runs inline in the submitting actor instead of waiting
+  for the scheduler's choice (which would read as "stuck").  A pool made
+  before a fork starts empty in the child (a process actor).
 - The transport serializes the points of an actor's threads and reports a
   point made while the actor runs no operation (a background flusher
   outliving its operation) as unsupported (:func:`refuse`).
@@ -128,6 +132,19 @@ def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any,
     ctx = current()
     if ctx is None:
         return _real_submit(self, fn, *args, **kwargs)
+    with _pending_lock:
+        inflight: dict = self.__dict__.setdefault("_sessioncheck_inflight", {})
+        others = sum(n for c, n in inflight.items() if c is not ctx)
+        saturated = others >= getattr(self, "_max_workers", 1 << 30)
+        if not saturated:
+            inflight[ctx] = inflight.get(ctx, 0) + 1
+    if saturated:
+        # Every worker of this pool holds work of another actor, and only
+        # one actor runs at a time: those are parked, so this call would
+        # wait for the scheduler's choice, not for the store (a false
+        # "stuck").  In a real run a worker would come free; run it here,
+        # in the submitting actor, as that worker would.
+        return _run_inline(fn, *args, **kwargs)
 
     def as_actor() -> Any:
         prev = current()
@@ -136,6 +153,10 @@ def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any,
             return fn(*args, **kwargs)
         finally:
             enter(prev)
+            with _pending_lock:
+                inflight[ctx] -= 1
+                if not inflight[ctx]:
+                    del inflight[ctx]
             _count(ctx, -1)
 
     _count(ctx, +1)
@@ -143,7 +164,22 @@ def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any,
         return _real_submit(self, as_actor)
     except BaseException:
         _count(ctx, -1)
+        with _pending_lock:
+            inflight[ctx] -= 1
+            if not inflight[ctx]:
+                del inflight[ctx]
         raise
+
+
+def _run_inline(fn: Any, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except (Crashed, Unsupported):
+        raise
+    except BaseException as exc:  # delivered to whoever waits on the future
+        future.set_exception(exc)
+    return future
 
 
 # -- pools across a fork -------------------------------------------------------------
@@ -168,6 +204,7 @@ def _reset_pools_in_child() -> None:
         pool._idle_semaphore = threading.Semaphore(0)  # type: ignore[attr-defined]
         pool._work_queue = queue.SimpleQueue()  # type: ignore[attr-defined]
         pool._shutdown_lock = _thread.allocate_lock()  # type: ignore[attr-defined]
+        pool.__dict__.pop("_sessioncheck_inflight", None)
 
 
 # -- child processes ---------------------------------------------------------------
