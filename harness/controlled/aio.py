@@ -24,6 +24,13 @@ Virtual time drives the loop:
   firing a timer while they run would depend on the machine's speed.
 - With nothing pending at all (only real sockets), the loop waits for
   real I/O; the transport's watchdog bounds it.
+
+Limit: work handed to a helper *thread* the store started itself (not a
+pool), such as aiosqlite's connection thread, is not counted as
+outstanding: its calls are still the actor's points and the loop waits
+for its completion for real, but a timer pending at the same moment
+(``wait_for`` around such a call) becomes a sleep point and may fire
+before the work is done.
 """
 from __future__ import annotations
 
