@@ -21,3 +21,10 @@ class HistoryError(ConfigError):
 
 class ReportError(ConfigError):
     """A report file is corrupt, foreign, or of an unknown schema version."""
+
+
+class UnsupportedStore(ConfigError):
+    """The store does something the controlled engine cannot interleave
+    (I/O in a background thread outside any operation, a child process it
+    forks).  A blind spot of the harness, not a finding about the store:
+    exit 2 with the cause and what to do instead."""

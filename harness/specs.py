@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from sessioncheck.errors import ConfigError
 from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
@@ -23,6 +24,8 @@ BUILTIN = {
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+    "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
+    "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",
 }
 
 #: Correct reference stores that keep their data in a server the harness
@@ -132,8 +135,15 @@ def probe(spec: StoreSpec, location: Path) -> Capabilities:
     Raises :class:`ConfigError` naming the failure, so that a factory that
     raises is a configuration error (exit 2), not a violation.
     """
+    from sessioncheck.controlled.aio import Uncontrolled
+
+    with Uncontrolled() as settle:  # an async factory or close() is awaited
+        return _probe(spec, location, settle)
+
+
+def _probe(spec: StoreSpec, location: Path, settle: Any) -> Capabilities:
     try:
-        store = spec.open(location)
+        store = settle(spec.open(location))
     except Exception as exc:
         raise ConfigError(
             f"store {spec.name!r}: factory raised {type(exc).__name__}: {exc}"
@@ -146,5 +156,5 @@ def probe(spec: StoreSpec, location: Path) -> Capabilities:
     caps = capabilities_of(store)
     close = getattr(store, "close", None)
     if callable(close):
-        close()
+        settle(close())
     return caps

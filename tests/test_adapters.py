@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from sessioncheck.controlled.aio import Uncontrolled
 from sessioncheck.errors import ConfigError
 from sessioncheck.protocol import SessionState, capabilities_of
 from sessioncheck.specs import resolve
@@ -42,11 +43,11 @@ def open_three(spec: str, directory: Path):
     return factory.open(directory), factory.open(directory), factory
 
 
-def close_all(*stores) -> None:
+def close_all(*stores, settle=lambda result: result) -> None:
     for store in stores:
         close = getattr(store, "close", None)
         if callable(close):
-            close()
+            settle(close())
 
 
 # -- the table and its loading ----------------------------------------------
@@ -381,13 +382,15 @@ SPEC_PACKAGES = {spec: (package, extra) for spec, (_, extra, package) in adapter
 
 
 def _append_in_child(spec: str, directory: str, content: str) -> None:
-    store = resolve(spec).open(Path(directory))
-    try:
-        store.add_message("s", msg(content))
-        if capabilities_of(store).metadata:
-            store.persist_state("s", {"compute_instance_id": content})
-    finally:
-        close_all(store)
+    # An async adapter's calls are awaited, as the harness awaits them.
+    with Uncontrolled() as settle:
+        store = settle(resolve(spec).open(Path(directory)))
+        try:
+            settle(store.add_message("s", msg(content)))
+            if capabilities_of(store).metadata:
+                settle(store.persist_state("s", {"compute_instance_id": content}))
+        finally:
+            close_all(store, settle=settle)
 
 
 @pytest.mark.parametrize("spec", sorted(adapters.ADAPTERS))
@@ -407,11 +410,12 @@ def test_writers_in_forked_processes(spec, tmp_path):
             child.join()
             pytest.fail(f"{spec}: writer process did not finish within 60 s")
         assert child.exitcode == 0
-    reader = resolve(spec).open(tmp_path)
-    try:
-        state = reader.read("s")
-    finally:
-        close_all(reader)
+    with Uncontrolled() as settle:
+        reader = settle(resolve(spec).open(tmp_path))
+        try:
+            state = settle(reader.read("s"))
+        finally:
+            close_all(reader, settle=settle)
     assert state.message_ids() == ["p1", "p2"]
     if capabilities_of(reader).metadata:
         assert state.metadata.get("compute_instance_id") == "p2"

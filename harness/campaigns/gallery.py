@@ -76,6 +76,9 @@ PLAN: dict[str, MutantPlan] = {
     "redis-watch-ignored": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
     # A "None" read back is a value nobody wrote (I4) or a clear undone (I3).
     "redis-none-string": MutantPlan(ANY, ("I4", "I3"), resources=("redis",)),
+    # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
+    "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
 }
 
 

@@ -12,6 +12,7 @@ same thing.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -88,6 +89,23 @@ class Runner:
 
     def __init__(self) -> None:
         self.store: Any = None
+        self._aio: Any = None  # the actor's event loop, made on first use
+
+    def _settle(self, result: Any) -> Any:
+        """``async def`` store methods (and methods returning awaitables)
+        are awaited, on this actor's own loop (controlled/aio.py)."""
+        if not inspect.isawaitable(result):
+            return result
+        if self._aio is None:
+            from sessioncheck.controlled.aio import AsyncRunner
+
+            self._aio = AsyncRunner()
+        return self._aio.run(result)
+
+    def close(self) -> None:
+        """Close the actor's event loop, if it has one."""
+        if self._aio is not None:
+            self._aio.close()
 
     def run(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
         try:
@@ -102,25 +120,25 @@ class Runner:
         f = call.f
         if f == "open":
             assert spec is not None
-            self.store = spec.open(location)  # type: ignore[arg-type]
+            self.store = self._settle(spec.open(location))  # type: ignore[arg-type]
             return None
         if f == "close":
             store, self.store = self.store, None
             close = getattr(store, "close", None)
             if callable(close):
-                close()
+                self._settle(close())
             return None
         if f == "add":
-            self.store.add_message(call.session, {"role": "user", "content": call.value})
+            self._settle(self.store.add_message(call.session, {"role": "user", "content": call.value}))
             return None
         if f == "persist":
-            self.store.persist_state(call.session, dict(call.value))
+            self._settle(self.store.persist_state(call.session, dict(call.value)))
             return None
         if f == "delete":
-            self.store.delete_session(call.session)
+            self._settle(self.store.delete_session(call.session))
             return None
         if f == "read":
-            return read_value(self.store.read(call.session))
+            return read_value(self._settle(self.store.read(call.session)))
         raise ValueError(f"unknown call {f!r}")
 
 

@@ -113,27 +113,30 @@ def crash_reads(state: DurableState, spec, sessions: list[str], scratch: str | N
     Returns ``(model, session, value-or-exception)`` triples; the value is
     a read's plain result (``sessioncheck.controlled.actor.read_value``)."""
     from sessioncheck.controlled.actor import read_value
+    from sessioncheck.controlled.aio import Uncontrolled
 
     out = []
     for model in MODELS:
         d = tempfile.mkdtemp(prefix="sessioncheck-powerloss-", dir=scratch)
+        settle = Uncontrolled()  # an async store's calls are awaited
         try:
             state.materialise(model, d)
             try:
-                store = spec.open(Path(d))
+                store = settle(spec.open(Path(d)))
             except Exception as exc:  # noqa: BLE001 - a state the store cannot open
                 out.extend((model, s, exc) for s in sessions)
                 continue
             try:
                 for s in sessions:
                     try:
-                        out.append((model, s, read_value(store.read(s))))
+                        out.append((model, s, read_value(settle(store.read(s)))))
                     except Exception as exc:  # noqa: BLE001
                         out.append((model, s, exc))
             finally:
                 close = getattr(store, "close", None)
                 if callable(close):
-                    close()
+                    settle(close())
         finally:
+            settle.close()
             shutil.rmtree(d, ignore_errors=True)
     return out

@@ -352,9 +352,15 @@ class Executor:
     def _final_read(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
         """Read every session through a fresh instance once all is done:
         the final state.  Runs in the scheduler's thread, not controlled."""
+        from sessioncheck.controlled.aio import Uncontrolled
+
+        with Uncontrolled() as settle:  # an async store's calls are awaited
+            self._final_reads(sched, location, violations, settle)
+
+    def _final_reads(self, sched: Scheduler, location: str, violations: list[Violation], settle: Any) -> None:
         sessions = sorted({op.session for op in sched.ops}) or ["s0"]
         try:
-            store = self.spec.open(Path(location))
+            store = settle(self.spec.open(Path(location)))
         except Exception as exc:  # noqa: BLE001
             violations.append(Violation("I4", f"a fresh instance could not open the store at the end: "
                                               f"{type(exc).__name__}: {exc}"))
@@ -365,7 +371,7 @@ class Executor:
                 op.index = len(sched.ops)
                 sched.ops.append(op)
                 try:
-                    value = read_value(store.read(s))
+                    value = read_value(settle(store.read(s)))
                 except Exception as exc:  # noqa: BLE001
                     sched._log("final", "done", status="error", call="read", session=s,
                                error=f"{type(exc).__name__}: {exc}", value=None)
@@ -378,7 +384,7 @@ class Executor:
         finally:
             close = getattr(store, "close", None)
             if callable(close):
-                close()
+                settle(close())
 
     def _outcome(self, program: list[Step], sched: Scheduler, violations: list[Violation],
                  warnings: list[str]) -> Outcome:

@@ -14,6 +14,7 @@ pipe ends are closed in every case.
 """
 from __future__ import annotations
 
+import _thread
 import os
 import pickle
 import select
@@ -25,6 +26,8 @@ import multiprocess
 
 from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.intercept import threads
+from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
 
 _LEN = struct.Struct("!I")
@@ -64,16 +67,32 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
     runner = Runner()
     ctx: intercept.ActorContext | None = None
     location = ""
+    # Any thread of this process may make a point (the actor's own, one the
+    # store started, pool work it submitted): the mutex serializes them on
+    # the one channel, and ``active`` says an operation is running.
+    mutex = _thread.allocate_lock()
+    state = {"active": False}
 
     def point(kind: str, path: str, detail: str) -> int | None:
-        assert ctx is not None
-        events, ctx.events = ctx.events, []
-        _send(up_w, ("point", kind, path, detail, events))
-        msg = _recv(down_r)
-        if msg[0] == "exit":  # shut down while parked: leave at once
-            os._exit(0)
-        ctx.now = msg[1]
-        return msg[2]
+        with mutex:
+            assert ctx is not None
+            if not state["active"]:
+                # Nobody waits for this point: leave the reason in the
+                # channel, where the next call finds it, and unwind.
+                why = threads.background_message(kind, path)
+                _send(up_w, ("unsupported", why))
+                threads.refuse(why, ctx)
+            why = threads.unsupported(ctx)
+            if why:
+                _send(up_w, ("unsupported", why))
+            else:
+                events, ctx.events = ctx.events, []
+                _send(up_w, ("point", kind, path, detail, events))
+            msg = _recv(down_r)
+            if msg[0] == "exit" or why:  # shut down while parked: leave at once
+                os._exit(0)
+            ctx.now = msg[1]
+            return msg[2]
 
     try:
         while True:
@@ -86,9 +105,20 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                 ctx = intercept.ActorContext(name, location, point)
                 intercept.enter(ctx)
             ctx.now = now
-            done = runner.run(spec, location, OpCall(f, session, value))
-            events, ctx.events = ctx.events, []
-            _send(up_w, ("done", done.status, done.value, done.error, events))
+            with mutex:
+                state["active"] = True
+            try:
+                done: Done | None = runner.run(spec, location, OpCall(f, session, value))
+            except threads.Unsupported:
+                done = None
+            with mutex:
+                state["active"] = False
+                why = threads.unsupported(ctx)
+                if why or done is None:
+                    _send(up_w, ("unsupported", why or "unsupported"))
+                else:
+                    events, ctx.events = ctx.events, []
+                    _send(up_w, ("done", done.status, done.value, done.error, events))
     except (EOFError, OSError):
         pass
     finally:
@@ -115,6 +145,7 @@ class ProcessActor:
         self._poll = select.poll()
         self._poll.register(self._up_r, select.POLLIN)
         self._closed = False
+        self._refused: str | None = None
 
     def set_location(self, location: str) -> None:
         self.location = location
@@ -128,15 +159,26 @@ class ProcessActor:
         except (EOFError, OSError):
             self._kill()
             raise ActorDied(f"actor {self.name} (pid {self._proc.pid}) exited unexpectedly") from None
+        if msg[0] == "unsupported":
+            self._refused = msg[1]
+            raise UnsupportedStore(msg[1])
         if msg[0] == "point":
             return Point(msg[1], msg[2], msg[3], msg[4])
         return Done(msg[1], msg[2], msg[3], msg[4])
 
+    def _check(self) -> None:
+        # Sticky: once the store did something unsupported, every later
+        # call on this actor says so at once (Hypothesis replays it).
+        if self._refused:
+            raise UnsupportedStore(self._refused)
+
     def begin(self, call: OpCall, now: float) -> Stop:
+        self._check()
         _send(self._down_w, ("call", call.f, call.session, call.value, now, self.location))
         return self._wait()
 
     def resume(self, now: float, fault: int | None = None) -> Stop:
+        self._check()
         _send(self._down_w, ("go", now, fault))
         return self._wait()
 

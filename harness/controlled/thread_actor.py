@@ -18,7 +18,17 @@ from typing import Any
 
 from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.intercept import threads
+from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
+
+
+class _Refused:
+    """What an actor posts instead of a point or a result when the store did
+    something unsupported (:func:`threads.refuse`)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class ThreadActor:
@@ -39,12 +49,23 @@ class ThreadActor:
         self._reply: tuple[float, int | None] = (0.0, None)
         self._abandoned = False
         self._ctx: intercept.ActorContext | None = None
+        # Serializes the points of this actor's threads (a raw lock: never
+        # cooperative, never a point itself).
+        self._mutex = _thread.allocate_lock()
+        self._active = False  # an operation is running (under _mutex)
+        self._refused: str | None = None
         self._runner = Runner()
         self._thread = threading.Thread(target=self._main, name=f"sessioncheck-{name}", daemon=True)
         self._thread.start()
 
     # -- inside the actor thread ------------------------------------------
     def _main(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._runner.close()
+
+    def _serve(self) -> None:
         while True:
             self._go.acquire()
             call = self._call
@@ -55,28 +76,55 @@ class ThreadActor:
                 ctx = self._ctx = intercept.ActorContext(self.name, self.location, self._point)
                 intercept.enter(ctx)
             ctx.now = self._reply[0]
+            with self._mutex:
+                self._active = True
             try:
                 done = self._runner.run(self.spec, self.location, call)
             except intercept.Crashed:
                 return
-            done.events, ctx.events = ctx.events, []
-            self._stop = done
-            self._back.release()
+            except threads.Unsupported:
+                done = None
+            with self._mutex:
+                # Posting the result and ending the operation is one step:
+                # a helper thread's point after it is a background point.
+                self._active = False
+                why = threads.unsupported(ctx)
+                if why or done is None:
+                    self._stop = _Refused(why or "unsupported")
+                else:
+                    done.events, ctx.events = ctx.events, []
+                    self._stop = done
+                self._back.release()
+            if self._abandoned:  # shut down while a helper thread held the baton
+                return
 
     def _point(self, kind: str, path: str, detail: str) -> int | None:
-        ctx = self._ctx
-        assert ctx is not None
-        if self._abandoned:
-            raise intercept.Crashed()
-        events, ctx.events = ctx.events, []
-        self._stop = Point(kind, path, detail, events)
-        self._back.release()
-        self._go.acquire()
-        if self._abandoned:
-            raise intercept.Crashed()
-        now, fault = self._reply
-        ctx.now = now
-        return fault
+        # Any thread of this actor may get here (the actor's own, one the
+        # store started, pool work it submitted): one at a time holds the
+        # baton, so the points of one actor are serialized.
+        with self._mutex:
+            ctx = self._ctx
+            assert ctx is not None
+            if self._abandoned:
+                raise intercept.Crashed()
+            if not self._active:
+                # Nobody waits for this point: record the reason, which the
+                # next call reports, and unwind the thread.
+                self._refused = self._refused or threads.background_message(kind, path)
+                threads.refuse(self._refused, ctx)
+            why = threads.unsupported(ctx)
+            if why:
+                self._stop = _Refused(why)
+            else:
+                events, ctx.events = ctx.events, []
+                self._stop = Point(kind, path, detail, events)
+            self._back.release()
+            self._go.acquire()
+            if self._abandoned or why:
+                raise intercept.Crashed()
+            now, fault = self._reply
+            ctx.now = now
+            return fault
 
     # -- the scheduler's side ---------------------------------------------
     def _transfer(self) -> Stop:
@@ -86,14 +134,27 @@ class ThreadActor:
             raise Stuck(self.name, self.watchdog)
         stop = self._stop
         assert stop is not None
+        if isinstance(stop, _Refused):
+            self._refused = stop.message
+            raise UnsupportedStore(stop.message)
         return stop
 
+    def _check(self) -> None:
+        # Sticky: once the store did something unsupported, every later
+        # call on this actor says so at once (Hypothesis replays it).
+        why = self._refused or threads.unsupported(self._ctx)
+        if why:
+            self._refused = why
+            raise UnsupportedStore(why)
+
     def begin(self, call: OpCall, now: float) -> Stop:
+        self._check()
         self._call = call
         self._reply = (now, None)
         return self._transfer()
 
     def resume(self, now: float, fault: int | None = None) -> Stop:
+        self._check()
         self._reply = (now, fault)
         return self._transfer()
 

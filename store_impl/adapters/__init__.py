@@ -30,6 +30,13 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "openai-agents": (
         "sessioncheck.stores.adapters.openai_agents:open_store", "openai-agents", "agents",
     ),
+    # openai-agents' async extensions, driven through their async API.
+    "openai-agents-async-sqlite": (
+        "sessioncheck.stores.adapters.openai_agents:open_async_sqlite_store", "openai-agents", "aiosqlite",
+    ),
+    "openai-agents-sqlalchemy": (
+        "sessioncheck.stores.adapters.openai_agents:open_sqlalchemy_store", "openai-agents", "sqlalchemy",
+    ),
     # langgraph-checkpoint-sqlite's SqliteSaver, two ways a graph appends.
     "langgraph": (
         "sessioncheck.stores.adapters.langgraph:open_put_writes_store", "langgraph", "langgraph.checkpoint.sqlite",

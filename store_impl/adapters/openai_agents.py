@@ -104,3 +104,115 @@ class OpenAIAgentsStore:
 def open_store(location: Path) -> OpenAIAgentsStore:
     """openai-agents SQLiteSession on a file database (append only, no metadata)."""
     return OpenAIAgentsStore(location)
+
+
+# -- the async extensions: AsyncSQLiteSession and SQLAlchemySession ----------------
+#
+# Both are driven natively through their async API: the adapter's methods
+# are ``async def`` and the harness awaits them on the actor's own event
+# loop (controlled/aio.py), so the store's real helper threads run: the
+# aiosqlite connection thread, which the harness counts as the actor's
+# (intercept/threads.py).  Nothing is made inline.
+
+
+class AsyncSQLiteStore:
+    """openai-agents AsyncSQLiteSession (aiosqlite) on a file database (append only, no metadata).
+
+    Tested with openai-agents 0.24.0 and aiosqlite 0.22.1.  One
+    ``AsyncSQLiteSession`` per session id, each with its own aiosqlite
+    connection (and thread) to ``<dir>/agents.db``: ``add_message`` ->
+    ``await add_items([message])`` (one transaction, ``commit``), ``read`` ->
+    ``await get_items()``, ``delete_session`` -> ``await clear_session()``,
+    ``close`` -> ``await close()`` of every session.
+    """
+
+    capabilities = Capabilities(metadata=False, delete=True, retention=None)
+
+    def __init__(self, location: Path) -> None:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        self.db_path = Path(location) / DB_NAME
+        self.sessions: dict[str, Any] = {}
+
+    def _session(self, session_id: str) -> Any:
+        from agents.extensions.memory.async_sqlite_session import AsyncSQLiteSession
+
+        if session_id not in self.sessions:
+            self.sessions[session_id] = AsyncSQLiteSession(session_id, self.db_path)
+        return self.sessions[session_id]
+
+    async def add_message(self, session_id: str, message: Message) -> None:
+        await self._session(session_id).add_items([dict(message)])
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        raise NotImplementedError("AsyncSQLiteSession has no session metadata (capabilities.metadata is False)")
+
+    async def read(self, session_id: str) -> SessionState:
+        items = await self._session(session_id).get_items()
+        return SessionState(messages=[dict(item) for item in items])
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._session(session_id).clear_session()
+
+    async def close(self) -> None:
+        sessions, self.sessions = list(self.sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+
+class SQLAlchemyStore:
+    """openai-agents SQLAlchemySession over sqlite+aiosqlite (append only, no metadata).
+
+    Tested with openai-agents 0.24.0, SQLAlchemy 2.1 and aiosqlite 0.22.1.
+    One async engine per instance on ``<dir>/agents.db`` (``create_tables``
+    on), one ``SQLAlchemySession`` per session id sharing it:
+    ``add_message`` -> ``await add_items([message])``, ``read`` -> ``await
+    get_items()``, ``delete_session`` -> ``await clear_session()``,
+    ``close`` -> ``await engine.dispose()``.
+    """
+
+    capabilities = Capabilities(metadata=False, delete=True, retention=None)
+
+    def __init__(self, location: Path) -> None:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        self.db_path = Path(location) / DB_NAME
+        self.engine: Any = None
+        self.sessions: dict[str, Any] = {}
+
+    def _session(self, session_id: str) -> Any:
+        from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        if self.engine is None:
+            self.engine = create_async_engine(f"sqlite+aiosqlite:///{self.db_path}")
+        if session_id not in self.sessions:
+            self.sessions[session_id] = SQLAlchemySession(session_id, engine=self.engine, create_tables=True)
+        return self.sessions[session_id]
+
+    async def add_message(self, session_id: str, message: Message) -> None:
+        await self._session(session_id).add_items([dict(message)])
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        raise NotImplementedError("SQLAlchemySession has no session metadata (capabilities.metadata is False)")
+
+    async def read(self, session_id: str) -> SessionState:
+        items = await self._session(session_id).get_items()
+        return SessionState(messages=[dict(item) for item in items])
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._session(session_id).clear_session()
+
+    async def close(self) -> None:
+        engine, self.engine = self.engine, None
+        self.sessions.clear()
+        if engine is not None:
+            await engine.dispose()
+
+
+def open_async_sqlite_store(location: Path) -> AsyncSQLiteStore:
+    """openai-agents AsyncSQLiteSession (aiosqlite) on a file database (append only, no metadata)."""
+    return AsyncSQLiteStore(location)
+
+
+def open_sqlalchemy_store(location: Path) -> SQLAlchemyStore:
+    """openai-agents SQLAlchemySession over sqlite+aiosqlite (append only, no metadata)."""
+    return SQLAlchemyStore(location)

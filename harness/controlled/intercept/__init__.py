@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import time
 
-from sessioncheck.controlled.intercept import clock, files, locks, sqlite
+from sessioncheck.controlled.intercept import clock, files, locks, sqlite, threads
 from sessioncheck.controlled.intercept import redis as redis_commands
 from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import EPOCH, ActorContext, Crashed, _real, current, enter
@@ -79,4 +79,6 @@ def install() -> None:
     threading.Lock = locks._Lock
     threading.RLock = locks._RLock
     redis_commands.install()  # redis-py commands, only if it is importable
+    # a store's own threads, pool work and forks (intercept/threads.py)
+    threads.install()
     _installed = True
