@@ -21,6 +21,7 @@ BUILTIN = {
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+    "sqlalchemy": "sessioncheck.stores.reference.sqlalchemy_store:SqlAlchemyStore",  # the sql extra
 }
 
 

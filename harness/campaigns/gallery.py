@@ -70,6 +70,7 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
 }
 
 
