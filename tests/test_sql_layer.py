@@ -81,7 +81,8 @@ def test_shared_connection_store_runs_to_the_end_and_passes(mode):
                         "--budget", str(GUARD), "--seed", "1", "--report", os.devnull],
                        capture_output=True, text=True, timeout=GUARD + 60, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert f"{EXAMPLES} examples" in p.stdout, p.stdout
+    out = p.stdout + p.stderr
+    assert "no violation found" in out and f"{EXAMPLES} examples" in out, out
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
