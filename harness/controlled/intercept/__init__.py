@@ -18,7 +18,10 @@ What is patched (ENGINE-NOTES.md, "Traps"): ``builtins.open`` *and*
 connections (execute and commit become points; a busy database becomes a
 cooperative poll) and ``threading.Lock`` / ``RLock`` created by store code
 (an acquire that would block marks the actor blocked instead of blocking
-the baton).
+the baton; a lock only one actor takes is no point).  Each under every
+name it is reachable by (``posix.open``, ``_io.open``,
+``sqlite3.dbapi2.connect``); the few names deliberately left are listed,
+with their reasons, in ``tests/test_intercept_aliases.py``.
 
 Patching is process-wide but *active* only in a thread that carries an
 :class:`ActorContext` (a thread-local), and file calls count only under the
