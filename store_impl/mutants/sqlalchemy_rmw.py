@@ -25,13 +25,17 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, select, update
-from sqlalchemy.dialects.sqlite import insert
-
 from sessioncheck.protocol import Capabilities, Message, SessionState
+from sessioncheck.errors import ConfigError
+from sessioncheck.stores.reference.sqlalchemy_store import MISSING
 
-schema = MetaData()
-sessions = Table("sessions", schema, Column("id", String, primary_key=True), Column("data", Text, nullable=False))
+if not MISSING:
+    from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, select, update
+    from sqlalchemy.dialects.sqlite import insert
+
+    schema = MetaData()
+    sessions = Table("sessions", schema, Column("id", String, primary_key=True),
+                     Column("data", Text, nullable=False))
 
 
 class Store:
@@ -40,6 +44,8 @@ class Store:
     capabilities = Capabilities()
 
     def __init__(self, location: Path) -> None:
+        if MISSING:
+            raise ConfigError(MISSING)
         Path(location).mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(f"sqlite:///{Path(location) / 'blobs.db'}", connect_args={"timeout": 10})
         with self.engine.begin() as conn:

@@ -18,26 +18,31 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, and_, create_engine, delete, event,
-                        insert, select)
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+from sessioncheck.errors import ConfigError
 from sessioncheck.protocol import Capabilities, Message, SessionState
 
-schema = MetaData()
-messages = Table(
-    "messages", schema,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("session", String, nullable=False, index=True),
-    Column("role", String, nullable=False),
-    Column("content", Text, nullable=False),
-)
-metadata_table = Table(
-    "metadata", schema,
-    Column("session", String, primary_key=True),
-    Column("key", String, primary_key=True),
-    Column("value", Text, nullable=False),
-)
+try:  # the sql extra; without it the store is still listed, and says what to install
+    from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, and_, create_engine, delete, event,
+                            insert, select)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+except ImportError as exc:
+    MISSING: str | None = f"{exc}; the SQLAlchemy stores need: pip install 'sessioncheck[sql]'"
+else:
+    MISSING = None
+    schema = MetaData()
+    messages = Table(
+        "messages", schema,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("session", String, nullable=False, index=True),
+        Column("role", String, nullable=False),
+        Column("content", Text, nullable=False),
+    )
+    metadata_table = Table(
+        "metadata", schema,
+        Column("session", String, primary_key=True),
+        Column("key", String, primary_key=True),
+        Column("value", Text, nullable=False),
+    )
 
 
 def serialisable_engine(path: Path) -> Any:
@@ -61,6 +66,8 @@ class SqlAlchemyStore:
     capabilities = Capabilities(delete=True)
 
     def __init__(self, location: Path) -> None:
+        if MISSING:
+            raise ConfigError(MISSING)
         Path(location).mkdir(parents=True, exist_ok=True)
         self.engine = serialisable_engine(Path(location) / "sessions.db")
         with self.engine.begin() as conn:
