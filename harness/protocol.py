@@ -72,11 +72,17 @@ class Capabilities:
     - ``retention``: a short description of the store's retention policy
       when it moves old messages to ``SessionState.archived``; ``None`` if
       it keeps every message.
+    - ``refusals``: exception types (besides ``OSError``, ``TimeoutError``
+      and SQLite's busy/locked errors, always refusals) that mean "refused,
+      not done": the operation may or may not have taken effect, and the
+      checker treats it so, instead of reporting it.  Looked for anywhere
+      in the exception's chain (``__cause__``, ``__context__``, ``.orig``).
     """
 
     metadata: bool = True
     delete: bool = False
     retention: str | None = None
+    refusals: tuple[type, ...] = ()
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ BUILTIN = {
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
     "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",
+    "sqlalchemy": "sessioncheck.stores.reference.sqlalchemy_store:SqlAlchemyStore",  # the sql extra
 }
 
 #: Correct reference stores that keep their data in a server the harness

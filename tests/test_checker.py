@@ -35,6 +35,11 @@ BAD = {
     "none-not-cleared": ("I3", "compute_instance_id"),
     "cleared-field-comes-back": ("I3", "model"),
     "register-tricky": ("I3", "model"),
+    # A wrong metadata value some write did produce, in the wrong form or
+    # place, is a register fault (I3), not a state no write produced (I4).
+    "none-stored-as-text": ("I3", "model"),
+    "metadata-copied-across-sessions": ("I3", "model"),
+    "metadata-leaked-to-another-session": ("I3", "user"),
 }
 
 
@@ -68,6 +73,25 @@ def test_summary_names_actor_time_and_value():
     s = result.findings[0].summary
     assert "cleared to None by A at t=3..4" in s and "'gpu-1'" in s and "read by B at t=5..6" in s
     assert [o.process for o in result.findings[0].ops] == ["A", "A", "B"]
+
+
+def test_misplaced_metadata_names_where_the_value_came_from():
+    text = check(read_jsonl(HERE / "none-stored-as-text-bad.jsonl")).findings[0]
+    assert "the text 'None'" in text.summary and "cleared the field to None" in text.summary
+    copied = check(read_jsonl(HERE / "metadata-copied-across-sessions-bad.jsonl")).findings[0]
+    assert copied.session == "s2" and "session s1 by A" in copied.summary
+    assert [o.session for o in copied.ops] == ["s1", "s2"]  # the read and the write it came from
+    leaked = check(read_jsonl(HERE / "metadata-leaked-to-another-session-bad.jsonl")).findings[0]
+    assert leaked.session == "s2" and "session s1 by A" in leaked.summary
+
+
+def test_a_value_no_write_anywhere_produced_is_still_i4():
+    from sessioncheck.checking.history import Event as E
+
+    evs = [E("A", "invoke", "persist", "s1", {"model": "x"}, 1), E("A", "ok", "persist", "s1", None, 2),
+           E("B", "invoke", "read", "s1", None, 3),
+           E("B", "ok", "read", "s1", {"messages": [], "metadata": {"model": "zzz"}}, 4)]
+    assert check(evs).findings[0].invariant == "I4"
 
 
 def test_lost_append_witness_is_the_add_and_the_read():

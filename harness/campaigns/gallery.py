@@ -79,6 +79,7 @@ PLAN: dict[str, MutantPlan] = {
     # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
     "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
 }
 
 

@@ -591,9 +591,9 @@ def _check_registers(sid: str, reads: list[tuple[Operation, list, dict]],
             for op, _, meta in reads:
                 v = meta.get(fname)
                 if v is not None:
-                    ctx.add("I4", sid, fname,
-                            f"field {fname}: the read by {op.process} at {ctx.span(op)} returned "
-                            f"{_show(v)}, a value nothing ever wrote to it", [op])
+                    where = f"field {fname}: the read by {op.process} at {ctx.span(op)} returned {_show(v)}"
+                    if not _misplaced_value(sid, fname, v, where, [op], ctx):
+                        ctx.add("I4", sid, fname, f"{where}, a value nothing ever wrote to it", [op])
                     break
             continue
         if ctx.out_of_time():
@@ -778,7 +778,8 @@ def _explain_register(sid: str, fname: str, rops: list[_RegOp], failed: int, ctx
     where = f"field {fname}: the read by {x.op.process} at {ctx.span(x.op)} returned {_show(x.value)}"
     all_writers = [r for r in rops if r.write and r.key == x.key]
     if x.value is not None and not all_writers:
-        ctx.add("I4", sid, fname, f"{where}, a value nothing ever wrote to this field", [x.op])
+        if not _misplaced_value(sid, fname, x.value, where, [x.op], ctx):
+            ctx.add("I4", sid, fname, f"{where}, a value nothing ever wrote to this field", [x.op])
         return
     if x.value is not None and not writers:
         first = min(all_writers, key=lambda r: r.start)
@@ -809,6 +810,40 @@ def _explain_register(sid: str, fname: str, rops: list[_RegOp], failed: int, ctx
         return
     ctx.add("I3", sid, fname, f"{where}, which no order of the overlapping writes consistent "
             "with real time allows", shown)
+
+
+def _misplaced_value(sid: str, fname: str, value: Any, where: str, shown: list[Operation],
+                     ctx: _Context) -> bool:
+    """Report (I3) a read value no write of this field produced, but which
+    a metadata write did produce in the wrong form or place: the text
+    ``"None"`` for a clear of this field (a store writing ``str(None)``),
+    or a value written to another session (metadata copied across
+    sessions).  Both are a wrong register value, not a state no write
+    produced (I4).  Returns whether it reported."""
+    if value == "None":
+        clears = [op for op in ctx.ops if op.f == "persist" and op.session == sid
+                  and isinstance(op.value, dict) and fname in op.value and op.value[fname] is None]
+        if clears:
+            c = clears[0]
+            ctx.add("I3", sid, fname, f"{where}: the text 'None', where {c.process} at {ctx.span(c)} cleared the "
+                    "field to None (the clear was stored as the string)", [*shown, c])
+            return True
+    key = _vkey(value)
+    same_field, other_field = None, None
+    for op in ctx.ops:
+        if op.f != "persist" or op.session == sid or not isinstance(op.value, dict):
+            continue
+        if fname in op.value and _vkey(op.value[fname]) == key:
+            same_field = same_field or op
+        elif other_field is None and any(_vkey(v) == key for v in op.value.values() if v is not None):
+            other_field = op
+    src = same_field or other_field
+    if src is None:
+        return False
+    fields = fname if src is same_field else "another field"
+    ctx.add("I3", sid, fname, f"{where}, a value written to {fields} of session {src.session} by {src.process} "
+            f"at {ctx.span(src)}, never to this session (metadata copied across sessions)", [*shown, src])
+    return True
 
 
 def _last_writer(rops: list[_RegOp], read: _RegOp) -> _RegOp | None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import inspect
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sessioncheck.controlled.refusals import REFUSALS, declared_refusals, is_refusal
 from sessioncheck.protocol import SessionState, StoreSpec
 
 
@@ -78,10 +78,12 @@ class Actor(Protocol):
 # -- running inside the actor ---------------------------------------------------
 
 #: Exceptions that say "this operation did not happen, or may not have":
-#: the store refused (lock timeout, busy database, an I/O error).  Anything
+#: the store refused (lock timeout, busy database, an I/O error), found
+#: anywhere in the exception's chain (:mod:`sessioncheck.controlled.refusals`),
+#: plus the types the store declares in ``Capabilities.refusals``.  Anything
 #: else escaping a store is reported as I4: the store met a state it could
 #: not handle (a torn file, an unexpected shape) or crashed on a bug.
-UNAVAILABLE = (OSError, TimeoutError, sqlite3.OperationalError)
+UNAVAILABLE = REFUSALS
 
 
 class Runner:
@@ -110,10 +112,9 @@ class Runner:
     def run(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
         try:
             value = self._dispatch(spec, location, call)
-        except UNAVAILABLE as exc:
-            return Done("info", error=_describe(exc, location))
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
-            return Done("error", error=_describe(exc, location))
+            refused = is_refusal(exc, declared_refusals(self.store, spec and spec.factory))
+            return Done("info" if refused else "error", error=_describe(exc, location))
         return Done("ok", value=value)
 
     def _dispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:

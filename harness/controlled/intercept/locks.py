@@ -52,6 +52,15 @@ class CooperativeLock:
     Outside actors it behaves exactly like the real lock.  Inside, an
     acquire that would block reports the actor blocked and waits at a
     point; the scheduler resumes it when the holder releases.
+
+    An acquire is a preemption point only once a second actor has taken
+    the lock (or is taking it now): a lock only one actor ever takes (a
+    connection pool's mutex inside one store instance) orders nothing
+    between actors, so a point there would only lengthen stories and
+    searches.  Blocking, and the lock events the scheduler needs, are the
+    same either way.  Takers are counted per run (per store location), so
+    a module-level lock shared by every run decides the same way in each
+    run and a replay meets the same points.
     """
 
     def __init__(self, reentrant: bool = False) -> None:
@@ -60,6 +69,8 @@ class CooperativeLock:
         self._owner: int | None = None
         self._count = 0
         self._key = ("tlock", id(self))
+        self._run = ""  # the store location of the run the takers belong to
+        self._takers: set[str] = set()  # actors of that run that took it (or tried)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = _thread.get_ident()
@@ -70,7 +81,11 @@ class CooperativeLock:
         if ctx is None:
             ok = self._lock.acquire(blocking, timeout)
         else:
-            ctx.point("lock", "", "threading lock")
+            if ctx.root != self._run:
+                self._run, self._takers = ctx.root, set()
+            self._takers.add(ctx.name)
+            if len(self._takers) > 1:
+                ctx.point("lock", "", "threading lock")
             deadline = None if timeout is None or timeout < 0 else ctx.now + timeout
             while not (ok := self._lock.acquire(False)):
                 ctx.events.append(("blocked", self._key))

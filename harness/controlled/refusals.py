@@ -1,0 +1,70 @@
+"""Refusal or failure, by cause.
+
+An operation that raises was either *refused* ("this did not happen, or
+may not have": a lock timeout, a busy database, an I/O error; recorded as
+an ``info`` outcome the checker treats as maybe-applied) or it *failed*
+(the store met a state it could not handle, or has a bug: reported).
+
+The decision looks at the cause, not the class of the exception that
+escaped: libraries wrap driver errors (SQLAlchemy raises
+``sqlalchemy.exc.OperationalError`` with the ``sqlite3`` error as
+``.orig``; stores re-raise as their own types ``from`` the cause), so the
+whole chain counts: ``__cause__``, ``__context__`` and a DBAPI wrapper's
+``orig`` (the context is skipped after ``raise ... from None``, which
+says the new exception is not caused by the one being handled).  A store
+may declare more refusal types in
+``Capabilities.refusals`` (its own ``StoreBusy``, say).
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterator
+
+#: Always refusals, wherever they sit in the chain.
+REFUSALS: tuple[type, ...] = (OSError, TimeoutError)
+
+#: SQLite says "not now" (another connection holds the lock) or "cannot
+#: reach the file": refusals.  Any other OperationalError (no such table,
+#: a syntax error) is the store's failure.
+_SQLITE_REFUSAL_WORDS = ("locked", "busy", "disk i/o error", "unable to open")
+
+_MAX_CHAIN = 32  # a chain is short; this only guards against cycles a set would miss
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it (``__cause__``, ``__context__``,
+    ``.orig``), each once, breadth first."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo and len(seen) < _MAX_CHAIN:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        # ``raise X from None`` says "not because of the one being handled":
+        # then the context is not followed.
+        context = None if e.__suppress_context__ else e.__context__
+        todo += [e.__cause__, context, getattr(e, "orig", None)]
+
+
+def is_refusal(exc: BaseException, declared: tuple[type, ...] = ()) -> bool:
+    """Does ``exc`` say the operation was refused rather than failed?"""
+    for e in chain(exc):
+        if isinstance(e, REFUSALS) or (declared and isinstance(e, declared)):
+            return True
+        if isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in _SQLITE_REFUSAL_WORDS):
+            return True
+    return False
+
+
+def declared_refusals(store: Any, factory: Any = None) -> tuple[type, ...]:
+    """The refusal types a store declares (``capabilities.refusals``), read
+    from the instance, else from its factory (an ``open`` that failed)."""
+    from sessioncheck.protocol import Capabilities
+
+    for holder in (store, factory):
+        caps = getattr(holder, "capabilities", None)
+        if isinstance(caps, Capabilities):
+            return tuple(t for t in caps.refusals if isinstance(t, type) and issubclass(t, BaseException))
+    return ()
