@@ -54,12 +54,31 @@ def marked(mark: str, root: Path) -> list[int]:
     return out
 
 
+@pytest.fixture
+def tmp_path():
+    """A short private directory: the server's unix socket lives under it,
+    and a socket path has room for 107 bytes (pytest's own tmp_path under
+    xdist is deeper than that, and the server would move to /tmp, out of
+    the counts these tests make)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="sc-redis-test-", dir="/tmp"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def server_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.glob("sessioncheck-redis-*"))
 
 
 def sockets(root: Path) -> list[str]:
-    return sorted(str(p) for p in root.rglob("*.sock"))
+    # the harness removes directories while this walks them: a vanished
+    # one is simply not there
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root, onerror=lambda e: None)
+                  for f in files if f.endswith(".sock"))
 
 
 def harness(tmp_path: Path, *args: str, mark: str) -> subprocess.Popen:

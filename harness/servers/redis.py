@@ -25,6 +25,8 @@ ENV_URL = "SESSIONCHECK_REDIS_URL"
 STARTUP_TIMEOUT = 10.0
 #: The private server's databases: one per xdist worker, with room to spare.
 DATABASES = 64
+#: Longest unix socket path the kernel takes (sun_path is 108 bytes with its NUL).
+SOCKET_PATH_MAX = 107
 
 CONFIG = """\
 port 0
@@ -132,6 +134,11 @@ class RedisResource:
 
         self.private = True
         self.directory = tempfile.mkdtemp(prefix="sessioncheck-redis-", dir=scratch_dir())
+        if len(os.path.join(self.directory, "redis.sock").encode()) > SOCKET_PATH_MAX:
+            # a unix socket's path has room for 107 bytes: a deep scratch
+            # directory (pytest's tmp_path under xdist) cannot hold it
+            os.rmdir(self.directory)
+            self.directory = tempfile.mkdtemp(prefix="sessioncheck-redis-", dir="/tmp")
         conf = os.path.join(self.directory, "redis.conf")
         with open(conf, "w") as f:
             f.write(CONFIG.format(dir=self.directory, databases=DATABASES))
