@@ -66,6 +66,7 @@ def install() -> None:
     os.fsync = files._fsync_op("os.fsync")
     if _real["os.fdatasync"] is not None:
         os.fdatasync = files._fsync_op("os.fdatasync")
+    files.install()  # every alias, dir_fd forms, fd-level I/O, os.sync, mmap flush
     fcntl.flock = locks._flock
     time.sleep = clock._sleep
     time.time = clock._clock("time", EPOCH, 1.0, False)
