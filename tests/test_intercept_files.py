@@ -161,3 +161,22 @@ def test_correct_fd_level_stores_pass(store, mode):
     r = verify(store, mode=mode, budget=600, max_examples=200, seed=1, save_report=False)
     assert not r.found, r.story
     assert r.exploration.examples == 200
+
+
+def test_a_scenario_mark_no_intercepted_call_reaches_is_a_config_error():
+    """The store reads with mmap: "after B read the session file" has no
+    point to stop at; the scenario says so (exit 2) instead of dropping
+    the step and passing a store with the lost-update bug."""
+    from sessioncheck import scenario
+    from sessioncheck.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="never reads the session file through an intercepted call"):
+        scenario.run(scenario.get("pr1727-stale-write-back"), "fixture_fd_stores:MmapReadStore")
+
+
+@pytest.mark.parametrize("mutant", ["dir-fd-rmw", "pread-rmw"])
+def test_pr1727_catches_the_lost_update_read_through_fd_calls(mutant):
+    from sessioncheck import scenario
+
+    r = scenario.run(scenario.get("pr1727-stale-write-back"), f"mutant:{mutant}")
+    assert r.observed.startswith("I1"), r.story
