@@ -1,7 +1,7 @@
 """Test-only variants of the fd-level reference stores (controls)."""
 from __future__ import annotations
 
-from sessioncheck.stores.reference.fd_store import BytesPathStore
+from sessioncheck.stores.reference.osync_store import BytesPathStore
 
 
 class NoSyncBytesPathStore(BytesPathStore):

@@ -163,6 +163,7 @@ def test_a_read_of_unacknowledged_data_is_not_a_durability_promise(mode):
 
 
 FD = "sessioncheck.stores.reference.fd_store"
+OS = "sessioncheck.stores.reference.osync_store"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -181,7 +182,7 @@ def test_fsync_before_write_passes_without_power_loss():
 
 
 @pytest.mark.parametrize("mode", ["threads", "processes"])
-@pytest.mark.parametrize("store", [f"{FD}:BytesPathStore", f"{FD}:SyncAllStore", f"{FD}:PreadStore",
+@pytest.mark.parametrize("store", [f"{OS}:BytesPathStore", f"{OS}:SyncAllStore", f"{FD}:PreadStore",
                                    f"{FD}:DirFdStore"])
 def test_o_sync_writes_and_os_sync_are_durable(store, mode):
     r = verify(store, mode=mode, faults=("power-loss",), budget=600, max_examples=200, seed=1,

@@ -22,6 +22,7 @@ from sessioncheck.controlled.intercept.context import _real
 from sessioncheck.verify import verify
 
 FD = "sessioncheck.stores.reference.fd_store"
+OS = "sessioncheck.stores.reference.osync_store"
 
 
 @pytest.fixture
@@ -154,8 +155,8 @@ def test_fd_level_read_modify_writes_are_caught(mutant, mode, seed):
 
 @pytest.mark.quality
 @pytest.mark.parametrize("mode", ["threads", "processes"])
-@pytest.mark.parametrize("store", [f"{FD}:PreadStore", f"{FD}:DirFdStore", f"{FD}:BytesPathStore",
-                                   f"{FD}:SyncAllStore",
+@pytest.mark.parametrize("store", [f"{FD}:PreadStore", f"{FD}:DirFdStore", f"{OS}:BytesPathStore",
+                                   f"{OS}:SyncAllStore",
                                    "sessioncheck.stores.reference.fsspec_like_store:FsspecLikeStore"])
 def test_correct_fd_level_stores_pass(store, mode):
     r = verify(store, mode=mode, budget=600, max_examples=200, seed=1, save_report=False)
@@ -180,3 +181,14 @@ def test_pr1727_catches_the_lost_update_read_through_fd_calls(mutant):
 
     r = scenario.run(scenario.get("pr1727-stale-write-back"), f"mutant:{mutant}")
     assert r.observed.startswith("I1"), r.story
+
+
+def test_shutil_copyfile_reads_and_writes_at_points(tmp_path, points):
+    import shutil
+
+    src = tmp_path / "a"
+    src.write_bytes(b"x" * 100)
+    points.clear()
+    shutil.copyfile(src, tmp_path / "b")
+    kinds = [(k, p) for k, p, _ in points]
+    assert ("read", "a") in kinds and ("write", "b") in kinds, kinds

@@ -11,14 +11,9 @@ another set of calls, so that the harness is shown to see every one:
 - :class:`DirFdStore`: a cached directory fd; every file is opened,
   replaced and unlinked *relative to it* (``os.open(dir_fd=...)``,
   ``os.replace(src_dir_fd=..., dst_dir_fd=...)``), read with ``os.read``.
-- :class:`BytesPathStore`: every path is ``bytes``; temp files are
-  written ``O_SYNC`` (durable as ``os.write`` returns), the directory is
-  fsynced after the replace.
-- :class:`SyncAllStore`: plain writes, no fsync at all, one ``os.sync()``
-  after the replace (which makes every file and directory durable).
 
 Their buggy twins are ``mutant:pread-rmw`` and ``mutant:dir-fd-rmw`` (no
-lock), ``mutant:fsync-before-write`` (syncs, then writes).
+lock).  Durable without an fsync of their data: ``osync_store.py``.
 """
 from __future__ import annotations
 
@@ -176,49 +171,3 @@ class DirFdStore(_Locked):
         if self._dfd is not None:
             os.close(self._dfd)
             self._dfd = None
-
-
-class BytesPathStore(_Locked):
-    """Bytes paths, ``os.read``, ``O_SYNC`` temp files, atomic replace (reference)."""
-
-    sync_flag = os.O_SYNC
-
-    def _path(self, session_id: str) -> bytes:
-        return os.fsencode(self.dir) + b"/" + session_id.encode() + b".json"
-
-    def _load(self, session_id: str) -> dict:
-        try:
-            fd = os.open(self._path(session_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return {"messages": [], "metadata": {}}
-        try:
-            return _decode(_read_all(fd))
-        finally:
-            os.close(fd)
-
-    def _store(self, session_id: str, data: dict) -> None:
-        path = self._path(session_id)
-        tmp = path + b".tmp"  # under the session's lock: one writer at a time
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | self.sync_flag, 0o644)
-        try:
-            _write_all(fd, json.dumps(data).encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        self._made_durable()
-
-    def _made_durable(self) -> None:
-        dfd = os.open(os.fsencode(self.dir), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-class SyncAllStore(BytesPathStore):
-    """Plain writes, then one ``os.sync()`` after the replace (reference)."""
-
-    sync_flag = 0
-
-    def _made_durable(self) -> None:
-        os.sync()

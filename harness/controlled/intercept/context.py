@@ -30,6 +30,8 @@ _real = {
     "os.pwritev": getattr(os, "pwritev", None),
     "os.readv": getattr(os, "readv", None),
     "os.writev": getattr(os, "writev", None),
+    "os.sendfile": getattr(os, "sendfile", None),
+    "os.copy_file_range": getattr(os, "copy_file_range", None),
     "os.ftruncate": os.ftruncate,
     "os.truncate": os.truncate,
     "mmap.mmap": mmap.mmap,

@@ -3,7 +3,9 @@
 Points: ``open`` (``builtins.open``, ``io.open``, ``os.open``, with or
 without ``dir_fd``), ``read`` (a file object's reads, ``os.read``,
 ``os.pread``, ``os.preadv``), ``write`` (``os.write``, ``os.pwrite``,
-``os.pwritev``: unbuffered, so the data reaches the kernel at the call),
+``os.pwritev``: unbuffered, so the data reaches the kernel at the call;
+``os.sendfile`` / ``os.copy_file_range``, as ``shutil.copyfile`` uses
+them, are a read of their source and a write of their destination),
 ``flush`` and ``close`` (buffered data reaches the kernel), ``truncate``,
 ``replace`` / ``rename`` / ``unlink`` (with their ``*_dir_fd`` forms),
 ``fsync`` / ``fdatasync``, ``sync`` (``os.sync``: every file), and the
@@ -283,6 +285,31 @@ def _fd_io(kind: str, real_name: str) -> Callable:
     return op
 
 
+def _copy_op(real_name: str) -> Callable:
+    """``os.sendfile(out, in, ...)`` / ``os.copy_file_range(src, dst, ...)``
+    (``shutil.copyfile`` uses them): a read of the source and a write of
+    the destination, each a point when its file is watched."""
+    real = _real[real_name]
+    out_first = real_name == "os.sendfile"
+
+    def op(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+        ctx = current()
+        if ctx is not None:
+            src, dst = (b, a) if out_first else (a, b)
+            p = _watched_fd(ctx, src)
+            if p is not None:
+                ctx.point("read", p)
+            p = _watched_fd(ctx, dst)
+            if p is not None:
+                ctx.point("write", p, _sync_detail(dst))
+        return real(a, b, *args, **kwargs)
+
+    op.__name__ = real.__name__
+    op.__qualname__ = real.__name__
+    op.__doc__ = real.__doc__
+    return op
+
+
 def _truncate(path: Any, length: int) -> None:
     ctx = current()
     if ctx is not None:
@@ -380,6 +407,9 @@ def patches() -> dict[str, Any]:
                        ("pwrite", "write"), ("pwritev", "write"), ("writev", "write")):
         if _real.get(f"os.{name}") is not None:
             out[f"os.{name}"] = _fd_io(kind, f"os.{name}")
+    for name in ("os.sendfile", "os.copy_file_range"):
+        if _real.get(name) is not None:
+            out[name] = _copy_op(name)
     if _real.get("os.fdatasync") is not None:
         out["os.fdatasync"] = _fsync_op("os.fdatasync")
     if _real.get("os.sync") is not None:
