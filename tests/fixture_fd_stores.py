@@ -78,3 +78,46 @@ class ExclLockCopyStore(JsonFileStore):
             json.dump(data, fh)
         shutil.copyfile(tmp, path)
         os.unlink(tmp)
+
+
+import dbm.dumb  # noqa: E402
+import shelve  # noqa: E402
+
+from filelock import FileLock  # noqa: E402
+
+from sessioncheck.protocol import SessionState  # noqa: E402
+from sessioncheck.stores.reference.json_store import merge_fields  # noqa: E402
+
+
+class ShelveStore:
+    """One ``shelve`` on ``dbm.dumb`` (bytes paths inside), every call
+    under one file lock (correct without power loss: dbm.dumb never
+    fsyncs)."""
+
+    def __init__(self, location):
+        from pathlib import Path
+
+        self.dir = Path(location)
+        self._lock = FileLock(str(self.dir / "db.lock"), timeout=10)
+
+    def _db(self):
+        return shelve.Shelf(dbm.dumb.open(str(self.dir / "db"), "c"))
+
+    def _update(self, session_id, change):
+        with self._lock:
+            with self._db() as db:
+                data = db.get(session_id, {"messages": [], "metadata": {}})
+                change(data)
+                db[session_id] = data
+
+    def add_message(self, session_id, message):
+        self._update(session_id, lambda d: d["messages"].append(message))
+
+    def persist_state(self, session_id, fields):
+        self._update(session_id, lambda d: merge_fields(d, fields))
+
+    def read(self, session_id):
+        with self._lock:
+            with self._db() as db:
+                data = db.get(session_id, {"messages": [], "metadata": {}})
+        return SessionState(messages=list(data["messages"]), metadata=dict(data["metadata"]))

@@ -192,3 +192,11 @@ def test_shutil_copyfile_reads_and_writes_at_points(tmp_path, points):
     shutil.copyfile(src, tmp_path / "b")
     kinds = [(k, p) for k, p, _ in points]
     assert ("read", "a") in kinds and ("write", "b") in kinds, kinds
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_shelve_store_on_dbm_dumb_passes(mode):
+    """dbm.dumb renames and removes its files by bytes paths."""
+    r = verify("fixture_fd_stores:ShelveStore", mode=mode, budget=600, max_examples=200, seed=1,
+               save_report=False)
+    assert not r.found, r.story
