@@ -197,3 +197,11 @@ def test_without_the_o_sync_flag_the_same_store_is_caught():
     r = verify("fixture_fd_stores:NoSyncBytesPathStore", mode="threads", faults=("power-loss",), budget=120,
                max_examples=20, seed=1, save_report=False)
     assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()
+
+
+def test_a_write_after_the_fsync_is_not_durable_even_when_no_call_shows_it():
+    """The data reaches the file through a mapping after the fsync; the
+    crash state holds what the file held when the fsync was called."""
+    r = verify("fixture_fd_stores:MmapAfterFsyncStore", mode="threads", faults=("power-loss",), budget=120,
+               max_examples=20, seed=1, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()

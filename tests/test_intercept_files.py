@@ -200,3 +200,11 @@ def test_a_shelve_store_on_dbm_dumb_passes(mode):
     r = verify("fixture_fd_stores:ShelveStore", mode=mode, budget=600, max_examples=200, seed=1,
                save_report=False)
     assert not r.found, r.story
+
+
+def test_an_unbuffered_write_is_a_point(tmp_path, points):
+    with open(tmp_path / "raw", "wb", buffering=0) as fh:
+        fh.write(b"x")
+    with open(tmp_path / "buffered", "wb") as fh:
+        fh.write(b"x")  # stays in Python until the close
+    assert [k for k, _, _ in points] == ["open", "write", "close", "open", "close"]

@@ -143,10 +143,18 @@ class WatchedFile:
         self._read_point()
         return next(self._f)
 
+    def _write_point(self) -> None:
+        # A buffered write stays in Python until flush/close (points); an
+        # unbuffered one (buffering=0: a raw FileIO) reaches the kernel now.
+        if isinstance(self._f, io.RawIOBase):
+            self._ctx.point("write", self._path, _sync_detail(self._fd))
+
     def write(self, data: Any) -> Any:
+        self._write_point()
         return self._f.write(data)
 
     def writelines(self, lines: Any) -> Any:
+        self._write_point()
         return self._f.writelines(lines)
 
     def flush(self) -> None:
