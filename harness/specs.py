@@ -21,6 +21,11 @@ BUILTIN = {
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+    # the same model reached below Python's file objects (store_impl/reference/fd_store.py,
+    # osync_store.py): pread/pwrite in place, paths relative to a dir fd, bytes paths + O_SYNC
+    "json-pread": "sessioncheck.stores.reference.fd_store:PreadStore",
+    "json-dirfd": "sessioncheck.stores.reference.fd_store:DirFdStore",
+    "json-osync": "sessioncheck.stores.reference.osync_store:BytesPathStore",
 }
 
 

@@ -97,7 +97,7 @@ class _Locked:
 
 
 class PreadStore(_Locked):
-    """One cached fd per session, ``pread`` / ``pwrite`` in place, locked (reference)."""
+    """One cached fd per session, pread / pwrite in place, locked (reference)."""
 
     def __init__(self, location: Path) -> None:
         super().__init__(location)

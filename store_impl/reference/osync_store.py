@@ -23,7 +23,7 @@ from sessioncheck.stores.reference.fd_store import _decode, _Locked, _read_all, 
 
 
 class BytesPathStore(_Locked):
-    """Bytes paths, ``os.read``, ``O_SYNC`` temp files, atomic replace (reference)."""
+    """Bytes paths, os.read, O_SYNC temp files, atomic replace (reference)."""
 
     sync_flag = os.O_SYNC
 
@@ -60,7 +60,7 @@ class BytesPathStore(_Locked):
 
 
 class SyncAllStore(BytesPathStore):
-    """Plain writes, then one ``os.sync()`` after the replace (reference)."""
+    """Plain writes, then one os.sync() after the replace (reference)."""
 
     sync_flag = 0
 
