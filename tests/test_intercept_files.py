@@ -139,7 +139,7 @@ def test_the_file_wrapper_accepts_what_a_real_file_accepts(tmp_path, points):
 
 # -- stores that reach their files below Python's file objects ----------------
 # Budget: every mutant is caught within MUTANT_BUDGET examples, for each
-# seed below (measured: at most 30 examples; see the report).
+# seed below (measured: 18 examples, found by the systematic pass, for seeds 1-10).
 MUTANT_BUDGET = 300
 
 
