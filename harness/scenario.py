@@ -27,7 +27,8 @@ stops, as an :class:`Until` step with a mark:
   only if the store reads under the lock it writes under;
 - ``"created"``: just past the point where the operation created or
   truncated a data file (a temp file, or the session file opened for
-  writing), or issued its first SQL write.
+  writing), first wrote to one in place (``os.pwrite`` on a cached fd),
+  or issued its first SQL write.
 
 Before the real run, each mark is resolved to a point count by a
 calibration run: the program up to the mark, then the actor advanced to
@@ -37,7 +38,10 @@ operation without such a point (an SQL ``persist_state`` that reads
 nothing) gets a count of 0: the actor stays parked at its first point,
 and the scenario's ``notes`` say what the run then means on that store.
 The resolved program is part of the result, and the tests check on the
-story of every run that the interleaving is the intended one.
+story of every run that the interleaving is the intended one.  A file
+store whose operation ends without the point a mark names (it reads
+through an ``mmap``, say) cannot be told where to stop: that is a
+configuration error (exit 2), never a step silently dropped.
 
 Exit codes of the ``scenario`` verbs follow the project's rule with one
 reading: what a scenario *finds* is an outcome other than the expected
@@ -145,36 +149,62 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
 def resolve_marks(ex: Executor, program: tuple[ProgramStep, ...]) -> list[Step]:
     """``program`` with every :class:`Until` replaced by the ``advance``
     that reaches its mark on this store (or dropped when the count is 0),
-    found by one calibration run per mark."""
+    found by one calibration run per mark.
+
+    Raises :class:`ConfigError` when an operation ran to its end without
+    a point the mark names: the store does that part of its work through
+    calls the harness does not intercept (an ``mmap``, a C extension), so
+    the scenario cannot place its step, and a run without it would test
+    another interleaving than the one the scenario is about.  SQL is the
+    exception: every statement is a point, so an operation without a
+    ``SELECT`` reads nothing, and its count is 0 (see the module notes)."""
     out: list[Step] = []
     for step in program:
         if isinstance(step, Step):
             out.append(step)
             continue
         probe_run = ex.run([*out, Step("advance", step.actor, points=_CALIBRATION_POINTS)])
-        n = _points_to_mark(probe_run.trace, ex.names[step.actor], step.mark)
+        name = ex.names[step.actor]
+        n = _points_to_mark(probe_run.trace, name, step.mark)
+        if n is None:
+            raise ConfigError(f"scenario step until({name!r}, {step.mark!r}): {_UNPLACEABLE[step.mark]}; "
+                              "the scenario cannot place this step on this store (check that the store "
+                              "opens and reads its files with open(), os.open/os.read/os.pread or sqlite3)")
         if n:
             out.append(Step("advance", step.actor, points=n))
     return out
 
 
+_UNPLACEABLE = {
+    "reading": "this store never reads the session file through an intercepted call",
+    "read": "this store never reads the session file through an intercepted call",
+    "created": "this store never creates or truncates a data file through an intercepted call",
+}
+
 _SQL_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")
 
 
-def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int:
+def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int | None:
     """How many points of ``actor``'s last operation before the end of the
-    program (the one the calibration advanced) reach ``mark``."""
+    program (the one the calibration advanced) reach ``mark``: 0 when the
+    operation waits for a lock before it (the actor stays parked), None
+    when it ran to its end without such a point (and is not SQL)."""
     starts = [i for i, e in enumerate(trace) if e["actor"] == actor and e["ev"] == "start"
               and e.get("call") not in ("open", "close")]
     if not starts:
         return 0
     points = []
+    blocked = False
     for e in trace[starts[-1] + 1:]:
         if e["actor"] != actor:
             continue
         if e["ev"] != "point" or e.get("busy"):
-            break  # the operation ended, or waits for a lock: the mark is not reachable alone
+            # the operation ended, or waits for a lock: the mark is not reachable alone
+            blocked = e["ev"] != "done"
+            break
         points.append(e)
+    else:
+        blocked = True  # still running when the calibration stopped
     locks = {p["path"] for p in points if p["kind"] in ("flock", "flock-wait")}
 
     def sql(p: dict) -> str:
@@ -185,21 +215,25 @@ def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int:
         return (p["kind"] == "open" and p["path"] not in locks and p["path"] != "."
                 and ("w" in detail or "create" in detail))
 
+    missing = 0 if blocked or any(p["kind"] == "sql" for p in points) else None
     if mark == "created":
         for i, p in enumerate(points):
-            if data_open_for_write(p) or sql(p) in _SQL_WRITES[:4]:
+            # an in-place writer (os.pwrite on a cached fd) changes its data file at its first write
+            in_place = p["kind"] in ("write", "truncate") and p["path"] not in locks
+            if data_open_for_write(p) or in_place or sql(p) in _SQL_WRITES[:4]:
                 return i + 1
-        return 0
+        return missing
     first = next((i for i, p in enumerate(points)
                   if (p["kind"] == "read" and p["path"] not in locks) or sql(p) == "SELECT"), None)
     if first is None:
-        return 0
+        return missing
     if mark == "reading":
         return first
     n = first + 1
     while n < len(points):
         p = points[n]
-        if (p["kind"] in ("flock", "flock-wait", "lock", "lock-wait", "replace", "rename", "truncate", "unlink")
+        if (p["kind"] in ("flock", "flock-wait", "lock", "lock-wait", "replace", "rename", "truncate", "unlink",
+                          "write")
                 or (p["kind"] == "open" and ("w" in (p.get("detail") or "") or "create" in (p.get("detail") or "")))
                 or sql(p) in _SQL_WRITES):
             break

@@ -27,6 +27,11 @@ BUILTIN = {
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
     "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",
     "sqlalchemy": "sessioncheck.stores.reference.sqlalchemy_store:SqlAlchemyStore",  # the sql extra
+    # the same model reached below Python's file objects (store_impl/reference/fd_store.py,
+    # osync_store.py): pread/pwrite in place, paths relative to a dir fd, bytes paths + O_SYNC
+    "json-pread": "sessioncheck.stores.reference.fd_store:PreadStore",
+    "json-dirfd": "sessioncheck.stores.reference.fd_store:DirFdStore",
+    "json-osync": "sessioncheck.stores.reference.osync_store:BytesPathStore",
 }
 
 #: Correct reference stores that keep their data in a server the harness

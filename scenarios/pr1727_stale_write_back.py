@@ -50,6 +50,10 @@ SCENARIO = Scenario(
         # nobody locks at all (I1).
         "mutant:read-outside-lock": violates("I3"),
         "mutant:unlocked-rmw": violates("I1"),
+        # the same bug read through os.read relative to a directory fd,
+        # and through os.pread on a cached fd
+        "mutant:dir-fd-rmw": violates("I1"),
+        "mutant:pread-rmw": violates("I1"),
         # LangGraph read-then-put: B's checkpoint is a child of the parent
         # it read; A's newer checkpoint hides it, and B's metadata is gone.
         "langgraph-read-put": violates("I3"),

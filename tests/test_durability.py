@@ -134,3 +134,74 @@ def test_nothing_leaks(tmp_path):
     assert lines["children"] == "0 []"
     assert int(lines["fds"]) <= 0, p.stdout
     assert lines["dirs"] == "[]"
+
+
+# -- the durability model as stated: durable as of the sync that follows ------
+JSON_DELETE_PROGRAM = {
+    "config": {"actors": 3, "sessions": 2, "max_steps": 24, "max_points": 16, "metadata": True,
+               "delete": True, "crash": False, "power_loss": True},
+    "program": [["start", 0, ["add", 0]], ["advance", 0, 11], ["start", 1, ["read", 0]], ["advance", 1, 16],
+                ["start", 1, ["delete", 1]]],
+}
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_read_of_unacknowledged_data_is_not_a_durability_promise(mode):
+    """B reads m1 while A's append is still in flight (before its directory
+    fsync); power is lost: m1 may be gone, A never acknowledged it."""
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.program import ModelConfig, program_from_json
+    from sessioncheck.specs import resolve
+
+    cfg = ModelConfig(**JSON_DELETE_PROGRAM["config"])
+    with Executor(resolve("json-delete"), mode, cfg) as ex:
+        out = ex.run(program_from_json(JSON_DELETE_PROGRAM["program"]))
+    reads = [e for e in out.trace if e["ev"] == "done" and e.get("call") == "read" and e["actor"] == "B"]
+    assert reads and reads[0]["value"]["messages"] == ["m1"], "the schedule no longer shows the pattern"
+    assert any(e["ev"] == "power-loss" for e in out.trace) or not out.failed
+    assert not out.failed, [v.summary for v in out.violations]
+
+
+FD = "sessioncheck.stores.reference.fd_store"
+OS = "sessioncheck.stores.reference.osync_store"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_fsync_before_write_is_caught_under_power_loss(mode, seed):
+    """Budget: 20 examples (measured: caught at example 1, seeds 1-10)."""
+    r = verify("mutant:fsync-before-write", mode=mode, faults=("power-loss",), budget=120, max_examples=20,
+               seed=seed, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()
+
+
+def test_fsync_before_write_passes_without_power_loss():
+    r = verify("mutant:fsync-before-write", mode="processes", faults=("crash",), budget=300, max_examples=200,
+               seed=1, save_report=False)
+    assert not r.found, r.story
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("store", [f"{OS}:BytesPathStore", f"{OS}:SyncAllStore", f"{FD}:PreadStore",
+                                   f"{FD}:DirFdStore"])
+def test_o_sync_writes_and_os_sync_are_durable(store, mode):
+    r = verify(store, mode=mode, faults=("power-loss",), budget=600, max_examples=200, seed=1,
+               save_report=False)
+    assert not r.found, r.story
+    assert r.exploration.examples == 200
+
+
+def test_without_the_o_sync_flag_the_same_store_is_caught():
+    """The control for the test above: the O_SYNC store with its flag
+    dropped (and nothing else synced but the directory) loses data."""
+    r = verify("fixture_fd_stores:NoSyncBytesPathStore", mode="threads", faults=("power-loss",), budget=120,
+               max_examples=20, seed=1, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()
+
+
+def test_a_write_after_the_fsync_is_not_durable_even_when_no_call_shows_it():
+    """The data reaches the file through a mapping after the fsync; the
+    crash state holds what the file held when the fsync was called."""
+    r = verify("fixture_fd_stores:MmapAfterFsyncStore", mode="threads", faults=("power-loss",), budget=120,
+               max_examples=20, seed=1, save_report=False)
+    assert r.found and r.outcome.violations[0].invariant in ("I6", "I4"), r.summary()

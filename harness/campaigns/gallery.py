@@ -80,6 +80,12 @@ PLAN: dict[str, MutantPlan] = {
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
     "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
     "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
+    # Below Python's file objects: a cached fd rewritten in place (a torn
+    # read between pwrite and ftruncate is I4), and paths relative to a dir fd.
+    "pread-rmw": MutantPlan(ANY, ("I1", "I3", "I4")),
+    "dir-fd-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "fsync-before-write": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I4", "I1")),
+                                                      ("processes", ("power-loss",), ("I6", "I4", "I1")))),
 }
 
 

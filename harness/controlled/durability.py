@@ -4,11 +4,15 @@
 cache.  The persistence model here is the pessimistic one POSIX promises,
 as ALICE (OSDI 2014) and LazyFS (VLDB 2024) assume:
 
-- a file's *data* is durable as of its last ``fsync`` / ``fdatasync``;
-  data never synced is lost (the file reads back empty, or as of its last
-  sync);
+- a file's *data* is durable as of the ``fsync`` / ``fdatasync`` that
+  *follows* its write: the file's content at the moment the sync is
+  called, never a write made after it; a write through an fd opened
+  ``O_SYNC`` / ``O_DSYNC`` (and an ``mmap`` flush) is durable when it
+  returns; ``os.sync()`` makes every file and directory durable as they
+  are when it is called; data never synced is lost (the file reads back
+  empty, or as of its last sync);
 - a *directory entry* (a create, a rename or replace, an unlink) is
-  durable only once its directory was fsynced.
+  durable only once its directory was fsynced (or ``os.sync()`` ran).
 
 After every acknowledged mutation the harness materialises two crash
 states and reads them with a fresh store instance:
@@ -19,10 +23,12 @@ states and reads them with a fresh store instance:
   last file fsync (the rename reached the disk, the data did not: the
   classic zero-length file of ext4 with delayed allocation, or XFS).
 
-Each must be a state the specification allows with every acknowledged
-operation in it (I6), and it must parse (I4).  SQLite's own fsyncs happen
-in C and cannot be seen; its files are trusted to be durable as of each
-statement it completes (true for its default ``synchronous`` settings).
+Each crash state must hold every *acknowledged* mutation (I6), and it
+must parse (I4).  Reads made before the power loss are not promises:
+data a reader saw from a write that was never acknowledged may be gone.
+SQLite's own fsyncs happen in C and cannot be seen; its files are trusted
+to be durable as of each statement it completes (true for its default
+``synchronous`` settings).
 """
 from __future__ import annotations
 
@@ -44,13 +50,33 @@ class DurableState:
     content: dict[int, bytes] = field(default_factory=dict)  # inode -> durable data
     entries: dict[str, dict[str, int]] = field(default_factory=dict)  # dir (relative) -> name -> inode
 
-    def performed(self, point: Point) -> None:
-        """Called after an actor performed ``point``."""
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel not in ("", ".") else self.root
+
+    def before(self, point: Point) -> None:
+        """Called just before an actor performs ``point``: a sync makes
+        durable what is on file *now*, not what the actor writes after it
+        (the actor runs on to its next point before :meth:`performed`)."""
         if point.kind == "fsync":
-            path = os.path.join(self.root, point.path) if point.path != "." else self.root
+            path = self._abs(point.path)
             if os.path.isdir(path):
                 self._snapshot_dir(path)
             else:
+                self._snapshot_file(path)
+        elif point.kind == "sync":  # os.sync(): everything, as it is now
+            for dirpath, _, files in os.walk(self.root):
+                self._snapshot_dir(dirpath)
+                for f in files:
+                    p = os.path.join(dirpath, f)
+                    if os.path.isfile(p) and not os.path.islink(p):
+                        self._snapshot_file(p)
+
+    def performed(self, point: Point) -> None:
+        """Called after an actor performed ``point``."""
+        if point.kind in ("write", "flush", "close") and point.detail in ("sync", "msync"):
+            # O_SYNC / O_DSYNC write, or msync: durable as the call returns
+            path = self._abs(point.path)
+            if os.path.isfile(path):
                 self._snapshot_file(path)
         elif point.kind == "sql":
             base = os.path.join(self.root, point.path)

@@ -275,11 +275,24 @@ class Executor:
     def _watch_power(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
         """After every acknowledged mutation, cut the power (in a copy):
         the durable state must hold every acknowledged operation (I6)."""
+        import dataclasses
+
         from sessioncheck.checking.checker import check
         from sessioncheck.controlled.durability import MODELS, DurableState, crash_reads
 
         state = DurableState(location)
         sched.on_performed = lambda name, point: state.performed(point)
+        real_resume = sched.resume
+
+        def resume(name: str, fault: int | None = None) -> None:
+            # A sync makes durable what is on file when it is called; by
+            # on_performed the actor has already run on to its next point.
+            point = sched.state[name].parked
+            if fault is None and point is not None:
+                state.before(point)
+            real_resume(name, fault)
+
+        sched.resume = resume  # type: ignore[method-assign]
 
         def probe(op: Operation) -> None:
             if any(v.invariant == "I6" for v in violations):
@@ -300,7 +313,10 @@ class Executor:
                               f"{MODEL_TEXT[model]}) the store cannot read {session}: "
                               f"{type(exc).__name__}: {exc}", subject=session, raw_times=True))
                     return
-                ops = list(sched.ops)
+                # Only acknowledged mutations are promises: what a reader
+                # saw of a write still in flight may be gone after the cut.
+                ops = [dataclasses.replace(o, index=i)
+                       for i, o in enumerate(o for o in sched.ops if o.f != "read")]
                 for session, value in mine:
                     ops.append(Operation(f"power:{model}", "read", session, None, t, t, "ok", value,
                                          index=len(ops)))

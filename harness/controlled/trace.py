@@ -4,8 +4,9 @@ A *step* is one actor beginning an operation, or one actor running through
 consecutive points; a final read and a power loss always start a new step.
 Operation times in the history become step numbers (:func:`renumber`), so a
 sentence about a violation points at a line of the story that reporting
-prints from the same cut.  Temporary files get stable names in order of
-first appearance (:class:`Names`), so the same run is told the same way.
+prints from the same cut.  Scratch files get stable names in order of
+first appearance, lock files keep theirs (:class:`Names`), so the same
+run is told the same way.
 """
 from __future__ import annotations
 
@@ -14,26 +15,85 @@ from typing import Any
 from sessioncheck.checking.history import Operation
 
 
+def _creates(detail: str) -> bool:
+    """Whether an ``open`` point with this detail may create its file
+    (``os.open`` flags text, or a ``builtins.open`` mode)."""
+    return "create" in detail or "excl" in detail or detail[:1] in ("w", "x", "a")
+
+
 class Names:
-    """Stable names for temporary files: the sources of a replace or
-    rename, and files created exclusively (``mkstemp``) that are not lock
-    files, are called ``tmp1``, ``tmp2``, ... in order of first appearance."""
+    """Stable names for scratch files, so the same run is told the same
+    way whatever pid, object id or random suffix a name carried.
+
+    A file is *scratch* (``tmp1``, ``tmp2``, ... in order of first
+    appearance) when it is the source of a replace or rename (performed
+    or failed), or when an operation created it and either created it
+    exclusively (``mkstemp``) or unlinked it again itself, *and* it was
+    not a lock: a file the operation locks with ``flock``, or one it
+    holds while it works on other files without reading it back (an
+    ``O_EXCL`` lock file, released by unlinking it), keeps its own name
+    (``s0.json.lock``), which every instance must agree on and which is
+    therefore the same in every run."""
 
     def __init__(self, trace: list[dict]) -> None:
-        temps: set[str] = set()
+        renamed: set[str] = set()
         excl: set[str] = set()
         locked: set[str] = set()
-        for e in trace:
-            if e.get("ev") != "point":
+        created: dict[str, list[tuple[tuple[str, int], int]]] = {}  # path -> [(operation, trace index)]
+        unlinked: dict[str, list[tuple[tuple[str, int], int]]] = {}
+        touches: list[tuple[int, tuple[str, int], str]] = []
+        reads: dict[str, list[tuple[tuple[str, int], int]]] = {}
+        ends: dict[tuple[str, int], int] = {}  # operation -> trace index of its end
+        op_no: dict[str, int] = {}
+        for i, e in enumerate(trace):
+            ev, actor = e.get("ev"), e.get("actor", "")
+            if ev == "start":
+                op_no[actor] = op_no.get(actor, 0) + 1
                 continue
-            if e["kind"] in ("replace", "rename") and e.get("detail"):
-                temps.add(e["detail"])
-            elif e["kind"] == "open" and "excl" in (e.get("detail") or ""):
-                excl.add(e["path"])
-            elif e["kind"] == "flock":
-                locked.add(e["path"])
-        # created exclusively (mkstemp) and never used as a lock file
-        temps |= excl - locked
+            op = (actor, op_no.get(actor, 0))
+            if ev in ("done", "crash"):
+                ends.setdefault(op, i)
+                continue
+            if ev not in ("point", "fault"):
+                continue
+            kind, path, detail = e.get("kind", ""), e.get("path") or "", e.get("detail") or ""
+            if kind in ("replace", "rename") and detail:
+                renamed.add(detail)
+            if ev != "point":
+                continue
+            if kind == "open" and _creates(detail) and not any(o == op for o, _ in created.get(path, [])):
+                created.setdefault(path, []).append((op, i))
+                if "excl" in detail:
+                    excl.add(path)
+            elif kind in ("flock", "flock-wait"):
+                locked.add(path)
+            elif kind == "unlink":
+                unlinked.setdefault(path, []).append((op, i))
+            if kind == "read" or (kind == "open" and "excl" not in detail):
+                # a lock is never read or opened again by its holder (a waiter's
+                # retried exclusive create is not a reopening)
+                reads.setdefault(path, []).append((op, i))
+            if path and path != ".":
+                touches.append((i, op, path))
+        temps = set(renamed)
+        for path, creations in created.items():
+            if path in temps or path in locked or path == ".":
+                continue
+            scratch = False
+            for op, i0 in creations:
+                gone = next((j for o, j in unlinked.get(path, []) if o == op and j > i0), None)
+                if path not in excl and gone is None:
+                    continue  # a data file the operation wrote in place, or left for others
+                end = gone if gone is not None else ends.get(op, len(trace))
+                read_back = any(o == op and i0 < j < end for o, j in reads.get(path, []))
+                holds = any(op2 == op and i0 < j < end and q != path and q not in renamed
+                            for j, op2, q in touches)
+                if holds and not read_back:
+                    scratch = False  # held while the operation worked on other files: a lock
+                    break
+                scratch = True
+            if scratch:
+                temps.add(path)
         self.map: dict[str, str] = {}
         for e in trace:
             for p in (e.get("path"), e.get("detail")):

@@ -5,9 +5,11 @@ beginning an operation, or one actor running through consecutive points
 (what it touched, in order), ending with what the operation returned.
 Operation times in the history are these step numbers, so the checker's
 sentence ("m3, acknowledged to B at step 7, is missing ...") points at a
-line of the story.  Paths are relative to the store's directory and
-temporary files are numbered in order of appearance (``tmp1``), so the same
-run prints the same story, byte for byte.
+line of the story.  Paths are relative to the store's directory,
+scratch files are numbered in order of appearance (``tmp1``) and lock files
+keep their names (``sessioncheck.controlled.trace.Names``), and each
+violation is told once, so the same run prints the same story, byte for
+byte.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ POINT_TEXT = {
     "open": "open {path}{detail}",
     "read": "read {path}",
     "flush": "flush {path}",
+    "write": "write {path}",
+    "sync": "sync every file (os.sync)",
     "close": "close {path}",
     "truncate": "truncate {path}",
     "replace": "replace {detail} → {path}",
@@ -58,6 +62,10 @@ def point_text(e: dict, names: Names | None = None) -> str:
         detail = f" ({detail.replace('+excl', '')})" if detail else ""
     elif kind in ("replace", "rename"):
         detail = n(detail)
+    elif kind == "flush" and detail == "msync":
+        return f"msync {path}"
+    elif kind in ("write", "flush", "close") and detail == "sync":
+        return POINT_TEXT[kind].format(path=path, detail="") + " (O_SYNC)"
     if kind == "sql" and detail in ("CONNECT", "CLOSE"):
         return f"{detail.lower()} {path}"
     if kind == "sql" and not detail:
@@ -248,9 +256,14 @@ def render(*, header: str, trace: list[dict], ops: list[Operation], violations: 
     from sessioncheck.checking.invariants import INVARIANTS
 
     names = Names(trace)
+    told: set[str] = set()
     for v in violations:
         name = INVARIANTS.get(v.invariant, "")
-        out.extend(textwrap.wrap(names.text(f"{v.invariant} ({name}) violated: {v.summary}"), width=width))
+        sentence = names.text(f"{v.invariant} ({name}) violated: {v.summary}")
+        if sentence in told:  # the same finding from several operations: once is enough
+            continue
+        told.add(sentence)
+        out.extend(textwrap.wrap(sentence, width=width))
         if v.invariant == "I1" and v.subject:
             why = attribute_loss(v.subject, ops, trace, lines)
             if why:

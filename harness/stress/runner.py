@@ -108,14 +108,19 @@ class StressConfig:
 Planned = tuple[str, str, Any, Any]
 
 
-def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False) -> list[Planned]:
+def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
+         metadata: bool = True) -> list[Planned]:
     """The seeded operations of one actor: message ids ``<actor>-<n>`` are
     unique; metadata values are unique strings, ``None`` (clear) and ``''``.
     With ``deletes`` (the store declares ``delete_session``), a share
-    ``DELETE_SHARE`` of the reads become deletes."""
+    ``DELETE_SHARE`` of the reads become deletes.  Without ``metadata``
+    (the store declares ``metadata=False``) no ``persist`` is planned: its
+    share goes to appends."""
     rng = random.Random(f"{seed}:{name}")
     out: list[Planned] = []
     p_add, p_persist = MIX[0], MIX[0] + MIX[1]
+    if not metadata:
+        p_add = p_persist
     p_delete = 1.0 - DELETE_SHARE if deletes else 2.0
     for k in range(n):
         s = f"s{rng.randrange(sessions)}"
@@ -312,9 +317,10 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             probe = spec.open(location)
         except Exception as exc:
             raise ConfigError(f"store {config.store!r}: opening it raised {type(exc).__name__}: {exc}") from None
-        deletes = capabilities_of(probe).delete
+        caps = capabilities_of(probe)
+        deletes = caps.delete
         _close(probe)
-        plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes)
+        plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata)
                  for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []

@@ -35,12 +35,7 @@ operating system at ``flush`` / ``close``, which are points.
 """
 from __future__ import annotations
 
-import _io
-import builtins
 import fcntl
-import io
-import os
-import posix
 import sqlite3
 import sqlite3.dbapi2
 import threading
@@ -67,18 +62,7 @@ def install() -> None:
     # library it uses (SQLAlchemy connects through sqlite3.dbapi2), must not
     # sidestep a point by the name it calls.  tests/test_intercept_aliases.py
     # checks that no other name is left.
-    for module in (builtins, io, _io):
-        module.open = files._open
-    os_ops = {"open": files._os_open, "close": files._os_close,
-              "replace": files._path_op("replace", "os.replace"),
-              "rename": files._path_op("rename", "os.rename"),
-              "remove": files._unlink_op("os.remove"), "unlink": files._unlink_op("os.unlink"),
-              "fsync": files._fsync_op("os.fsync")}
-    if _real["os.fdatasync"] is not None:
-        os_ops["fdatasync"] = files._fsync_op("os.fdatasync")
-    for module in (os, posix):
-        for name, op in os_ops.items():
-            setattr(module, name, op)
+    files.install()  # every alias of the file functions, dir_fd forms, fd-level I/O, os.sync, mmap flush
     fcntl.flock = locks._flock
     time.sleep = clock._sleep
     time.time = clock._clock("time", EPOCH, 1.0, False)

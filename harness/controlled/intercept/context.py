@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import mmap
 import os
 import sqlite3
 import threading
@@ -20,6 +21,20 @@ _real = {
     "os.unlink": os.unlink,
     "os.fsync": os.fsync,
     "os.fdatasync": getattr(os, "fdatasync", None),
+    "os.sync": getattr(os, "sync", None),
+    "os.read": os.read,
+    "os.write": os.write,
+    "os.pread": getattr(os, "pread", None),
+    "os.pwrite": getattr(os, "pwrite", None),
+    "os.preadv": getattr(os, "preadv", None),
+    "os.pwritev": getattr(os, "pwritev", None),
+    "os.readv": getattr(os, "readv", None),
+    "os.writev": getattr(os, "writev", None),
+    "os.sendfile": getattr(os, "sendfile", None),
+    "os.copy_file_range": getattr(os, "copy_file_range", None),
+    "os.ftruncate": os.ftruncate,
+    "os.truncate": os.truncate,
+    "mmap.mmap": mmap.mmap,
     "flock": fcntl.flock,
     "sleep": time.sleep,
     "time": time.time,
@@ -59,6 +74,7 @@ class ActorContext:
     def __init__(self, name: str, root: str, point: Callable[[str, str, str], int | None]) -> None:
         self.name = name
         self.root = os.path.abspath(root)
+        self.real_root = os.path.realpath(root)
         self._point = point
         self.fd_paths: dict[int, str] = {}
         self.file_fds: set[int] = set()  # fds owned by a file object
@@ -67,13 +83,24 @@ class ActorContext:
         self.now = 0.0  # virtual seconds, set by the transport at each resume
         self.held: dict[int, tuple] = {}  # fd -> lock key it holds
 
-    def watches(self, path: str) -> bool:
-        return path == self.root or path.startswith(self.root + os.sep)
+    def watches(self, path: str | bytes) -> bool:
+        """Whether ``path`` (absolute, ``str`` or ``bytes``) is under the
+        store's directory, spelled as given or with symlinks resolved (as
+        ``/proc/self/fd`` reports it)."""
+        path = os.fsdecode(path)
+        for root in (self.root, self.real_root):
+            if path == root or path.startswith(root + os.sep):
+                return True
+        return False
 
-    def rel(self, path: str) -> str:
-        if path == self.root:
-            return "."
-        return path[len(self.root) + 1:] if self.watches(path) else path
+    def rel(self, path: str | bytes) -> str:
+        path = os.fsdecode(path)
+        for root in (self.root, self.real_root):
+            if path == root:
+                return "."
+            if path.startswith(root + os.sep):
+                return path[len(root) + 1:]
+        return path
 
     def point(self, kind: str, path: str = "", detail: str = "") -> None:
         err = self._point(kind, self.rel(path) if path else "", detail)
@@ -90,7 +117,8 @@ def enter(ctx: ActorContext | None) -> None:
 
 
 def _abspath(file: Any) -> str | None:
+    """``file`` (str, bytes or path-like) as an absolute ``str`` path."""
     try:
-        return os.path.abspath(os.fspath(file))
+        return os.path.abspath(os.fsdecode(os.fspath(file)))
     except TypeError:
         return None
