@@ -110,6 +110,11 @@ class Runner:
             if callable(close):
                 close()
             return None
+        if self.store is None:
+            # The instance opens inside the actor's first operation, so its
+            # points interleave with the other actors' (engine.Executor.run).
+            assert spec is not None
+            self.store = spec.open(location)  # type: ignore[arg-type]
         if f == "add":
             self.store.add_message(call.session, {"role": "user", "content": call.value})
             return None

@@ -201,21 +201,18 @@ class Executor:
             sched = Scheduler(actors, now=self.epoch)
             if self.cfg.power_loss:
                 self._watch_power(sched, location, violations)
-            for a in actors:
-                done = sched.run_alone(a.name, OpCall("open"))
-                if done.status != "ok":
-                    violations.append(Violation("I4", f"{a.name} could not open the store: {done.error}"))
-                    broken = True
-                    return self._outcome(program, sched, violations, warnings)
+            # An actor opens its instance inside its first operation (Runner
+            # opens lazily), so opening interleaves with the others' work like
+            # any operation: a store that compacts or rewrites sessions in
+            # __init__ meets concurrent writers.
+            self._opened: set[str] = set()
             counters = {"m": 0, "v": 0}
             for step in program:
                 self._apply(sched, step, counters)
             sched.drain()
+            self._close_all(sched, violations)
             self._final_read(sched, location, violations)
             warnings.extend(orphans(sched.trace, location))
-            for a in actors:
-                if not sched.state[a.name].crashed:
-                    sched.run_alone(a.name, OpCall("close"))
         except Stuck as exc:
             broken = True
             self._retire(exc.actor)
@@ -250,6 +247,7 @@ class Executor:
                 self._restart(sched, name)
             elif not sched.finish(name):
                 return
+            self._opened.add(name)
             call = self._call(step.op, counters)
             op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
             sched.begin(name, call, op)
@@ -319,7 +317,19 @@ class Executor:
         actor = self._actor(i)
         actor.set_location(location)
         sched.replace(name, actor)
-        sched.run_alone(name, OpCall("open"))
+        # the new instance opens inside the operation that follows
+
+    def _close_all(self, sched: Scheduler, violations: list[Violation]) -> None:
+        """Close every open instance before the final read, interleaved by
+        the drain: what a store writes in ``close()`` (a cache flushed
+        back, a compaction) is part of the state the final read checks."""
+        closing = [n for n in sched.state if n in self._opened and not sched.state[n].crashed]
+        for name in closing:
+            sched.begin(name, OpCall("close"), None)
+        sched.drain()
+        for e in sched.trace:
+            if e["ev"] == "done" and e.get("call") == "close" and e.get("status") == "error":
+                violations.append(Violation("I4", f"{e['actor']}: close() of the store raised {e.get('error')}"))
 
     def _call(self, spec: OpSpec | None, counters: dict) -> OpCall:
         assert spec is not None

@@ -81,7 +81,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             if msg[0] == "exit":
                 break
             _, f, session, value, now, loc = msg
-            if f == "open" or ctx is None or loc != location:
+            if f == "open" or ctx is None or loc != location or runner.store is None:
                 location = loc
                 ctx = intercept.ActorContext(name, location, point)
                 intercept.enter(ctx)

@@ -51,7 +51,7 @@ class ThreadActor:
             if call is None or self._abandoned:
                 return
             ctx = self._ctx
-            if call.f == "open" or ctx is None:
+            if call.f == "open" or ctx is None or self._runner.store is None:
                 ctx = self._ctx = intercept.ActorContext(self.name, self.location, self._point)
                 intercept.enter(ctx)
             ctx.now = self._reply[0]
