@@ -49,6 +49,9 @@ SCENARIO = Scenario(
         # nobody locks at all (I1).
         "mutant:read-outside-lock": violates("I3"),
         "mutant:unlocked-rmw": violates("I1"),
+        # B's instance opens inside its persist: the compaction in
+        # __init__ reads s0 without the lock and writes it back after m2.
+        "mutant:compact-in-init": violates("I1"),
         # LangGraph read-then-put: B's checkpoint is a child of the parent
         # it read; A's newer checkpoint hides it, and B's metadata is gone.
         "langgraph-read-put": violates("I3"),
