@@ -87,6 +87,11 @@ class Scheduler:
     def __post_init__(self) -> None:
         self.state = {a.name: ActorState(a) for a in self.actors}
         self.holders: dict[Any, set[str]] = {}
+        #: semaphores (keys ``("sem" | "mpsem", ..., capacity)``): acquisitions
+        #: minus releases, by every actor; a waiter is held back only while
+        #: this is at the capacity
+        self.taken: dict[Any, int] = {}
+        self._taken_by: dict[tuple[Any, str], int] = {}
         #: called with (actor, point) after an actor performed a point
         self.on_performed: Any = None
         #: called with the operation after a mutation was acknowledged
@@ -105,9 +110,18 @@ class Scheduler:
             what, key = ev[0], ev[1]
             if what == "acquired":
                 self.holders.setdefault(key, set()).add(name)
+                if _counted(key):
+                    self.taken[key] = self.taken.get(key, 0) + 1
+                    self._taken_by[key, name] = self._taken_by.get((key, name), 0) + 1
                 if st.blocked_on == key:
                     st.blocked_on = None
             elif what == "released":
+                if _counted(key):
+                    self.taken[key] = self.taken.get(key, 0) - 1
+                    left = self._taken_by.get((key, name), 0) - 1
+                    self._taken_by[key, name] = left
+                    if left > 0:
+                        continue  # still holds another slot
                 self.holders.get(key, set()).discard(name)
             elif what == "blocked":
                 st.blocked_on = key
@@ -146,9 +160,15 @@ class Scheduler:
             self.on_ack(op)
 
     def release_all(self, name: str) -> None:
-        """A crashed actor's locks die with it (the kernel closes its fds)."""
-        for holders in self.holders.values():
+        """A crashed actor's locks die with it (the kernel closes its fds),
+        except a multiprocessing semaphore's count: the kernel does not give
+        back what a killed process held."""
+        for key, holders in self.holders.items():
+            if key[0] == "mpsem":
+                continue
             holders.discard(name)
+            if key[0] == "sem":
+                self.taken[key] = self.taken.get(key, 0) - self._taken_by.pop((key, name), 0)
 
     # -- queries --------------------------------------------------------
     def busy(self) -> list[str]:
@@ -166,6 +186,9 @@ class Scheduler:
             # whose last statement found the database busy counts as
             # blocked until a statement of its succeeds.
             return True
+        if _counted(key):
+            # no slot left: the count of slots taken is at the capacity
+            return self.taken.get(key, 0) >= key[-1]
         return bool(self.holders.get(key, set()) - {name})
 
     def runnable(self, name: str) -> bool:
@@ -357,6 +380,12 @@ class Scheduler:
             else:
                 parts.append(f"{n} is parked at {st.parked.kind if st.parked else '?'} {where}")
         return f"{what}: " + "; ".join(parts)
+
+
+def _counted(key: Any) -> bool:
+    """Semaphore keys carry their capacity; every other lock is a mutex
+    (or a shared lock the kernel arbitrates) held by a set of actors."""
+    return isinstance(key, tuple) and bool(key) and key[0] in ("sem", "mpsem")
 
 
 def _jsonable(v: Any) -> Any:
