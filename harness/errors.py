@@ -21,3 +21,10 @@ class HistoryError(ConfigError):
 
 class ReportError(ConfigError):
     """A report file is corrupt, foreign, or of an unknown schema version."""
+
+
+class UnseenWait(ConfigError):
+    """An actor blocked in a wait the harness does not model (a lock made
+    before interception was installed, a queue, a socket): its stack says
+    where.  The harness's blind spot, not the store's bug, so the run stops
+    with exit 2 and the fix instead of reporting I5."""

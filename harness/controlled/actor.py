@@ -51,10 +51,13 @@ Stop = Point | Done
 class Stuck(Exception):
     """An actor reached no point within the watchdog's bound (I5)."""
 
-    def __init__(self, actor: str, seconds: float) -> None:
+    def __init__(self, actor: str, seconds: float, samples: list | None = None) -> None:
         super().__init__(f"actor {actor} reached no preemption point within {seconds:g} s")
         self.actor = actor
         self.seconds = seconds
+        #: the actor thread's stack sampled when the watchdog fired
+        #: (``sessioncheck.controlled.waits``), innermost frame last
+        self.samples = samples or []
 
 
 class ActorDied(Exception):

@@ -216,6 +216,9 @@ class Executor:
         except Stuck as exc:
             broken = True
             self._retire(exc.actor)
+            unseen = unseen_wait(exc)
+            if unseen is not None:
+                raise unseen from None
             violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point: "
                                               "a lock or wait the harness cannot see)"))
         except Deadlock as exc:
@@ -410,6 +413,26 @@ class Executor:
             if result.verdict == "unknown":
                 unknown = result.reason
         return Outcome(program, sched.trace, ops, violations, warnings, unknown)
+
+
+def unseen_wait(exc: Stuck) -> "UnseenWait | None":
+    """A stuck actor blocked in a wait the harness does not model is the
+    harness's blind spot (exit 2), not the store's I5; one that computes
+    stays I5.  None when the stack shows no wait."""
+    from sessioncheck.controlled.waits import blocked_at, describe
+    from sessioncheck.errors import UnseenWait
+
+    found = blocked_at(exc.samples)
+    if found is None:
+        return None
+    return UnseenWait(
+        f"the harness cannot see this wait: {describe(*found)}: actor {exc.actor} blocked there for "
+        f"{exc.seconds:g} s without reaching a preemption point, so no schedule can be controlled "
+        "(how to fix: import the store after sessioncheck installs interception, e.g. let "
+        "sessioncheck import it from --store, or call sessioncheck.controlled.intercept.install() "
+        "before importing it in a test / use a lock the harness models: threading.Lock, RLock, "
+        "Semaphore or a multiprocessing lock made by store code, flock, lockf or fcntl locks, "
+        "an SQLite busy timeout)")
 
 
 def orphans(trace: list[dict], location: str) -> list[str]:

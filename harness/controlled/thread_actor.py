@@ -82,8 +82,12 @@ class ThreadActor:
     def _transfer(self) -> Stop:
         self._go.release()
         if not self._back.acquire(timeout=self.watchdog):
+            from sessioncheck.controlled.waits import sample_thread
+
+            # where it is stuck, before anything wakes it
+            samples = sample_thread(self._thread.ident)
             self._abandoned = True
-            raise Stuck(self.name, self.watchdog)
+            raise Stuck(self.name, self.watchdog, samples)
         stop = self._stop
         assert stop is not None
         return stop
