@@ -21,6 +21,10 @@ BUILTIN = {
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+    # the same JSON store under other locks the harness must understand
+    "json-excl-lock": "sessioncheck.stores.reference.excl_lock_store:ExclLockStore",
+    "json-lockf": "sessioncheck.stores.reference.lockf_store:LockfStore",
+    "json-ofd-lock": "sessioncheck.stores.reference.lockf_store:OfdLockStore",
 }
 
 

@@ -70,6 +70,12 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+    # Opening interleaves with other writers; closing happens before the
+    # final read (one actor is enough for stale-close).
+    "compact-in-init": MutantPlan(ANY, ("I1", "I3")),
+    "stale-close": MutantPlan(ANY, ("I1", "I3")),
+    # POSIX record locks exclude processes, never threads of one process.
+    "lockf-threads": MutantPlan(("threads",), ("I1", "I3")),
 }
 
 
