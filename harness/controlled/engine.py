@@ -216,11 +216,11 @@ class Executor:
         except Stuck as exc:
             broken = True
             self._retire(exc.actor)
-            unseen = unseen_wait(exc)
+            others = [n for n in sched.busy() if n != exc.actor]
+            unseen, where = unseen_wait(exc, others)
             if unseen is not None:
                 raise unseen from None
-            violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point: "
-                                              "a lock or wait the harness cannot see)"))
+            violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point{where})"))
         except Deadlock as exc:
             broken = True
             violations.append(Violation("I5", exc.summary, subject=exc.kind))
@@ -415,24 +415,34 @@ class Executor:
         return Outcome(program, sched.trace, ops, violations, warnings, unknown)
 
 
-def unseen_wait(exc: Stuck) -> "UnseenWait | None":
-    """A stuck actor blocked in a wait the harness does not model is the
-    harness's blind spot (exit 2), not the store's I5; one that computes
-    stays I5.  None when the stack shows no wait."""
+def unseen_wait(exc: Stuck, others: list[str]) -> tuple["UnseenWait | None", str]:
+    """Whether a stuck actor is the harness's blind spot or the store's hang.
+
+    Blocked in a wait (its stack says so) while ``others`` (actors the
+    harness parked in the middle of an operation) might be what it waits
+    for: the harness cannot see this wait, a configuration error (exit 2).
+    Blocked while nobody else is running an operation: nothing the harness
+    holds back can end the wait, so the store hangs on its own (I5, with
+    where).  Spinning: I5.  Returns the error, or None and the text to add
+    to the I5 summary."""
     from sessioncheck.controlled.waits import blocked_at, describe
     from sessioncheck.errors import UnseenWait
 
     found = blocked_at(exc.samples)
     if found is None:
-        return None
+        return None, ": it computes without touching the shared medium" if exc.samples else ""
+    if not others:
+        return None, (f": blocked at {describe(*found)} while no other actor was running an operation, "
+                      "so nothing the harness held back can end the wait")
     return UnseenWait(
         f"the harness cannot see this wait: {describe(*found)}: actor {exc.actor} blocked there for "
-        f"{exc.seconds:g} s without reaching a preemption point, so no schedule can be controlled "
+        f"{exc.seconds:g} s without reaching a preemption point while {', '.join(others)} "
+        f"{'was' if len(others) == 1 else 'were'} parked in an operation, so no schedule can be controlled "
         "(how to fix: import the store after sessioncheck installs interception, e.g. let "
         "sessioncheck import it from --store, or call sessioncheck.controlled.intercept.install() "
         "before importing it in a test / use a lock the harness models: threading.Lock, RLock, "
         "Semaphore or a multiprocessing lock made by store code, flock, lockf or fcntl locks, "
-        "an SQLite busy timeout)")
+        "an SQLite busy timeout)"), ""
 
 
 def orphans(trace: list[dict], location: str) -> list[str]:
