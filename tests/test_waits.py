@@ -201,3 +201,34 @@ def test_a_cpu_loop_stays_stuck(mode, monkeypatch):
     with Executor(resolve("wait_stores:SpinStore"), mode, ModelConfig(actors=1), watchdog=1.0) as ex:
         out = ex.run([Step("start", 0, OpSpec("add", 0))])
     assert [v.invariant for v in out.violations] == ["I5"]
+
+
+def test_lock_factories_are_cooperative_for_store_code_only():
+    """Semaphores and multiprocessing locks made while a store module is
+    imported are cooperative (with their capacity in the key); the same
+    factories called by anything else return the real objects, and
+    threading.Semaphore stays a class store code can subclass."""
+    import multiprocessing
+    import threading
+
+    from sessioncheck.controlled import intercept
+    from sessioncheck.controlled.intercept.locks import CooperativeProcessLock, CooperativeSemaphore
+
+    intercept.install()
+    with intercept.importing_store():
+        made = [threading.Semaphore(2), threading.BoundedSemaphore(), multiprocessing.Lock(),
+                multiprocessing.Semaphore(), multiprocessing.get_context("fork").BoundedSemaphore(3)]
+    assert [type(m) for m in made] == [CooperativeSemaphore, CooperativeSemaphore, CooperativeProcessLock,
+                                       CooperativeProcessLock, CooperativeProcessLock]
+    assert [m._key()[-1] for m in made] == [2, 1, 1, 1, 3]
+    assert not isinstance(threading.Semaphore(), CooperativeSemaphore)
+    assert not isinstance(multiprocessing.Lock(), CooperativeProcessLock)
+
+    class Mine(threading.Semaphore):
+        pass
+
+    assert isinstance(Mine(1), Mine)
+    # outside actors they behave as the real ones
+    sem = made[0]
+    assert sem.acquire() and sem.acquire() and not sem.acquire(blocking=False)
+    sem.release(2)

@@ -398,7 +398,8 @@ def _process_factory(real: Any, kind: str) -> Any:
         if kind in ("Lock", "RLock"):
             capacity = 1
         else:
-            capacity = int(args[-1] if args else kwargs.get("value", 1))
+            # args[0] is the context (this is its method)
+            capacity = int(args[1] if len(args) > 1 else kwargs.get("value", 1))
         return CooperativeProcessLock(inner, capacity, f"{kind} from multiprocessing")
 
     make.__name__ = kind
