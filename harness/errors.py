@@ -28,3 +28,8 @@ class UnsupportedStore(ConfigError):
     (I/O in a background thread outside any operation, a child process it
     forks).  A blind spot of the harness, not a finding about the store:
     exit 2 with the cause and what to do instead."""
+class UnseenWait(ConfigError):
+    """An actor blocked in a wait the harness does not model (a lock made
+    before interception was installed, a queue, a socket): its stack says
+    where.  The harness's blind spot, not the store's bug, so the run stops
+    with exit 2 and the fix instead of reporting I5."""

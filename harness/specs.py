@@ -32,6 +32,10 @@ BUILTIN = {
     "json-pread": "sessioncheck.stores.reference.fd_store:PreadStore",
     "json-dirfd": "sessioncheck.stores.reference.fd_store:DirFdStore",
     "json-osync": "sessioncheck.stores.reference.osync_store:BytesPathStore",
+    # the same JSON store under other locks the harness must understand
+    "json-excl-lock": "sessioncheck.stores.reference.excl_lock_store:ExclLockStore",
+    "json-lockf": "sessioncheck.stores.reference.lockf_store:LockfStore",
+    "json-ofd-lock": "sessioncheck.stores.reference.lockf_store:OfdLockStore",
 }
 
 #: Correct reference stores that keep their data in a server the harness

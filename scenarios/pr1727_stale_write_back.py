@@ -54,6 +54,12 @@ SCENARIO = Scenario(
         # and through os.pread on a cached fd
         "mutant:dir-fd-rmw": violates("I1"),
         "mutant:pread-rmw": violates("I1"),
+        # B's instance opens inside its persist: the compaction in
+        # __init__ reads s0 without the lock and writes it back after m2.
+        "mutant:compact-in-init": violates("I1"),
+        # lockf does not exclude two threads of one process: B's persist
+        # and A's append run their read-modify-writes at once.
+        "mutant:lockf-threads": violates("I1"),
         # LangGraph read-then-put: B's checkpoint is a child of the parent
         # it read; A's newer checkpoint hides it, and B's metadata is gone.
         "langgraph-read-put": violates("I3"),

@@ -86,6 +86,12 @@ PLAN: dict[str, MutantPlan] = {
     "dir-fd-rmw": MutantPlan(ANY, ("I1", "I3")),
     "fsync-before-write": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I4", "I1")),
                                                       ("processes", ("power-loss",), ("I6", "I4", "I1")))),
+    # Opening interleaves with other writers; closing happens before the
+    # final read (one actor is enough for stale-close).
+    "compact-in-init": MutantPlan(ANY, ("I1", "I3")),
+    "stale-close": MutantPlan(ANY, ("I1", "I3")),
+    # POSIX record locks exclude processes, never threads of one process.
+    "lockf-threads": MutantPlan(("threads",), ("I1", "I3")),
 }
 
 

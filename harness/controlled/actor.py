@@ -52,10 +52,13 @@ Stop = Point | Done
 class Stuck(Exception):
     """An actor reached no point within the watchdog's bound (I5)."""
 
-    def __init__(self, actor: str, seconds: float) -> None:
+    def __init__(self, actor: str, seconds: float, samples: list | None = None) -> None:
         super().__init__(f"actor {actor} reached no preemption point within {seconds:g} s")
         self.actor = actor
         self.seconds = seconds
+        #: the actor thread's stack sampled when the watchdog fired
+        #: (``sessioncheck.controlled.waits``), innermost frame last
+        self.samples = samples or []
 
 
 class ActorDied(Exception):
@@ -129,6 +132,11 @@ class Runner:
             if callable(close):
                 self._settle(close())
             return None
+        if self.store is None:
+            # The instance opens inside the actor's first operation, so its
+            # points interleave with the other actors' (engine.Executor.run).
+            assert spec is not None
+            self.store = spec.open(location)  # type: ignore[arg-type]
         if f == "add":
             self._settle(self.store.add_message(call.session, {"role": "user", "content": call.value}))
             return None

@@ -209,26 +209,26 @@ class Executor:
             sched = Scheduler(actors, now=self.epoch)
             if self.cfg.power_loss:
                 self._watch_power(sched, location, violations)
-            for a in actors:
-                done = sched.run_alone(a.name, OpCall("open"))
-                if done.status != "ok":
-                    violations.append(Violation("I4", f"{a.name} could not open the store: {done.error}"))
-                    broken = True
-                    return self._outcome(program, sched, violations, warnings)
+            # An actor opens its instance inside its first operation (Runner
+            # opens lazily), so opening interleaves with the others' work like
+            # any operation: a store that compacts or rewrites sessions in
+            # __init__ meets concurrent writers.
+            self._opened: set[str] = set()
             counters = {"m": 0, "v": 0}
             for step in program:
                 self._apply(sched, step, counters)
             sched.drain()
+            self._close_all(sched, violations)
             self._final_read(sched, location, violations)
             warnings.extend(orphans(sched.trace, location))
-            for a in actors:
-                if not sched.state[a.name].crashed:
-                    sched.run_alone(a.name, OpCall("close"))
         except Stuck as exc:
             broken = True
             self._retire(exc.actor)
-            violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point: "
-                                              "a lock or wait the harness cannot see)"))
+            others = [n for n in sched.busy() if n != exc.actor]
+            unseen, where = unseen_wait(exc, others)
+            if unseen is not None:
+                raise unseen from None
+            violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point{where})"))
         except Deadlock as exc:
             broken = True
             violations.append(Violation("I5", exc.summary, subject=exc.kind))
@@ -259,6 +259,7 @@ class Executor:
                 self._restart(sched, name)
             elif not sched.finish(name):
                 return
+            self._opened.add(name)
             call = self._call(step.op, counters)
             op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
             sched.begin(name, call, op)
@@ -346,7 +347,19 @@ class Executor:
         actor = self._actor(i, warm=not self.resources.names)
         actor.set_location(location)
         sched.replace(name, actor)
-        sched.run_alone(name, OpCall("open"))
+        # the new instance opens inside the operation that follows
+
+    def _close_all(self, sched: Scheduler, violations: list[Violation]) -> None:
+        """Close every open instance before the final read, interleaved by
+        the drain: what a store writes in ``close()`` (a cache flushed
+        back, a compaction) is part of the state the final read checks."""
+        closing = [n for n in sched.state if n in self._opened and not sched.state[n].crashed]
+        for name in closing:
+            sched.begin(name, OpCall("close"), None)
+        sched.drain()
+        for e in sched.trace:
+            if e["ev"] == "done" and e.get("call") == "close" and e.get("status") == "error":
+                violations.append(Violation("I4", f"{e['actor']}: close() of the store raised {e.get('error')}"))
 
     def _call(self, spec: OpSpec | None, counters: dict) -> OpCall:
         assert spec is not None
@@ -433,6 +446,36 @@ class Executor:
             if result.verdict == "unknown":
                 unknown = result.reason
         return Outcome(program, sched.trace, ops, violations, warnings, unknown)
+
+
+def unseen_wait(exc: Stuck, others: list[str]) -> tuple["UnseenWait | None", str]:
+    """Whether a stuck actor is the harness's blind spot or the store's hang.
+
+    Blocked in a wait (its stack says so) while ``others`` (actors the
+    harness parked in the middle of an operation) might be what it waits
+    for: the harness cannot see this wait, a configuration error (exit 2).
+    Blocked while nobody else is running an operation: nothing the harness
+    holds back can end the wait, so the store hangs on its own (I5, with
+    where).  Spinning: I5.  Returns the error, or None and the text to add
+    to the I5 summary."""
+    from sessioncheck.controlled.waits import blocked_at, describe
+    from sessioncheck.errors import UnseenWait
+
+    found = blocked_at(exc.samples)
+    if found is None:
+        return None, ": it computes without touching the shared medium" if exc.samples else ""
+    if not others:
+        return None, (f": blocked at {describe(*found)} while no other actor was running an operation, "
+                      "so nothing the harness held back can end the wait")
+    return UnseenWait(
+        f"the harness cannot see this wait: {describe(*found)}: actor {exc.actor} blocked there for "
+        f"{exc.seconds:g} s without reaching a preemption point while {', '.join(others)} "
+        f"{'was' if len(others) == 1 else 'were'} parked in an operation, so no schedule can be controlled "
+        "(how to fix: import the store after sessioncheck installs interception, e.g. let "
+        "sessioncheck import it from --store, or call sessioncheck.controlled.intercept.install() "
+        "before importing it in a test / use a lock the harness models: threading.Lock, RLock, "
+        "Semaphore or a multiprocessing lock made by store code, flock, lockf or fcntl locks, "
+        "an SQLite busy timeout)"), ""
 
 
 def orphans(trace: list[dict], location: str) -> list[str]:

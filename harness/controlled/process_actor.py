@@ -20,6 +20,7 @@ import pickle
 import select
 import signal
 import struct
+import time
 from typing import Any
 
 import multiprocess
@@ -54,13 +55,19 @@ def _recv(fd: int) -> Any:
     return pickle.loads(_recv_exact(fd, n))
 
 
-def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[int]) -> None:
+def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[int], dump_w: int = -1) -> None:
     """The actor process: wait for calls, run them, report points."""
     for fd in close_fds:
         try:
             os.close(fd)
         except OSError:
             pass
+    if dump_w >= 0:
+        import faulthandler
+
+        # SIGUSR1 dumps this process's stack to the parent (a stuck actor's
+        # wait is classified from it: sessioncheck.controlled.waits)
+        faulthandler.register(signal.SIGUSR1, file=dump_w, all_threads=False)
     # A Ctrl-C in the terminal reaches the whole process group; the parent
     # decides when actors end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -100,7 +107,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             if msg[0] == "exit":
                 break
             _, f, session, value, now, loc = msg
-            if f == "open" or ctx is None or loc != location:
+            if f == "open" or ctx is None or loc != location or runner.store is None:
                 location = loc
                 ctx = intercept.ActorContext(name, location, point)
                 intercept.enter(ctx)
@@ -136,12 +143,15 @@ class ProcessActor:
         self.location = ""
         down_r, self._down_w = os.pipe()
         self._up_r, up_w = os.pipe()
+        self._dump_r, dump_w = os.pipe()
         ctx = multiprocess.get_context("fork")
-        self._proc = ctx.Process(target=_child, args=(name, spec, down_r, up_w, [self._down_w, self._up_r]),
+        self._proc = ctx.Process(target=_child, args=(name, spec, down_r, up_w,
+                                                      [self._down_w, self._up_r, self._dump_r], dump_w),
                                  name=f"sessioncheck-{name}", daemon=True)
         self._proc.start()
         os.close(down_r)
         os.close(up_w)
+        os.close(dump_w)
         self._poll = select.poll()
         self._poll.register(self._up_r, select.POLLIN)
         self._closed = False
@@ -152,8 +162,9 @@ class ProcessActor:
 
     def _wait(self) -> Stop:
         if not self._poll.poll(int(self.watchdog * 1000)):
+            samples = self._stacks()
             self._kill()
-            raise Stuck(self.name, self.watchdog)
+            raise Stuck(self.name, self.watchdog, samples)
         try:
             msg = _recv(self._up_r)
         except (EOFError, OSError):
@@ -171,6 +182,31 @@ class ProcessActor:
         # call on this actor says so at once (Hypothesis replays it).
         if self._refused:
             raise UnsupportedStore(self._refused)
+
+    def _stacks(self, samples: int = 3, gap: float = 0.02) -> list:
+        """The child's stack, dumped by faulthandler a few times (bounded:
+        a dump that does not come within half a second is left out)."""
+        from sessioncheck.controlled.waits import parse_faulthandler
+
+        out = []
+        poll = select.poll()
+        poll.register(self._dump_r, select.POLLIN)
+        for i in range(samples):
+            try:
+                os.kill(self._proc.pid, signal.SIGUSR1)
+            except (ProcessLookupError, TypeError):
+                break
+            chunks = []
+            wait = 500
+            while poll.poll(wait):
+                chunks.append(os.read(self._dump_r, 65536))
+                wait = 30  # the rest of this dump follows at once
+            frames = parse_faulthandler(b"".join(chunks).decode("utf-8", "replace"))
+            if frames:
+                out.append(frames)
+            if i + 1 < samples:
+                time.sleep(gap)
+        return out
 
     def begin(self, call: OpCall, now: float) -> Stop:
         self._check()
@@ -200,7 +236,7 @@ class ProcessActor:
         if self._closed:
             return
         self._closed = True
-        for fd in (self._down_w, self._up_r):
+        for fd in (self._down_w, self._up_r, self._dump_r):
             try:
                 os.close(fd)
             except OSError:

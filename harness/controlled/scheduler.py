@@ -20,6 +20,17 @@ fire).  When every busy actor is blocked and none polls, that is a
 deadlock; when only pollers remain and virtual time passes the horizon, it
 is a livelock: both are reported (I5), never waited out.
 
+Sleeping yields.  An actor parked at a ``sleep`` waits for something
+another actor does, whether the harness sees the lock or not (an
+``O_EXCL`` lock file retried every 10 ms, ``filelock.SoftFileLock``): in
+the drain and in :meth:`Scheduler.finish`, every other actor that can run
+without sleeping runs first, and sleepers then wake in order of their
+wake-up time (ties by actor order), as a discrete-event clock would have
+them.  So the holder of a lock file runs and releases it instead of the
+waiter polling alone until the horizon.  The one exception is a poller
+whose lock the scheduler knows and sees free: it will take it at once, so
+it need not yield.
+
 Virtual time.  ``time.sleep`` inside an actor is a point; when the actor
 is resumed from it the clock jumps to its wake-up time (a discrete-event
 clock: a 10 s lock timeout fires at t=10, not after 10 s of real time).
@@ -76,6 +87,11 @@ class Scheduler:
     def __post_init__(self) -> None:
         self.state = {a.name: ActorState(a) for a in self.actors}
         self.holders: dict[Any, set[str]] = {}
+        #: semaphores (keys ``("sem" | "mpsem", ..., capacity)``): acquisitions
+        #: minus releases, by every actor; a waiter is held back only while
+        #: this is at the capacity
+        self.taken: dict[Any, int] = {}
+        self._taken_by: dict[tuple[Any, str], int] = {}
         #: called with (actor, point) after an actor performed a point
         self.on_performed: Any = None
         #: called with the operation after a mutation was acknowledged
@@ -94,9 +110,18 @@ class Scheduler:
             what, key = ev[0], ev[1]
             if what == "acquired":
                 self.holders.setdefault(key, set()).add(name)
+                if _counted(key):
+                    self.taken[key] = self.taken.get(key, 0) + 1
+                    self._taken_by[key, name] = self._taken_by.get((key, name), 0) + 1
                 if st.blocked_on == key:
                     st.blocked_on = None
             elif what == "released":
+                if _counted(key):
+                    self.taken[key] = self.taken.get(key, 0) - 1
+                    left = self._taken_by.get((key, name), 0) - 1
+                    self._taken_by[key, name] = left
+                    if left > 0:
+                        continue  # still holds another slot
                 self.holders.get(key, set()).discard(name)
             elif what == "blocked":
                 st.blocked_on = key
@@ -135,9 +160,15 @@ class Scheduler:
             self.on_ack(op)
 
     def release_all(self, name: str) -> None:
-        """A crashed actor's locks die with it (the kernel closes its fds)."""
-        for holders in self.holders.values():
+        """A crashed actor's locks die with it (the kernel closes its fds),
+        except a multiprocessing semaphore's count: the kernel does not give
+        back what a killed process held."""
+        for key, holders in self.holders.items():
+            if key[0] == "mpsem":
+                continue
             holders.discard(name)
+            if key[0] == "sem":
+                self.taken[key] = self.taken.get(key, 0) - self._taken_by.pop((key, name), 0)
 
     # -- queries --------------------------------------------------------
     def busy(self) -> list[str]:
@@ -155,6 +186,9 @@ class Scheduler:
             # whose last statement found the database busy counts as
             # blocked until a statement of its succeeds.
             return True
+        if _counted(key):
+            # no slot left: the count of slots taken is at the capacity
+            return self.taken.get(key, 0) >= key[-1]
         return bool(self.holders.get(key, set()) - {name})
 
     def runnable(self, name: str) -> bool:
@@ -162,6 +196,20 @@ class Scheduler:
         if not st.busy or st.parked is None:
             return False
         return not (self.blocked(name) and st.parked.kind in WAITS)
+
+    def sleeping(self, name: str) -> bool:
+        """Parked at a ``sleep`` while waiting for someone else: for a lock
+        it failed to take and that is still held, or for something the
+        harness cannot see (a lock file made with ``O_EXCL``).  A poller
+        whose known lock is free now is not waiting for anyone."""
+        st = self.state[name]
+        if st.parked is None or st.parked.kind != "sleep":
+            return False
+        return st.blocked_on is None or self.blocked(name)
+
+    def free(self, name: str) -> bool:
+        """Busy and able to make progress without waiting for anyone."""
+        return self.runnable(name) and not self.blocked(name) and not self.sleeping(name)
 
     def runnable_busy(self) -> list[str]:
         return [n for n in self.busy() if self.runnable(n)]
@@ -242,14 +290,44 @@ class Scheduler:
 
     def finish(self, name: str) -> bool:
         """Run ``name`` until its operation is done; False if it cannot
-        get there without someone else moving first."""
+        get there without someone else moving first.
+
+        While ``name`` sleeps (it waits for something another actor does,
+        see the design notes), the other actors move as in the drain: the
+        holder of a lock file runs and releases it.  False too when ``name``
+        is blocked at a lock, or when its waiting outlasts the horizon or
+        the point budget (the drain then reports what waits for what)."""
+        start = self.now
         n = 0
         while self.state[name].busy:
             if not self.runnable(name) or self.blocked(name) or n > self.drain_limit:
                 return False
-            self.resume(name)
             n += 1
+            if self.sleeping(name):
+                if self.now - start > self.horizon:
+                    return False
+                other = self._next_mover(exclude=name)
+                if other is not None:
+                    self.resume(other)
+                    continue
+            self.resume(name)
         return True
+
+    def _next_mover(self, exclude: str | None = None) -> str | None:
+        """Who moves next while sleepers wait: the free actor started most
+        recently, else the sleeper that wakes first (ties by actor order);
+        ``None`` when that is ``exclude`` or nobody can move."""
+        names = list(self.state)
+        busy = self.busy()
+        free = [n for n in busy if self.free(n)]
+        if free:
+            pick = max(free, key=lambda n: (self.state[n].op.start, -names.index(n)))
+            return None if pick == exclude else pick
+        pollers = [n for n in busy if self.runnable(n)]
+        if not pollers:
+            return None
+        pick = min(pollers, key=lambda n: (self.state[n].wake, names.index(n)))
+        return None if pick == exclude else pick
 
     def advance(self, name: str, points: int) -> None:
         for _ in range(points):
@@ -258,7 +336,14 @@ class Scheduler:
             self.resume(name)
 
     def drain(self) -> None:
-        """Let every busy actor finish, one at a time, deterministically."""
+        """Let every busy actor finish, deterministically.
+
+        A free actor (one that waits for nobody) runs until it is done,
+        blocked or asleep; the most recently started goes first: a program
+        that ends with "X was preempted, then Y started" means Y finishes
+        while X waits, the shape of most lost-update bugs.  When no actor is
+        free, the sleeper that wakes first polls once (see the design notes:
+        a sleeper yields to everyone who can run)."""
         start = self.now
         spent = 0
         names = list(self.state)
@@ -267,13 +352,10 @@ class Scheduler:
             if spent > self.drain_limit:
                 raise Deadlock(self._waits("no progress within "
                                            f"{self.drain_limit} points"), "livelock")
-            free = [n for n in busy if not self.blocked(n) and self.runnable(n)]
+            free = [n for n in busy if self.free(n)]
             if free:
-                # Most recently started first: a program that ends with
-                # "X was preempted, then Y started" means Y finishes while
-                # X waits, the shape of most lost-update bugs.
                 name = max(free, key=lambda n: (self.state[n].op.start, -names.index(n)))
-                while self.state[name].busy and not self.blocked(name):
+                while self.state[name].busy and self.free(name):
                     spent += 1
                     if spent > self.drain_limit:
                         break
@@ -298,6 +380,12 @@ class Scheduler:
             else:
                 parts.append(f"{n} is parked at {st.parked.kind if st.parked else '?'} {where}")
         return f"{what}: " + "; ".join(parts)
+
+
+def _counted(key: Any) -> bool:
+    """Semaphore keys carry their capacity; every other lock is a mutex
+    (or a shared lock the kernel arbitrates) held by a set of actors."""
+    return isinstance(key, tuple) and bool(key) and key[0] in ("sem", "mpsem")
 
 
 def _jsonable(v: Any) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sessioncheck.controlled.engine import Executor, Outcome
-from sessioncheck.errors import SessionCheckError
+from sessioncheck.errors import ConfigError, SessionCheckError
 from sessioncheck.controlled.program import Step
 
 class NondeterministicStore(SessionCheckError):
@@ -24,6 +24,14 @@ class NondeterministicStore(SessionCheckError):
 
 class BudgetSpent(BaseException):
     """Raised inside the Hypothesis test when the budget is spent."""
+
+
+class _Abort(BaseException):
+    """Carries a configuration error out of Hypothesis unshrunk."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Found(Exception):
@@ -108,7 +116,12 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 if program == best[-1].program:
                     raise Found(best[-1])
                 return
-        outcome = executor.run(program)
+        try:
+            outcome = executor.run(program)
+        except ConfigError as exc:
+            # the harness's own blind spot (an unseen wait): stop at once,
+            # Hypothesis must not shrink or retry it
+            raise _Abort(exc) from None
         if not shrinking[0]:
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
@@ -165,6 +178,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         test()
     except BudgetSpent:
         pass
+    except _Abort as exc:
+        raise exc.error from None
     except Found as exc:
         stats.outcome = exc.outcome
     except Flaky as exc:

@@ -133,6 +133,29 @@ def profile(executor: "Executor", op: Op, warm: bool) -> list[Access]:
     return accesses
 
 
+def profile_opening(executor: "Executor", op: Op) -> list[Access]:
+    """The accesses ``op`` makes as the first operation of a new instance
+    (actor B) on a location where A already wrote a message: its instance
+    opens inside it, so opening's accesses (a migration, a compaction, a
+    cache load) come first."""
+    if executor.cfg.actors < 2:
+        return []
+    steps = [Step("start", 0, OpSpec("add", op.session)), Step("start", 1, _spec(executor.cfg, op))]
+    out = executor.run(steps)
+    accesses: list[Access] = []
+    started = False
+    for e in out.trace:
+        if e["actor"] != "B":
+            continue
+        if e["ev"] == "start" and e.get("call") not in ("open", "close"):
+            started = True
+        elif started and e["ev"] == "point":
+            accesses.append(Access(e["kind"], e["path"], e.get("detail") or ""))
+        elif started and e["ev"] == "done":
+            break
+    return accesses
+
+
 def _spec(cfg: ModelConfig, op: Op) -> OpSpec:
     step = decode([(0, 0, op.a, op.b)], cfg)[0]
     assert step.op is not None
@@ -146,9 +169,11 @@ class Plan:
     only when a program needs it, at most once per ``(op, warm)``, so the
     programs that need no profile run before any profiling is paid for."""
 
-    def __init__(self, cfg: ModelConfig, lookup: Callable[[Op, bool], list[Access]]) -> None:
+    def __init__(self, cfg: ModelConfig, lookup: Callable[[Op, bool], list[Access]],
+                 opening: Callable[[Op], list[Access]] | None = None) -> None:
         self.cfg = cfg
         self._lookup = lookup
+        self._opening = opening
         self._profiles: dict[tuple[Op, bool], list[Access]] = {}
         self.max = cfg.max_points
         self.b = 1 % cfg.actors  # the second writer (A alone with one actor)
@@ -300,11 +325,28 @@ class Plan:
         yield from (self.turn(A, x) + self.turn(B, y) + self.start(A, z)
                     for x in ops for y in writes for z in ops)
 
-        # 9. Last, the preemptions after shared accesses that are not effects.
+        # 9. The preemptions after shared accesses that are not effects.
         yield from later
+
+        # 10. A second instance opening while the first writes: B's first
+        #     operation opens its instance, B is preempted after each effect
+        #     of the opening (the accesses it makes before those y makes on
+        #     an open instance), A appends whole, B goes on.  A store that
+        #     migrates or compacts sessions in __init__ without their lock
+        #     loses A's message here.
+        if self._opening is not None:
+            for y in ops:
+                fresh = self._opening(y)
+                opened = len(fresh) - len(self.profile(y, True))
+                if opened <= 0:
+                    continue
+                for k, effect in enumerate(_effects(fresh)[:opened], start=1):
+                    if effect:
+                        yield self.turn(A, add) + self.start(B, y) + self.advance(B, k) + self.start(A, add)
 
 
 def programs(executor: "Executor") -> Iterator[list[Raw]]:
     """The systematic pass for the executor's store and model, in the order
     it runs.  Profiles an operation (one store run) when first needed."""
-    return Plan(executor.cfg, lambda op, warm: profile(executor, op, warm)).programs()
+    return Plan(executor.cfg, lambda op, warm: profile(executor, op, warm),
+                lambda op: profile_opening(executor, op)).programs()

@@ -72,7 +72,7 @@ class ThreadActor:
             if call is None or self._abandoned:
                 return
             ctx = self._ctx
-            if call.f == "open" or ctx is None:
+            if call.f == "open" or ctx is None or self._runner.store is None:
                 ctx = self._ctx = intercept.ActorContext(self.name, self.location, self._point)
                 intercept.enter(ctx)
             ctx.now = self._reply[0]
@@ -130,8 +130,12 @@ class ThreadActor:
     def _transfer(self) -> Stop:
         self._go.release()
         if not self._back.acquire(timeout=self.watchdog):
+            from sessioncheck.controlled.waits import sample_thread
+
+            # where it is stuck, before anything wakes it
+            samples = sample_thread(self._thread.ident)
             self._abandoned = True
-            raise Stuck(self.name, self.watchdog)
+            raise Stuck(self.name, self.watchdog, samples)
         stop = self._stop
         assert stop is not None
         if isinstance(stop, _Refused):

@@ -112,14 +112,29 @@ class Names:
 
 
 def visible(trace: list[dict]) -> list[dict]:
-    """The trace without housekeeping (opening and closing store
-    instances), unless it failed."""
+    """The trace without housekeeping (opening a store instance explicitly,
+    closing one that touched nothing shared), unless it failed.  A close
+    that reached a point (it wrote a cache back, compacted, unlinked) is
+    part of the story: it changes what the final read sees."""
     out = []
     current: dict[str, str] = {}
+    touching: set[int] = set()  # trace times of close starts that reach a point
+    closing: dict[str, int] = {}
+    for e in trace:
+        if e["ev"] == "start":
+            closing.pop(e["actor"], None)
+            if e.get("call") == "close":
+                closing[e["actor"]] = e["t"]
+        elif e["ev"] == "point" and e["actor"] in closing:
+            touching.add(closing.pop(e["actor"]))
+    shown: dict[str, bool] = {}
     for e in trace:
         if e["ev"] == "start":
             current[e["actor"]] = e.get("call") or ""
-        hidden = current.get(e["actor"]) in ("open", "close") and e["ev"] in ("start", "point", "done")
+            shown[e["actor"]] = e["t"] in touching
+        call = current.get(e["actor"])
+        hidden = (call == "open" or (call == "close" and not shown.get(e["actor"]))) \
+            and e["ev"] in ("start", "point", "done")
         if hidden and e["ev"] == "done" and e.get("status") != "ok":
             hidden = False
         if not hidden:

@@ -142,6 +142,8 @@ def _entry_text(e: dict, names: Names) -> str:
         if e["actor"] == "final":
             return names.text(f"{describe_call(e)} {describe_result(e)}")
         if e.get("call") in ("open", "close"):
+            if e.get("status") == "ok":
+                return "→ closed" if e.get("call") == "close" else "→ opened"
             return names.text(f"{e.get('call')} of the store failed: {e.get('error')}")
         return names.text(f"→ {describe_result(e)}")
     if ev == "crash":

@@ -14,9 +14,11 @@ What is patched (ENGINE-NOTES.md, "Traps"): ``builtins.open`` *and*
 ``io.open`` (``tempfile``, ``pathlib`` and ``os.fdopen`` go through
 ``io.open``), ``os.open`` / ``os.close`` (``mkstemp``, filelock),
 ``os.replace`` / ``os.rename`` / ``os.remove`` / ``os.unlink``,
-``os.fsync``, ``fcntl.flock``, ``time.sleep`` and the clocks, ``sqlite3``
+``os.fsync``, ``fcntl.flock``, ``fcntl.lockf`` and ``fcntl.fcntl`` record locks,
+``time.sleep`` and the clocks, ``sqlite3``
 connections (execute and commit become points; a busy database becomes a
-cooperative poll) and ``threading.Lock`` / ``RLock`` created by store code
+cooperative poll) and ``threading.Lock`` / ``RLock`` / ``Semaphore`` / ``BoundedSemaphore`` and
+``multiprocessing`` locks and semaphores created by store code
 (an acquire that would block marks the actor blocked instead of blocking
 the baton; a lock only one actor takes is no point).  Each under every
 name it is reachable by (``posix.open``, ``_io.open``,
@@ -77,4 +79,9 @@ def install() -> None:
     redis_commands.install()  # redis-py commands, only if it is importable
     # a store's own threads, pool work and forks (intercept/threads.py)
     threads.install()
+    threading.Semaphore = locks._Semaphore
+    threading.BoundedSemaphore = locks._BoundedSemaphore
+    fcntl.lockf = locks._lockf
+    fcntl.fcntl = locks._fcntl
+    locks.install_process_locks()
     _installed = True
