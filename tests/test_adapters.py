@@ -71,8 +71,8 @@ def test_missing_dotted_package_is_a_config_error(monkeypatch):
 
 @pytest.mark.parametrize("spec", sorted(adapters.ADAPTERS))
 def test_every_adapter_resolves_or_names_its_extra(spec):
-    target, extra, package = adapters.ADAPTERS[spec]
-    if adapters._installed(package):
+    target, extra, packages = adapters.ADAPTERS[spec]
+    if all(adapters._installed(p) for p in packages.split()):
         resolved = resolve(spec)
         assert resolved.module == target.partition(":")[0]
         assert resolved.describe()  # the factory's docstring names the store

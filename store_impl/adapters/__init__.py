@@ -3,7 +3,7 @@
 ``ADAPTERS`` maps a store spec to ``(module:factory, extra, package)``:
 the factory that opens one instance on a directory, the extra of the
 ``sessioncheck`` distribution that installs the third-party package, and
-the importable name of that package (checked with ``find_spec`` before the
+the importable names of the packages it needs, space-separated (checked with ``find_spec`` before the
 adapter module is imported, so a missing package is a one-line
 configuration error that names the extra to install, never a traceback).
 
@@ -32,10 +32,11 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     ),
     # openai-agents' async extensions, driven through their async API.
     "openai-agents-async-sqlite": (
-        "sessioncheck.stores.adapters.openai_agents:open_async_sqlite_store", "openai-agents", "aiosqlite",
+        "sessioncheck.stores.adapters.openai_agents:open_async_sqlite_store", "openai-agents", "agents aiosqlite",
     ),
     "openai-agents-sqlalchemy": (
-        "sessioncheck.stores.adapters.openai_agents:open_sqlalchemy_store", "openai-agents", "sqlalchemy",
+        "sessioncheck.stores.adapters.openai_agents:open_sqlalchemy_store", "openai-agents",
+        "agents sqlalchemy aiosqlite",
     ),
     # langgraph-checkpoint-sqlite's SqliteSaver, two ways a graph appends.
     "langgraph": (
@@ -62,9 +63,10 @@ def load(name: str) -> str:
     Raises :class:`ConfigError` naming the extra when its package is not
     installed.  Imports nothing but the package's parents.
     """
-    target, extra, package = ADAPTERS[name]
-    if not _installed(package):
+    target, extra, packages = ADAPTERS[name]
+    missing = [p for p in packages.split() if not _installed(p)]
+    if missing:
         raise ConfigError(
-            f"store {name!r} needs the package {package!r}: pip install 'sessioncheck[{extra}]'"
+            f"store {name!r} needs the package {missing[0]!r}: pip install 'sessioncheck[{extra}]'"
         )
     return target
