@@ -77,6 +77,9 @@ def resolve(spec: str) -> StoreSpec:
             module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}") from None
+    except SystemExit as exc:  # a module that exits on import must not end the harness silently
+        raise ConfigError(f"importing {module_name!r} for store {spec!r} called sys.exit({exc.code!r}); "
+                          "a store module must not exit when imported") from None
     except Exception as exc:  # a module that fails while importing
         raise ConfigError(
             f"importing {module_name!r} for store {spec!r} raised {type(exc).__name__}: {exc}"
@@ -99,25 +102,15 @@ def _adapter_names() -> list[str]:
     return list(adapters.ADAPTERS)
 
 
-def probe(spec: StoreSpec, location: Path) -> Capabilities:
-    """Open one instance on an empty location to check the factory works.
+def probe(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10.0) -> Capabilities:
+    """Open one instance on an empty location and check the adapter
+    contract (:func:`sessioncheck.contract.check`: signatures, what
+    ``read`` returns, the message shape, ``capabilities``), under a
+    watchdog.  Returns the store's capabilities.
 
     Raises :class:`ConfigError` naming the failure, so that a factory that
-    raises is a configuration error (exit 2), not a violation.
-    """
-    try:
-        store = spec.open(location)
-    except Exception as exc:
-        raise ConfigError(
-            f"store {spec.name!r}: factory raised {type(exc).__name__}: {exc}"
-        ) from None
-    missing = [m for m in ("add_message", "persist_state", "read") if not callable(getattr(store, m, None))]
-    if missing:
-        raise ConfigError(
-            f"store {spec.name!r}: instance of {type(store).__name__} lacks {', '.join(missing)}"
-        )
-    caps = capabilities_of(store)
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
-    return caps
+    raises or blocks, or an adapter that breaks the contract, is a
+    configuration error (exit 2), not a violation."""
+    from sessioncheck.contract import check
+
+    return check(spec, location, watchdog=watchdog).capabilities

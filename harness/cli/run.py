@@ -24,17 +24,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=None, metavar="PATH",
                         help="where to save the report of a violation (default: .sessioncheck/reports/)")
     parser.add_argument("--stats", action="store_true", help="print what was explored")
+    add_health_option(parser)
     add_model_options(parser)
 
 
+def add_health_option(parser: argparse.ArgumentParser) -> None:
+    """``--suppress-health-check NAME`` (repeatable), shared with ``stress``."""
+    from sessioncheck.health import ALL
+
+    parser.add_argument("--suppress-health-check", action="append", default=[], metavar="NAME",
+                        help=f"do not fail the run on this health check (repeatable): {', '.join(ALL)}, or all")
+
+
 def main(args: argparse.Namespace) -> int:
+    from sessioncheck.controlled.exits import Terminated, terminate_cleanly
+    from sessioncheck.health import parse_suppressed
+
     faults = parse_faults(args.faults)
-    with progress(args.budget, args.examples) as tick:
-        result = verify(
-            args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
-            seed=args.seed, report_path=args.report, database=database_for(args),
-            cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
-        )
+    suppressed = parse_suppressed(args.suppress_health_check)
+    try:
+        with terminate_cleanly(), progress(args.budget, args.examples) as tick:
+            result = verify(
+                args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
+                seed=args.seed, report_path=args.report, database=database_for(args),
+                cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
+                suppress_health_check=suppressed,
+            )
+    except Terminated as exc:
+        import signal
+
+        print(f"sessioncheck: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     print(result.summary(), file=sys.stderr)
     for text, example in result.exploration.warnings.values():
         print(f"warning (example {example}): {text}", file=sys.stderr)

@@ -90,12 +90,27 @@ class Runner:
         self.store: Any = None
 
     def run(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
+        """Run one call.  A ``BaseException`` the store lets out (``sys.exit``,
+        ``os._exit``, ``KeyboardInterrupt``, ``GeneratorExit``) is
+        ``Done("died")``: the transport reports the actor as ended
+        (``ActorDied``), never as a pass.  The harness's own unwinding
+        (``intercept.Crashed``) goes through."""
+        from sessioncheck.controlled import exits
+        from sessioncheck.controlled.intercept.context import Crashed
+
         try:
-            value = self._dispatch(spec, location, call)
+            with exits.inside_store():
+                value = self._dispatch(spec, location, call)
         except UNAVAILABLE as exc:
             return Done("info", error=_describe(exc, location))
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
             return Done("error", error=_describe(exc, location))
+        except Crashed:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a store ending its actor
+            where = {"open": "the factory", "add": "add_message", "persist": "persist_state",
+                     "delete": "delete_session"}.get(call.f, call.f)
+            return Done("died", error=f"{exits.describe(exc)} in {where}")
         return Done("ok", value=value)
 
     def _dispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 
 import multiprocess
 
-from sessioncheck.controlled import intercept
+from sessioncheck.controlled import exits, intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.protocol import StoreSpec
 
@@ -58,9 +58,12 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             os.close(fd)
         except OSError:
             pass
-    # A Ctrl-C in the terminal reaches the whole process group; the parent
-    # decides when actors end.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Ctrl-C in the terminal (or a SIGTERM/SIGHUP sent to the whole
+    # process group) reaches every actor; the parent decides when actors
+    # end, and cleans up after them.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    die_with_parent()
     runner = Runner()
     ctx: intercept.ActorContext | None = None
     location = ""
@@ -71,7 +74,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
         _send(up_w, ("point", kind, path, detail, events))
         msg = _recv(down_r)
         if msg[0] == "exit":  # shut down while parked: leave at once
-            os._exit(0)
+            exits.real_exit(0)
         ctx.now = msg[1]
         return msg[2]
 
@@ -92,7 +95,27 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
     except (EOFError, OSError):
         pass
     finally:
-        os._exit(0)  # no atexit handlers, no flushing of inherited buffers
+        exits.real_exit(0)  # no atexit handlers, no flushing of inherited buffers
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``), so a ``kill -9`` of the harness leaves no
+    actor running.  Elsewhere the actor still ends when it reads EOF on
+    its channel, which it does between calls."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        exits.real_exit(0)
 
 
 class ProcessActor:
@@ -115,6 +138,7 @@ class ProcessActor:
         self._poll = select.poll()
         self._poll.register(self._up_r, select.POLLIN)
         self._closed = False
+        self._exitcode: int | None = None
 
     def set_location(self, location: str) -> None:
         self.location = location
@@ -126,10 +150,16 @@ class ProcessActor:
         try:
             msg = _recv(self._up_r)
         except (EOFError, OSError):
-            self._kill()
-            raise ActorDied(f"actor {self.name} (pid {self._proc.pid}) exited unexpectedly") from None
+            pid = self._proc.pid
+            self._kill()  # reaps it and closes the process object
+            code = self._exitcode
+            how = (f"was killed by signal {-code}" if code is not None and code < 0
+                   else f"exited with code {code}" if code is not None else "exited")
+            raise ActorDied(f"actor {self.name} (pid {pid}) {how} in the middle of an operation") from None
         if msg[0] == "point":
             return Point(msg[1], msg[2], msg[3], msg[4])
+        if msg[1] == "died":
+            raise ActorDied(f"actor {self.name}: {msg[3]}")
         return Done(msg[1], msg[2], msg[3], msg[4])
 
     def begin(self, call: OpCall, now: float) -> Stop:
@@ -152,6 +182,7 @@ class ProcessActor:
         except (ProcessLookupError, TypeError):
             pass
         self._proc.join(timeout=5)
+        self._exitcode = self._proc.exitcode
         self._close_fds()
 
     def _close_fds(self) -> None:

@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from sessioncheck.controlled import intercept
-from sessioncheck.controlled.actor import Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.protocol import StoreSpec
 
 
@@ -86,6 +86,11 @@ class ThreadActor:
             raise Stuck(self.name, self.watchdog)
         stop = self._stop
         assert stop is not None
+        if isinstance(stop, Done) and stop.status == "died":
+            # the store tried to end its actor (sys.exit, os._exit, a
+            # BaseException): never a pass, and said at once, not after a
+            # watchdog period
+            raise ActorDied(f"actor {self.name}: {stop.error}")
         return stop
 
     def begin(self, call: OpCall, now: float) -> Stop:
