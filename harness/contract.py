@@ -169,8 +169,8 @@ def _probe(spec: StoreSpec, location: Path) -> Probed:
         _state(spec, store, _call(spec, store, "read", PROBE_SESSION))
         try:
             _await(store.add_message(PROBE_SESSION, dict(PROBE_MESSAGE)))
-        except Exception as exc:  # noqa: BLE001
-            if _refused(exc):
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, Exception) and _refused(exc):
                 return Probed(caps, caps_attr is not None)  # refused: the search will tell
             raise _fail(spec, f"add_message({PROBE_SESSION!r}, {PROBE_MESSAGE!r}) on an empty location "
                               f"{_describe(exc)}; a message is a dict with role and content") from None

@@ -198,13 +198,51 @@ def failures(coverage: Any, tally: Tally, outcome: Any = None) -> list[tuple[str
     return out
 
 
-def check(store: str, coverage: Any, tally: Tally, outcome: Any = None,
-          suppressed: Iterable[str] = ()) -> list[tuple[str, str]]:
+def check(store: str, coverage: Any, tally: Tally | None, outcome: Any = None,
+          suppressed: Iterable[str] = (), found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """Raise :class:`HealthCheckFailed` for every failing check not
-    suppressed; return the suppressed failures (for a summary line)."""
+    suppressed; return the suppressed failures (for a summary line).
+    ``found``: failures already judged (``stress``) instead of
+    :func:`failures` of the coverage."""
     skip = frozenset(suppressed)
-    found = failures(coverage, tally, outcome)
+    if found is None:
+        found = failures(coverage, tally or Tally(), outcome)
     live = [f for f in found if f[0] not in skip]
     if live:
         raise HealthCheckFailed(store, live)
     return found
+
+
+def stress_failures(result: Any) -> list[tuple[str, str]]:
+    """The checks that apply to a free-running ``stress`` run (a
+    :class:`~sessioncheck.stress.runner.StressResult`): ``actor_vanished``,
+    ``no_acknowledged_write`` and ``no_overlap`` (in real time).  A run
+    with a violation is judged on ``actor_vanished`` only."""
+    out: list[tuple[str, str]] = []
+    for text in getattr(result, "vanished", []):
+        out.append((ACTOR_VANISHED, f"{text}: a store must never end the process or thread that calls it, "
+                                    "and nothing that actor did after it was tested"))
+    if result.verdict == "violation":
+        return out
+    from sessioncheck.checking.history import pair
+
+    ops = [o for o in pair(result.events) if o.process != "final"]
+    writes = [o for o in ops if o.f in WRITES]
+    if writes and not any(o.status == "ok" for o in writes):
+        first = next((o.error for o in writes if o.error), "refused")
+        out.append((NO_ACKNOWLEDGED_WRITE, f"none of {len(writes)} writes was acknowledged: every "
+                                           f"add_message/persist_state was refused or failed (first: {first}); "
+                                           "check the store's configuration (a lock that always times out, "
+                                           "a read-only location)"))
+    spans = sorted((o.start, o.end, o.process) for o in ops)
+    overlapped = False
+    latest: dict[str, float] = {}
+    for start, end, proc in spans:
+        if any(e > start for p, e in latest.items() if p != proc):
+            overlapped = True
+            break
+        latest[proc] = max(latest.get(proc, start), end)
+    if ops and not overlapped:
+        out.append((NO_OVERLAP, f"in {len(ops)} operations no two overlapped in time, so nothing concurrent "
+                                "was tested; use more actors (--threads, --processes)"))
+    return out

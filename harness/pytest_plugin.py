@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="also run every named scenario against each --sessioncheck-store, one test each")
     g.addoption("--sessioncheck-report-dir", default=None, metavar="DIR",
                 help="where reports go, one subdirectory per worker (default: .sessioncheck/reports/gate)")
+    g.addoption("--sessioncheck-suppress-health-check", action="append", default=[], metavar="NAME",
+                help="do not fail a check on this health check (repeatable): no_preemption_point, "
+                     "no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all")
     g.addoption("--sessioncheck-db", default=None, metavar="DIR|none",
                 help="Hypothesis example database directory, or none (default: the profile's, "
                      ".sessioncheck/examples)")
@@ -70,7 +73,8 @@ def gate(config: pytest.Config):
             seed=opt("sessioncheck_seed"), actors=opt("sessioncheck_actors"), faults=opt("sessioncheck_faults"),
             # the worker's id from xdist itself: an environment variable
             # would be inherited by a pytest run started inside a worker
-            worker=getattr(config, "workerinput", {}).get("workerid", "main"))
+            worker=getattr(config, "workerinput", {}).get("workerid", "main"),
+            suppress_health_check=opt("sessioncheck_suppress_health_check"))
     return config.stash[_GATE]
 
 
@@ -83,9 +87,10 @@ class StoreItem(pytest.Item):
         gate(self.config).check(self.spec, self.nodeid, properties=self.user_properties)
 
     def repr_failure(self, excinfo, style=None):  # the story, not a traceback
+        from sessioncheck.errors import ConfigError
         from sessioncheck.testing import StoreViolation
 
-        if isinstance(excinfo.value, StoreViolation):
+        if isinstance(excinfo.value, (StoreViolation, ConfigError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
@@ -131,7 +136,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture
 def sessioncheck(request: pytest.FixtureRequest):
     """``sessioncheck(store, budget=..., examples=..., actors=..., faults=...,
-    seed=...)`` checks a store under the gate's profile and fails the test
+    seed=..., suppress_health_check=[...])`` checks a store under the gate's profile and fails the test
     with the story and the report path on a violation."""
     def run(store: str, **kwargs):
         __tracebackhide__ = True

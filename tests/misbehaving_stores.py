@@ -68,9 +68,16 @@ class TimingOutStore(_Refuses):
 # -- stores that end their actor -------------------------------------------------
 
 class _Ends(JsonFileStore):
+    """Ends its actor on the second add_message of an instance (the probe
+    and the warm-up add one message each, a search run more)."""
+
+    adds = 0
+
     def add_message(self, session_id, message):
         super().add_message(session_id, message)
-        self.end()
+        self.adds += 1
+        if self.adds >= 2:
+            self.end()
 
     def end(self) -> None:
         raise NotImplementedError
