@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 from pathlib import Path
 
 from sessioncheck.verify import FAULTS, parse_faults, verify
@@ -36,6 +38,41 @@ def add_health_option(parser: argparse.ArgumentParser) -> None:
                         help=f"do not fail the run on this health check (repeatable): {', '.join(ALL)}, or all")
 
 
+@contextlib.contextmanager
+def private_scratch() -> Iterator[None]:
+    """Every run location of this command in one directory of its own,
+    removed at the end whatever happens: a signal that lands between a
+    location's creation and its removal (Ctrl-C, SIGTERM, SIGHUP) leaves
+    nothing behind.  The removal itself runs with those signals ignored."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    from sessioncheck.controlled.engine import scratch_dir
+
+    old = os.environ.get("SESSIONCHECK_TMPDIR")
+    mine = tempfile.mkdtemp(prefix="sessioncheck-run-", dir=scratch_dir())
+    os.environ["SESSIONCHECK_TMPDIR"] = mine
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SESSIONCHECK_TMPDIR", None)
+        else:
+            os.environ["SESSIONCHECK_TMPDIR"] = old
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        try:
+            saved = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+        except ValueError:  # not the main thread
+            saved = {}
+        try:
+            shutil.rmtree(mine, ignore_errors=True)
+        finally:
+            for s, h in saved.items():
+                signal.signal(s, h)
+
+
 def main(args: argparse.Namespace) -> int:
     from sessioncheck.controlled.exits import Terminated, terminate_cleanly
     from sessioncheck.health import parse_suppressed
@@ -43,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     faults = parse_faults(args.faults)
     suppressed = parse_suppressed(args.suppress_health_check)
     try:
-        with terminate_cleanly(), progress(args.budget, args.examples) as tick:
+        with terminate_cleanly(), private_scratch(), progress(args.budget, args.examples) as tick:
             result = verify(
                 args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
                 seed=args.seed, report_path=args.report, database=database_for(args),
