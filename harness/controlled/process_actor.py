@@ -61,8 +61,9 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
     # A Ctrl-C in the terminal (or a SIGTERM/SIGHUP sent to the whole
     # process group) reaches every actor; the parent decides when actors
     # end, and cleans up after them.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in _PARENT_DECIDES:
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_DECIDES)  # blocked across the fork
     die_with_parent()
     runner = Runner()
     ctx: intercept.ActorContext | None = None
@@ -99,6 +100,16 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
 
 
 _PR_SET_PDEATHSIG = 1
+#: signals the parent handles for its actors (they ignore them)
+_PARENT_DECIDES = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _block_signals() -> set:
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_DECIDES)
+
+
+def _restore_signals(old: set) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def die_with_parent() -> None:
@@ -132,7 +143,15 @@ class ProcessActor:
         ctx = multiprocess.get_context("fork")
         self._proc = ctx.Process(target=_child, args=(name, spec, down_r, up_w, [self._down_w, self._up_r]),
                                  name=f"sessioncheck-{name}", daemon=True)
-        self._proc.start()
+        # No signal handler may run during the fork: one raising in an
+        # at-fork callback (logging's) is printed and swallowed there, so a
+        # Ctrl-C or SIGTERM would be lost, and the child must not run the
+        # parent's handlers before it ignores those signals.
+        blocked = _block_signals()
+        try:
+            self._proc.start()
+        finally:
+            _restore_signals(blocked)
         os.close(down_r)
         os.close(up_w)
         self._poll = select.poll()
