@@ -170,3 +170,14 @@ def blocking_factory(location):
 
 def exiting_factory(location):
     sys.exit(4)
+
+
+class HangsLaterStore(_Ends):
+    """Blocks where the harness cannot see (a queue nobody fills) on the
+    second add_message of an instance: every shrink candidate with two adds
+    on one actor would cost a watchdog period."""
+
+    def end(self):
+        import queue
+
+        queue.Queue().get(timeout=120)

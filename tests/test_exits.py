@@ -136,3 +136,30 @@ def test_a_seeded_run_says_when_the_clock_ended_it(tmp_path):
     assert r.returncode == 0 and "the time budget ended the search" in r.stderr
     r = sc(tmp_path, "run", "--store", "json", "--budget", "100", "--seed", "1", "--examples", "30")
     assert r.returncode in (0, 2) and "the time budget ended the search" not in r.stderr
+
+
+def test_a_run_stuck_while_shrinking_costs_one_watchdog_period():
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.search import explore
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config
+
+    spec = resolve("misbehaving_stores:HangsLaterStore")
+    with Executor(spec, "threads", model_config(spec, "threads", ()), watchdog=2) as ex:
+        x = explore(ex, budget=60, seed=1, systematic=False)
+    assert x.outcome is not None and x.outcome.violations[0].invariant == "I5"
+    # once a shrink run waited out the watchdog, no other candidate is run
+    assert "watchdog period" in x.shrink_cut and x.shrink_runs <= 2
+
+
+def test_a_shrink_cut_short_is_said_in_the_summary(tmp_path):
+    # at most 3 shrink runs: the limit, not the clock, so the test does not depend on speed
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.search import explore
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config
+
+    spec = resolve("mutant:sqlite-rmw")
+    with Executor(spec, "threads", model_config(spec, "threads", ())) as ex:
+        x = explore(ex, budget=120, seed=1, systematic=False, shrink_runs=3)
+    assert x.outcome is not None and x.shrink_cut == "shrinking stopped at its limit of 3 runs"
