@@ -43,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sessioncheck-suppress-health-check", action="append", default=[], metavar="NAME",
                 help="do not fail a check on this health check (repeatable): no_preemption_point, "
                      "no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all")
+    parser.addini("sessioncheck_suppress_health_check", type="args", default=[],
+                  help="health checks not to fail a check on (as --sessioncheck-suppress-health-check)")
     g.addoption("--sessioncheck-db", default=None, metavar="DIR|none",
                 help="Hypothesis example database directory, or none (default: the profile's, "
                      ".sessioncheck/examples)")
@@ -74,7 +76,8 @@ def gate(config: pytest.Config):
             # the worker's id from xdist itself: an environment variable
             # would be inherited by a pytest run started inside a worker
             worker=getattr(config, "workerinput", {}).get("workerid", "main"),
-            suppress_health_check=opt("sessioncheck_suppress_health_check"))
+            suppress_health_check=[*config.getini("sessioncheck_suppress_health_check"),
+                                   *opt("sessioncheck_suppress_health_check")])
     return config.stash[_GATE]
 
 
@@ -172,9 +175,12 @@ class Summary:
         found = [c for c in self.checks if c.get("report")]
         for c in self.checks:
             verdict = f"{c.get('invariant')} violated" if c.get("report") else "no violation"
-            tr.write_line(f"{c['store']} [{c.get('worker')}, {c.get('profile')}, seed {c.get('seed')}]: {verdict} "
-                          f"in {c.get('examples')} examples, {c.get('interleavings')} interleavings, "
-                          f"{c.get('seconds')} s" + (f"; report {c['report']}" if c.get("report") else ""))
+            if c.get("health"):
+                verdict = f"not a verdict (health check failed: {c['health']})"
+            where = (f" in {c.get('examples')} examples, {c.get('interleavings')} interleavings, {c.get('seconds')} s"
+                     if c.get("examples") is not None else "")
+            tr.write_line(f"{c['store']} [{c.get('worker')}, {c.get('profile')}, seed {c.get('seed')}]: {verdict}"
+                          + where + (f"; report {c['report']}" if c.get("report") else ""))
         path = self._write()
         tr.write_line(f"{len(self.checks)} checks, {len(found)} violations; merged summary: {path}")
 

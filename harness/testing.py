@@ -193,10 +193,15 @@ class Gate:
         props = properties if properties is not None else []
         props += [("sessioncheck_store", store), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker)]
+        from sessioncheck.health import HealthCheckFailed
+
         try:
             result = check_store(store, **kwargs)
         except StoreViolation as exc:
             _record(props, exc.result)
+            raise
+        except HealthCheckFailed as exc:
+            props.append(("sessioncheck_health", ", ".join(exc.names)))
             raise
         _record(props, result)
         x = result.exploration

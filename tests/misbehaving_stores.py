@@ -181,3 +181,13 @@ class HangsLaterStore(_Ends):
         import queue
 
         queue.Queue().get(timeout=120)
+
+
+class KillsItselfStore(_Ends):
+    """SIGKILLs its own process (an OOM kill, a segfault): in process mode
+    the actor is gone without a word."""
+
+    def end(self):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -163,3 +163,9 @@ def test_a_shrink_cut_short_is_said_in_the_summary(tmp_path):
     with Executor(spec, "threads", model_config(spec, "threads", ())) as ex:
         x = explore(ex, budget=120, seed=1, systematic=False, shrink_runs=3)
     assert x.outcome is not None and x.shrink_cut == "shrinking stopped at its limit of 3 runs"
+
+
+def test_an_actor_process_killed_by_a_signal_is_not_a_pass(tmp_path):
+    r = sc(tmp_path, "run", "--store", "misbehaving_stores:KillsItselfStore", "--actors", "processes",
+           "--examples", "50", "--seed", "1")
+    assert r.returncode == 2 and "killed by signal 9" in r.stderr and "Traceback" not in r.stderr, r.stderr

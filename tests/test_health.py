@@ -141,3 +141,13 @@ def test_parse_suppressed():
     assert health.parse_suppressed(["all"]) == set(health.ALL)
     with pytest.raises(ConfigError):
         health.parse_suppressed(["bogus"])
+
+
+def test_pytest_ini_suppresses_too(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\nsessioncheck_suppress_health_check = "
+                                         "no_acknowledged_write no_overlap too_few_distinct\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--sessioncheck-store",
+                        "misbehaving_stores:RefusingStore", "--sessioncheck-examples", "60", "--sessioncheck-db",
+                        "none"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(TESTS)))
+    assert r.returncode == 0, r.stdout[-2000:]
