@@ -121,13 +121,13 @@ def test_tally_counts_overlap_and_acknowledgements():
     assert (t.overlapping, t.acknowledged, t.refused) == (1, 1, {"add": 1})
 
 
-def test_too_few_distinct_waits_for_enough_examples():
-    c = Coverage(examples=49, interleavings={"x"}, operations={"add": 49}, points={"add": {"p"}})
-    t = health.Tally(examples=49, acknowledged=1, overlapping=1)
+def test_too_few_distinct_waits_for_enough_generated_examples():
+    c = Coverage(examples=200, interleavings={"x"}, operations={"add": 200}, points={"add": {"p"}})
+    t = health.Tally(examples=200, acknowledged=1, overlapping=1, generated=49, generated_schedules={"x"})
     assert health.failures(c, t) == []
-    c.examples = 50
+    t.generated = 50
     assert [n for n, _ in health.failures(c, t)] == [health.TOO_FEW_DISTINCT]
-    c.interleavings = {str(i) for i in range(5)}
+    t.generated_schedules = {str(i) for i in range(5)}
     assert health.failures(c, t) == []
 
 
