@@ -84,11 +84,31 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+#: signals that arrived while :func:`terminate_cleanly` was in force
+_pending: list[int] = []
+
+
+def _interruption(signum: int) -> BaseException:
+    import signal
+
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def check_signals() -> None:
+    """Raise again a SIGINT/SIGTERM/SIGHUP that arrived: a handler's
+    exception raised inside a gc callback, an at-fork hook or a
+    ``__del__`` is printed and swallowed there, so the search calls this
+    before every example and the signal is never lost."""
+    if _pending:
+        raise _interruption(_pending[-1])
+
+
 @contextmanager
 def terminate_cleanly() -> Iterator[None]:
     """While the block runs (in the main thread), SIGTERM and SIGHUP raise
-    :class:`Terminated`, as SIGINT raises ``KeyboardInterrupt``.  The
-    previous handlers come back afterwards."""
+    :class:`Terminated` and SIGINT ``KeyboardInterrupt``, and each is
+    remembered for :func:`check_signals`.  The previous handlers come back
+    afterwards."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
@@ -96,13 +116,15 @@ def terminate_cleanly() -> Iterator[None]:
         return
 
     def handler(signum, frame):  # noqa: ARG001
-        raise Terminated(signum)
+        _pending.append(signum)
+        raise _interruption(signum)
 
     old = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         old[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        _pending.clear()

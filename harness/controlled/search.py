@@ -118,7 +118,10 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
 
     cfg = executor.cfg
 
+    from sessioncheck.controlled.exits import check_signals
+
     def body(raw: list) -> None:
+        check_signals()  # a signal whose exception something swallowed
         if not shrinking[0] and (stats.examples >= limit or time.monotonic() > deadline):
             # A BaseException that is not an Exception ends Hypothesis at
             # once: no shrinking, no "flaky" verdict.
