@@ -148,7 +148,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
            suppress_health_check: Any = ()) -> Result:
     """Explore ``store`` and tell the story of the smallest violation.
 
-    The run ends within ``budget`` plus 10 % (at least 2 s), shrinking
+    The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
     included, plus at most one ``watchdog`` period for a run that got
     stuck (:func:`~sessioncheck.controlled.search.explore`).  Health checks
     (:mod:`sessioncheck.health`) run on the exploration; one that fails
