@@ -40,6 +40,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="also run every named scenario against each --sessioncheck-store, one test each")
     g.addoption("--sessioncheck-report-dir", default=None, metavar="DIR",
                 help="where reports go, one subdirectory per worker (default: .sessioncheck/reports/gate)")
+    g.addoption("--sessioncheck-suppress-health-check", action="append", default=[], metavar="NAME",
+                help="do not fail a check on this health check (repeatable): no_preemption_point, "
+                     "no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all")
+    parser.addini("sessioncheck_suppress_health_check", type="args", default=[],
+                  help="health checks not to fail a check on (as --sessioncheck-suppress-health-check)")
     g.addoption("--sessioncheck-db", default=None, metavar="DIR|none",
                 help="Hypothesis example database directory, or none (default: the profile's, "
                      ".sessioncheck/examples)")
@@ -70,7 +75,9 @@ def gate(config: pytest.Config):
             seed=opt("sessioncheck_seed"), actors=opt("sessioncheck_actors"), faults=opt("sessioncheck_faults"),
             # the worker's id from xdist itself: an environment variable
             # would be inherited by a pytest run started inside a worker
-            worker=getattr(config, "workerinput", {}).get("workerid", "main"))
+            worker=getattr(config, "workerinput", {}).get("workerid", "main"),
+            suppress_health_check=[*config.getini("sessioncheck_suppress_health_check"),
+                                   *opt("sessioncheck_suppress_health_check")])
     return config.stash[_GATE]
 
 
@@ -83,9 +90,10 @@ class StoreItem(pytest.Item):
         gate(self.config).check(self.spec, self.nodeid, properties=self.user_properties)
 
     def repr_failure(self, excinfo, style=None):  # the story, not a traceback
+        from sessioncheck.errors import ConfigError
         from sessioncheck.testing import StoreViolation
 
-        if isinstance(excinfo.value, StoreViolation):
+        if isinstance(excinfo.value, (StoreViolation, ConfigError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
@@ -131,7 +139,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture
 def sessioncheck(request: pytest.FixtureRequest):
     """``sessioncheck(store, budget=..., examples=..., actors=..., faults=...,
-    seed=...)`` checks a store under the gate's profile and fails the test
+    seed=..., suppress_health_check=[...])`` checks a store under the gate's profile and fails the test
     with the story and the report path on a violation."""
     def run(store: str, **kwargs):
         __tracebackhide__ = True
@@ -167,9 +175,12 @@ class Summary:
         found = [c for c in self.checks if c.get("report")]
         for c in self.checks:
             verdict = f"{c.get('invariant')} violated" if c.get("report") else "no violation"
-            tr.write_line(f"{c['store']} [{c.get('worker')}, {c.get('profile')}, seed {c.get('seed')}]: {verdict} "
-                          f"in {c.get('examples')} examples, {c.get('interleavings')} interleavings, "
-                          f"{c.get('seconds')} s" + (f"; report {c['report']}" if c.get("report") else ""))
+            if c.get("health"):
+                verdict = f"not a verdict (health check failed: {c['health']})"
+            where = (f" in {c.get('examples')} examples, {c.get('interleavings')} interleavings, {c.get('seconds')} s"
+                     if c.get("examples") is not None else "")
+            tr.write_line(f"{c['store']} [{c.get('worker')}, {c.get('profile')}, seed {c.get('seed')}]: {verdict}"
+                          + where + (f"; report {c['report']}" if c.get("report") else ""))
         path = self._write()
         tr.write_line(f"{len(self.checks)} checks, {len(found)} violations; merged summary: {path}")
 

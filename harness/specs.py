@@ -103,6 +103,9 @@ def resolve(spec: str) -> StoreSpec:
         where = "" if module_name.startswith("sessioncheck.") else (
             f" (looked in the current directory {os.getcwd()} and the installed packages)")
         raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}{where}") from None
+    except SystemExit as exc:  # a module that exits on import must not end the harness silently
+        raise ConfigError(f"importing {module_name!r} for store {spec!r} called sys.exit({exc.code!r}); "
+                          "a store module must not exit when imported") from None
     except Exception as exc:  # a module that fails while importing
         raise ConfigError(
             f"importing {module_name!r} for store {spec!r} raised {type(exc).__name__}: {exc}"
@@ -139,32 +142,15 @@ def _adapter_names() -> list[str]:
     return list(adapters.ADAPTERS)
 
 
-def probe(spec: StoreSpec, location: Path) -> Capabilities:
-    """Open one instance on an empty location to check the factory works.
+def probe(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10.0) -> Capabilities:
+    """Open one instance on an empty location and check the adapter
+    contract (:func:`sessioncheck.contract.check`: signatures, what
+    ``read`` returns, the message shape, ``capabilities``), under a
+    watchdog.  Returns the store's capabilities.
 
     Raises :class:`ConfigError` naming the failure, so that a factory that
-    raises is a configuration error (exit 2), not a violation.
-    """
-    from sessioncheck.controlled.aio import Uncontrolled
+    raises or blocks, or an adapter that breaks the contract, is a
+    configuration error (exit 2), not a violation."""
+    from sessioncheck.contract import check
 
-    with Uncontrolled() as settle:  # an async factory or close() is awaited
-        return _probe(spec, location, settle)
-
-
-def _probe(spec: StoreSpec, location: Path, settle: Any) -> Capabilities:
-    try:
-        store = settle(spec.open(location))
-    except Exception as exc:
-        raise ConfigError(
-            f"store {spec.name!r}: factory raised {type(exc).__name__}: {exc}"
-        ) from None
-    missing = [m for m in ("add_message", "persist_state", "read") if not callable(getattr(store, m, None))]
-    if missing:
-        raise ConfigError(
-            f"store {spec.name!r}: instance of {type(store).__name__} lacks {', '.join(missing)}"
-        )
-    caps = capabilities_of(store)
-    close = getattr(store, "close", None)
-    if callable(close):
-        settle(close())
-    return caps
+    return check(spec, location, watchdog=watchdog).capabilities

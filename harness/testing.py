@@ -58,13 +58,19 @@ class StoreViolation(AssertionError):
 def check_store(store: str, *, budget: float = 30.0, actors: str = "threads", faults: str = "",
                 examples: int | None = None, seed: int | None = None,
                 report_dir: str | os.PathLike | None = None, database: Any = None,
-                shrink_budget: float = 10.0) -> Result:
+                shrink_budget: float = 10.0, suppress_health_check: Any = ()) -> Result:
     """Explore ``store`` within the budget; raise :class:`StoreViolation`
-    on a violation, return the :class:`Result` otherwise."""
+    on a violation, return the :class:`Result` otherwise.
+
+    A health check that fails (:mod:`sessioncheck.health`: the run tested
+    too little to be a verdict) raises
+    :class:`~sessioncheck.health.HealthCheckFailed` unless its name is in
+    ``suppress_health_check``; so does a store that breaks the adapter
+    contract (:class:`~sessioncheck.errors.ConfigError`)."""
     __tracebackhide__ = True
     result = verify(store, mode=actors, faults=parse_faults(faults), budget=budget, max_examples=examples,
                     seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
-                    shrink_budget=shrink_budget)
+                    shrink_budget=shrink_budget, suppress_health_check=suppress_health_check)
     if result.found:
         raise StoreViolation(result)
     return result
@@ -124,12 +130,13 @@ class Gate:
     actors: str = "threads"
     faults: str = ""
     worker: str = "main"
+    suppress_health_check: tuple = ()
     _stream: random.Random | None = field(default=None, repr=False)
 
     @classmethod
     def from_options(cls, *, profile: str, root: Path, report_dir: str | None, db: str | None,
                      budget: float | None, examples: int | None, seed: int | None, actors: str,
-                     faults: str, worker: str = "main") -> "Gate":
+                     faults: str, worker: str = "main", suppress_health_check: Any = ()) -> "Gate":
         """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main`` without it."""
         if profile not in PROFILES:
             raise ConfigError(f"unknown sessioncheck profile {profile!r}; choose {', '.join(PROFILES)}")
@@ -138,6 +145,9 @@ class Gate:
         if examples is not None and examples < 1:
             raise ConfigError("--sessioncheck-examples must be at least 1")
         parse_faults(faults)
+        from sessioncheck.health import parse_suppressed
+
+        suppressed = tuple(sorted(parse_suppressed(suppress_health_check)))
         hyp = hypothesis_profile(profile, root)
         base = PROFILES[profile]
         prof = Profile(base.name, base.budget, int(hyp.max_examples), base.deterministic, base.shrink_budget)
@@ -155,7 +165,7 @@ class Gate:
             seed = 0 if prof.deterministic else random.SystemRandom().getrandbits(32)
         # each worker its own directory: no two processes write one file
         out = Path(report_dir) if report_dir else root / ".sessioncheck" / "reports" / "gate"
-        return cls(prof, out / worker, database, budget, examples, seed, actors, faults, worker)
+        return cls(prof, out / worker, database, budget, examples, seed, actors, faults, worker, suppressed)
 
     def seed_for(self, check_id: str) -> int:
         """ci: a function of the base seed and the check's identity; fuzz:
@@ -177,15 +187,21 @@ class Gate:
         kwargs = dict(budget=self.budget or self.profile.budget,
                       examples=self.examples or self.profile.max_examples,
                       actors=self.actors, faults=self.faults, seed=seed, report_dir=self.report_dir,
-                      database=self.database, shrink_budget=self.profile.shrink_budget)
+                      database=self.database, shrink_budget=self.profile.shrink_budget,
+                      suppress_health_check=self.suppress_health_check)
         kwargs.update(overrides)
         props = properties if properties is not None else []
         props += [("sessioncheck_store", store), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker)]
+        from sessioncheck.health import HealthCheckFailed
+
         try:
             result = check_store(store, **kwargs)
         except StoreViolation as exc:
             _record(props, exc.result)
+            raise
+        except HealthCheckFailed as exc:
+            props.append(("sessioncheck_health", ", ".join(exc.names)))
             raise
         _record(props, result)
         x = result.exploration

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import shlex
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from sessioncheck import health
 from sessioncheck.reporting import report as reports
 from sessioncheck.reporting.coverage import Coverage
 from sessioncheck.controlled.engine import Executor, Outcome
@@ -20,7 +20,7 @@ from sessioncheck.controlled.search import Exploration, explore
 from sessioncheck.errors import ConfigError
 from sessioncheck.controlled.program import ModelConfig, Step
 from sessioncheck.protocol import StoreSpec
-from sessioncheck.specs import probe, resolve
+from sessioncheck.specs import resolve
 from sessioncheck.reporting.story import render
 
 FAULTS = ("crash", "power-loss", "io-error")
@@ -36,6 +36,10 @@ class Result:
     report_path: Path | None = None
     report: dict = field(default_factory=dict)
     coverage: Coverage | None = None  # what the search reached (``--stats``)
+    #: health checks that failed but were suppressed, as (name, message)
+    suppressed: list = field(default_factory=list)
+    #: what the run had to assume about the store (``capabilities`` missing)
+    notes: list = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -46,10 +50,27 @@ class Result:
         what = (f"{x.examples} examples, {len(x.interleavings)} distinct interleavings, "
                 f"{x.seconds:.1f} s")
         if self.found:
-            return (f"violation found in {self.store} ({self.mode}) after {x.first_failure_example} examples "
+            text = (f"violation found in {self.store} ({self.mode}) after {x.first_failure_example} examples "
                     f"({x.first_failure_seconds:.2f} s); {what} in all")
-        unknown = f"; the checker ran out of budget on {x.unknown} examples (verdict unknown)" if x.unknown else ""
-        return f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
+        else:
+            unknown = (f"; the checker ran out of budget on {x.unknown} examples (verdict unknown)"
+                       if x.unknown else "")
+            text = f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
+        return "\n".join([text, *self.remarks()])
+
+    def remarks(self) -> list[str]:
+        """What the summary adds: the clock cutting the search or its
+        shrinking, suppressed health checks, assumed capabilities."""
+        x = self.exploration
+        out = [f"note: {n}" for n in self.notes]
+        if x.clock_cut:
+            out.append(f"note: the time budget ended the search after {x.examples} examples, before the "
+                       "example limit: a seeded run is reproducible by its example count only when the "
+                       "example limit ends it (--examples)")
+        if x.shrink_cut:
+            out.append(f"note: {x.shrink_cut}; the story shown may not be the smallest one")
+        out += [f"note: health check {name} suppressed: {text.split(';')[0]}" for name, text in self.suppressed]
+        return out
 
 
 def parse_faults(text: str | None) -> tuple[str, ...]:
@@ -62,10 +83,19 @@ def parse_faults(text: str | None) -> tuple[str, ...]:
     return out
 
 
-def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: ModelConfig | None = None) -> ModelConfig:
-    """The model for this store: capabilities decide what it may call."""
-    with tempfile.TemporaryDirectory(prefix="sessioncheck-probe-") as d:
-        caps = probe(spec, Path(d))
+def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: ModelConfig | None = None,
+                 notes: list | None = None, watchdog: float = 10.0) -> ModelConfig:
+    """The model for this store: capabilities decide what it may call.
+
+    Checks the adapter contract first (:mod:`sessioncheck.contract`); what
+    it had to assume is appended to ``notes``."""
+    from sessioncheck.contract import check as check_contract
+
+    probed = check_contract(spec, watchdog=watchdog)
+    caps = probed.capabilities
+    if notes is not None and not probed.declared:
+        notes.append(f"{spec.name} declares no capabilities: assumed the defaults (metadata={caps.metadata}, "
+                     f"delete={caps.delete}); declare `capabilities = Capabilities(...)` on the store")
     cfg = base or ModelConfig()
     if "crash" in faults and mode == "threads":
         raise ConfigError("crash faults need process actors: add --actors processes (or mixed)")
@@ -114,24 +144,40 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
            max_examples: int | None = None, seed: int | None = None, report_path: Path | None = None,
            report_dir: Path | None = None, save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
-           shrink_budget: float = 10.0, settings_kwargs: dict | None = None) -> Result:
+           shrink_budget: float = 10.0, settings_kwargs: dict | None = None,
+           suppress_health_check: Any = ()) -> Result:
+    """Explore ``store`` and tell the story of the smallest violation.
+
+    The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
+    included, plus at most one ``watchdog`` period for a run that got
+    stuck (:func:`~sessioncheck.controlled.search.explore`).  Health checks
+    (:mod:`sessioncheck.health`) run on the exploration; one that fails
+    and is not in ``suppress_health_check`` raises
+    :class:`~sessioncheck.health.HealthCheckFailed` (exit 2).  The adapter
+    contract is checked before the search
+    (:mod:`sessioncheck.contract`)."""
+    suppressed = health.parse_suppressed(suppress_health_check)
     if mode not in ("threads", "processes", "mixed"):
         raise ConfigError(f"unknown actor mode {mode!r}; choose threads, processes or mixed")
     if budget <= 0:
         raise ConfigError("--budget must be a positive number of seconds")
     spec = resolve(store)
-    model = model_config(spec, mode, faults, cfg)
+    notes: list[str] = []
+    model = model_config(spec, mode, faults, cfg, notes=notes, watchdog=watchdog)
     coverage = Coverage()
+    tally = health.Tally()
 
     def observe(stats: Exploration) -> None:
         coverage.on_example(stats)
+        tally.on_example(stats)
         if on_example is not None:
             on_example(stats)
 
     with Executor(spec, mode, model, watchdog=watchdog) as ex:
         x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
                     on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
-    result = Result(store, mode, x, coverage=coverage)
+    result = Result(store, mode, x, coverage=coverage, notes=notes)
+    result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed)
     if x.outcome is None:
         return result
     outcome = x.outcome

@@ -61,3 +61,34 @@ class RaisingFactory:
 
     def __new__(cls, location: Path):
         raise RuntimeError("cannot connect to the session database")
+
+
+class SlowSqliteRmw:
+    """The sqlite-rmw mutant (SELECT then UPDATE in autocommit), every call
+    made slow by a fixed amount of real CPU work (tens of ms) the virtual clock cannot skip: a
+    search whose every run costs real seconds, for the budget's bound."""
+
+    def __new__(cls, location: Path):
+        import hashlib
+
+        from sessioncheck.stores.mutants.sqlite_rmw import Store
+
+        class Slow(Store):
+            def _burn(self):
+                # a fixed amount of work: the harness's clock is virtual
+                for _ in range(int(os.environ.get("SLOW_STORE_WORK", "40000"))):
+                    hashlib.sha1(b"x" * 256).digest()
+
+            def add_message(self, session_id, message):
+                self._burn()
+                return super().add_message(session_id, message)
+
+            def persist_state(self, session_id, fields):
+                self._burn()
+                return super().persist_state(session_id, fields)
+
+            def read(self, session_id):
+                self._burn()
+                return super().read(session_id)
+
+        return Slow(location)

@@ -105,7 +105,8 @@ def test_crash_leaving_a_temp_file_is_a_warning_not_a_violation():
 
 
 def test_nothing_leaks(tmp_path):
-    """After runs with process actors, crashes and a stuck store: no child
+    """After runs with process actors, crashes and a stuck store (one that
+    blocks on its second add: the contract probe adds one): no child
     process, no leaked fd, no temporary directory is left."""
     script = textwrap.dedent(f"""
         import os, sys, multiprocess
@@ -116,7 +117,7 @@ def test_nothing_leaks(tmp_path):
         verify("json", mode="processes", faults=("crash", "power-loss"), budget=30, max_examples=60, seed=1,
                save_report=False)
         verify("mutant:non-atomic-write", mode="mixed", faults=("crash",), budget=30, seed=1, save_report=False)
-        verify("fixture_stores:HangingStore", mode="processes", budget=30, max_examples=3, seed=1,
+        verify("misbehaving_stores:HangsLaterStore", mode="processes", budget=30, max_examples=3, seed=1,
                save_report=False, watchdog=0.5, cfg=ModelConfig(actors=1))
         kids = [p for p in os.listdir("/proc") if p.isdigit()
                 and open(f"/proc/{{p}}/stat").read().split(")")[1].split()[1] == str(os.getpid())]

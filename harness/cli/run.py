@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 from pathlib import Path
 
 from sessioncheck.verify import FAULTS, parse_faults, verify
@@ -25,17 +27,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=None, metavar="PATH",
                         help="where to save the report of a violation (default: .sessioncheck/reports/)")
     parser.add_argument("--stats", action="store_true", help="print what was explored")
+    add_health_option(parser)
     add_model_options(parser)
 
 
+def add_health_option(parser: argparse.ArgumentParser) -> None:
+    """``--suppress-health-check NAME`` (repeatable), shared with ``stress``."""
+    from sessioncheck.health import ALL
+
+    parser.add_argument("--suppress-health-check", action="append", default=[], metavar="NAME",
+                        help=f"do not fail the run on this health check (repeatable): {', '.join(ALL)}, or all")
+
+
+@contextlib.contextmanager
+def private_scratch() -> Iterator[None]:
+    """Every run location of this command in one directory of its own,
+    removed at the end whatever happens: a signal that lands between a
+    location's creation and its removal (Ctrl-C, SIGTERM, SIGHUP) leaves
+    nothing behind.  The removal itself runs with those signals ignored."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    from sessioncheck.controlled.engine import scratch_dir
+
+    old = os.environ.get("SESSIONCHECK_TMPDIR")
+    mine = tempfile.mkdtemp(prefix="sessioncheck-run-", dir=scratch_dir())
+    os.environ["SESSIONCHECK_TMPDIR"] = mine
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SESSIONCHECK_TMPDIR", None)
+        else:
+            os.environ["SESSIONCHECK_TMPDIR"] = old
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        try:
+            saved = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+        except ValueError:  # not the main thread
+            saved = {}
+        try:
+            shutil.rmtree(mine, ignore_errors=True)
+        finally:
+            for s, h in saved.items():
+                signal.signal(s, h)
+
+
 def main(args: argparse.Namespace) -> int:
+    from sessioncheck.controlled.exits import Terminated, terminate_cleanly
+    from sessioncheck.health import parse_suppressed
+
     faults = parse_faults(args.faults)
-    with progress(args.budget, args.examples) as tick:
-        result = verify(
-            args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
-            seed=args.seed, report_path=args.report, database=database_for(args),
-            cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
-        )
+    suppressed = parse_suppressed(args.suppress_health_check)
+    try:
+        with terminate_cleanly(), private_scratch(), progress(args.budget, args.examples) as tick:
+            result = verify(
+                args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
+                seed=args.seed, report_path=args.report, database=database_for(args),
+                cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
+                suppress_health_check=suppressed,
+            )
+    except Terminated as exc:
+        import signal
+
+        print(f"sessioncheck: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     print(result.summary(), file=sys.stderr)
     for text, example in result.exploration.warnings.values():
         print(f"warning (example {example}): {text}", file=sys.stderr)

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds the checker may search before the verdict is unknown (default 300)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the operation plans (default 0)")
     parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
+    from sessioncheck.cli.run import add_health_option
+
+    add_health_option(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,6 +57,9 @@ def main(args: argparse.Namespace) -> int:
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget)
     config.validate()
+    from sessioncheck.health import parse_suppressed
+
+    suppressed = parse_suppressed(args.suppress_health_check)
     _terminate_cleanly()
     actors = len(config.actor_names)
     where = f"{config.processes} processes x {config.threads} threads" if config.processes else \
@@ -70,6 +76,11 @@ def main(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"cannot write history {args.history}: {exc.strerror or exc}") from None
     _print(console, result, args.history)
+    from sessioncheck import health
+
+    for name, text in health.check(config.store, None, None, suppressed=suppressed,
+                                   found=health.stress_failures(result)):
+        console.print(f"note: health check {name} suppressed: {text.split(';')[0]}", markup=False)
     return 0 if result.verdict == "ok" else 1
 
 
@@ -86,6 +97,7 @@ def _terminate_cleanly() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _with_progress(console, config: StressConfig) -> StressResult:

@@ -113,11 +113,27 @@ class Runner:
             self._aio.close()
 
     def run(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
+        """Run one call.  A ``BaseException`` the store lets out (``sys.exit``,
+        ``os._exit``, ``KeyboardInterrupt``, ``GeneratorExit``) is
+        ``Done("died")``: the transport reports the actor as ended
+        (``ActorDied``), never as a pass.  The harness's own unwinding
+        (``intercept.Crashed``) goes through."""
+        from sessioncheck.controlled import exits
+        from sessioncheck.controlled.intercept.context import Crashed
+        from sessioncheck.controlled.intercept.threads import Unsupported
+
         try:
-            value = self._dispatch(spec, location, call)
+            with exits.inside_store():
+                value = self._dispatch(spec, location, call)
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
             refused = is_refusal(exc, declared_refusals(self.store, spec and spec.factory))
             return Done("info" if refused else "error", error=_describe(exc, location))
+        except (Crashed, Unsupported):
+            raise  # the harness's own unwinding, and a store it cannot run (exit 2)
+        except BaseException as exc:  # noqa: BLE001 - a store ending its actor
+            where = {"open": "the factory", "add": "add_message", "persist": "persist_state",
+                     "delete": "delete_session"}.get(call.f, call.f)
+            return Done("died", error=f"{exits.describe(exc)} in {where}")
         return Done("ok", value=value)
 
     def _dispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:

@@ -234,7 +234,7 @@ class Executor:
             violations.append(Violation("I5", exc.summary, subject=exc.kind))
         except ActorDied as exc:
             broken = True
-            violations.append(Violation("I5", f"{exc}: the store ended its own process"))
+            violations.append(Violation("I5", f"{exc}: the store ended its own actor", subject="vanished"))
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
             for name, st in sched.state.items():

@@ -25,7 +25,7 @@ from typing import Any
 
 import multiprocess
 
-from sessioncheck.controlled import intercept
+from sessioncheck.controlled import exits, intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.intercept import threads
 from sessioncheck.errors import UnsupportedStore
@@ -68,9 +68,13 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
         # SIGUSR1 dumps this process's stack to the parent (a stuck actor's
         # wait is classified from it: sessioncheck.controlled.waits)
         faulthandler.register(signal.SIGUSR1, file=dump_w, all_threads=False)
-    # A Ctrl-C in the terminal reaches the whole process group; the parent
-    # decides when actors end.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Ctrl-C in the terminal (or a SIGTERM/SIGHUP sent to the whole
+    # process group) reaches every actor; the parent decides when actors
+    # end, and cleans up after them.
+    for sig in _PARENT_DECIDES:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_DECIDES)  # blocked across the fork
+    die_with_parent()
     runner = Runner()
     ctx: intercept.ActorContext | None = None
     location = ""
@@ -97,7 +101,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                 _send(up_w, ("point", kind, path, detail, events))
             msg = _recv(down_r)
             if msg[0] == "exit" or why:  # shut down while parked: leave at once
-                os._exit(0)
+                exits.real_exit(0)
             ctx.now = msg[1]
             return msg[2]
 
@@ -129,7 +133,37 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
     except (EOFError, OSError):
         pass
     finally:
-        os._exit(0)  # no atexit handlers, no flushing of inherited buffers
+        exits.real_exit(0)  # no atexit handlers, no flushing of inherited buffers
+
+
+_PR_SET_PDEATHSIG = 1
+#: signals the parent handles for its actors (they ignore them)
+_PARENT_DECIDES = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _block_signals() -> set:
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_DECIDES)
+
+
+def _restore_signals(old: set) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``), so a ``kill -9`` of the harness leaves no
+    actor running.  Elsewhere the actor still ends when it reads EOF on
+    its channel, which it does between calls."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        exits.real_exit(0)
 
 
 class ProcessActor:
@@ -148,7 +182,15 @@ class ProcessActor:
         self._proc = ctx.Process(target=_child, args=(name, spec, down_r, up_w,
                                                       [self._down_w, self._up_r, self._dump_r], dump_w),
                                  name=f"sessioncheck-{name}", daemon=True)
-        self._proc.start()
+        # No signal handler may run during the fork: one raising in an
+        # at-fork callback (logging's) is printed and swallowed there, so a
+        # Ctrl-C or SIGTERM would be lost, and the child must not run the
+        # parent's handlers before it ignores those signals.
+        blocked = _block_signals()
+        try:
+            self._proc.start()
+        finally:
+            _restore_signals(blocked)
         os.close(down_r)
         os.close(up_w)
         os.close(dump_w)
@@ -156,6 +198,7 @@ class ProcessActor:
         self._poll.register(self._up_r, select.POLLIN)
         self._closed = False
         self._refused: str | None = None
+        self._exitcode: int | None = None
 
     def set_location(self, location: str) -> None:
         self.location = location
@@ -168,13 +211,19 @@ class ProcessActor:
         try:
             msg = _recv(self._up_r)
         except (EOFError, OSError):
-            self._kill()
-            raise ActorDied(f"actor {self.name} (pid {self._proc.pid}) exited unexpectedly") from None
+            pid = self._proc.pid
+            self._kill()  # reaps it and closes the process object
+            code = self._exitcode
+            how = (f"was killed by signal {-code}" if code is not None and code < 0
+                   else f"exited with code {code}" if code is not None else "exited")
+            raise ActorDied(f"actor {self.name} (pid {pid}) {how} in the middle of an operation") from None
         if msg[0] == "unsupported":
             self._refused = msg[1]
             raise UnsupportedStore(msg[1])
         if msg[0] == "point":
             return Point(msg[1], msg[2], msg[3], msg[4])
+        if msg[1] == "died":
+            raise ActorDied(f"actor {self.name}: {msg[3]}")
         return Done(msg[1], msg[2], msg[3], msg[4])
 
     def _check(self) -> None:
@@ -230,6 +279,7 @@ class ProcessActor:
         except (ProcessLookupError, TypeError):
             pass
         self._proc.join(timeout=5)
+        self._exitcode = self._proc.exitcode
         self._close_fds()
 
     def _close_fds(self) -> None:

@@ -60,6 +60,20 @@ class Exploration:
     #: the outcome of the example just run, for ``on_example`` observers
     #: (schedule coverage); not kept after the call
     last: Outcome | None = None
+    #: the clock, not the example limit, ended a seeded search (so the
+    #: same seed may explore more or fewer examples on another machine)
+    clock_cut: bool = False
+    #: why shrinking stopped before Hypothesis was done ("" if it was not
+    #: cut short): the story shown may not be the smallest
+    shrink_cut: str = ""
+    #: store runs spent shrinking
+    shrink_runs: int = 0
+
+
+def grace(budget: float) -> float:
+    """How far past its budget a search may run to finish shrinking: 10 %,
+    at least 2 s, at most 10 s."""
+    return min(max(0.1 * budget, 2.0), 10.0)
 
 
 def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
@@ -75,12 +89,19 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     (:class:`BudgetSpent`).  A seeded exploration is deterministic as long
     as the example budget, not the clock, ends it (with ``database=None``).
 
-    Shrinking stops after ``shrink_budget`` seconds or ``shrink_runs``
-    runs, whichever comes first: from then on every candidate other than
-    the smallest failure found so far is answered "passes" without running
-    it, so Hypothesis settles on that one at once.  A seeded search is
-    bounded by the run count alone, so that the same seed shrinks to the
-    same story on a fast or a loaded machine.
+    The budget is a promise: the search stops starting examples at
+    ``budget`` seconds and shrinking stops at ``budget`` + :func:`grace`,
+    so the whole exploration ends by then, plus at most one ``watchdog``
+    period for a run already under way.  Shrinking also stops after
+    ``shrink_budget`` seconds (unseeded only), ``shrink_runs`` runs, or
+    the first shrink run that took a watchdog period (a stuck run costs
+    one period, not one per attempt).  From then on every candidate other
+    than the smallest failure found so far is answered "passes" without
+    running it, so Hypothesis settles on that one at once, and
+    ``shrink_cut`` says why.  A seeded search is bounded by the run count
+    (and the hard end) alone, so that the same seed shrinks to the same
+    story on a fast or a loaded machine unless the budget runs out first;
+    ``clock_cut`` says when the clock ended a seeded search.
 
     ``systematic=False`` (or phases without ``Phase.explicit``) skips the
     systematic pass (:mod:`sessioncheck.controlled.systematic`): the random search alone."""
@@ -99,29 +120,50 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     digest = f"sessioncheck|{executor.spec.name}|{executor.mode}|{executor.cfg}".encode()
     shrinking = [False]
     best: list[Outcome] = []
-    shrink = {"runs": 0, "until": 0.0}
+    shrink = {"runs": 0, "until": 0.0, "why": ""}
+    hard_end = deadline + grace(budget)
+    watchdog = float(getattr(executor, "watchdog", 10.0))
 
     cfg = executor.cfg
 
+    from sessioncheck.controlled.exits import check_signals
+
     def body(raw: list) -> None:
+        check_signals()  # a signal whose exception something swallowed
         if not shrinking[0] and (stats.examples >= limit or time.monotonic() > deadline):
             # A BaseException that is not an Exception ends Hypothesis at
             # once: no shrinking, no "flaky" verdict.
             stats.budget_exhausted = True
+            if stats.examples < limit and seed is not None:
+                stats.clock_cut = True
             raise BudgetSpent()
         program = decode(raw, cfg)
         if shrinking[0]:
-            shrink["runs"] += 1
-            if shrink["runs"] > shrink_runs or (seed is None and time.monotonic() > shrink["until"]):
+            if not shrink["why"]:
+                now = time.monotonic()
+                if shrink["runs"] >= shrink_runs:
+                    shrink["why"] = f"shrinking stopped at its limit of {shrink_runs} runs"
+                elif now > hard_end:
+                    shrink["why"] = (f"shrinking was cut short by the time budget after {shrink['runs']} runs")
+                elif seed is None and now > shrink["until"]:
+                    shrink["why"] = (f"shrinking was cut short after {shrink_budget:g} s "
+                                     f"({shrink['runs']} runs)")
+            if shrink["why"]:
                 if program == best[-1].program:
                     raise Found(best[-1])
                 return
+            shrink["runs"] += 1
+        began = time.monotonic()
         try:
             outcome = executor.run(program)
         except ConfigError as exc:
             # the harness's own blind spot (an unseen wait): stop at once,
             # Hypothesis must not shrink or retry it
             raise _Abort(exc) from None
+        if shrinking[0] and time.monotonic() - began >= 0.9 * watchdog and not shrink["why"]:
+            # a run that waited out the watchdog: the next would too
+            shrink["why"] = (f"shrinking stopped after a run took a whole watchdog period ({watchdog:g} s), "
+                             f"after {shrink['runs']} runs")
         if not shrinking[0]:
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
@@ -184,13 +226,19 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         stats.outcome = exc.outcome
     except Flaky as exc:
         # Hypothesis could not confirm its last candidate.  A failure we
-        # ran ourselves is still a failure if it happens again.
-        again = executor.run(best[-1].program) if best else None
+        # ran ourselves is still a failure if it happens again.  Once
+        # shrinking was cut short, the "passes" answered without a run
+        # are what Hypothesis could not confirm: the last failure we ran
+        # stands as it is.
+        again = best[-1] if (shrink["why"] and best) else (executor.run(best[-1].program) if best else None)
         if again is None or not again.failed:
             first = best[0].violations[0].summary if best else str(exc)
             raise NondeterministicStore(
                 "the store behaves differently under the same schedule, so no failure can be replayed; "
                 f"the first run said: {first}") from None
         stats.outcome = again
+    stats.shrink_runs = shrink["runs"]
+    if stats.outcome is not None:
+        stats.shrink_cut = shrink["why"]
     stats.seconds = time.monotonic() - t0
     return stats

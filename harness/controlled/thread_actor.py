@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from sessioncheck.controlled import intercept
-from sessioncheck.controlled.actor import Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.intercept import threads
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
@@ -141,6 +141,11 @@ class ThreadActor:
         if isinstance(stop, _Refused):
             self._refused = stop.message
             raise UnsupportedStore(stop.message)
+        if isinstance(stop, Done) and stop.status == "died":
+            # the store tried to end its actor (sys.exit, os._exit, a
+            # BaseException): never a pass, and said at once, not after a
+            # watchdog period
+            raise ActorDied(f"actor {self.name}: {stop.error}")
         return stop
 
     def _check(self) -> None:

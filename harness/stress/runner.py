@@ -213,6 +213,8 @@ class StressResult:
     #: raised: with no fault injected a read must return a session state).
     run_findings: list[Finding] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # actors whose history was not collected
+    #: actors the store ended (sys.exit, os._exit, a BaseException), in words
+    vanished: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -249,7 +251,10 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         limit = time.monotonic() + duration + op_timeout
         for t in threads:
             t.join(max(0.0, limit - time.monotonic()))
-        if errors:
+        gone = [e for e in errors if e.startswith(VANISHED)]
+        if gone:
+            conn.send(("error", gone[0]))
+        elif errors:
             conn.send(("error", errors[0]))
         else:
             conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
@@ -257,7 +262,9 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         status = 1
     finally:
         conn.close()
-        os._exit(status)  # hung actor threads die with the process
+        from sessioncheck.controlled import exits
+
+        exits.real_exit(status)  # hung actor threads die with the process
 
 
 def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list, duration: float,
@@ -279,9 +286,19 @@ def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list,
             return
         if go is not None:
             go.set()
-        run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
+        from sessioncheck.controlled import exits
+
+        try:
+            with exits.inside_store():  # os._exit raises here: the harness lives on to say so
+                run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
+        except BaseException as exc:  # noqa: BLE001 - a store ending its actor is reported
+            errors.append(f"{VANISHED}actor {threading.current_thread().name}: {exits.describe(exc)}")
     finally:
         _close(store)
+
+
+#: prefix of an ``errors`` entry saying the store ended an actor
+VANISHED = "vanished: "
 
 
 def _close(store: Any) -> None:
@@ -372,6 +389,8 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                     if kind == "ok":
                         for n, rec, finished in payload:
                             collected[n] = (rec, finished)
+                    elif isinstance(payload, str) and payload.startswith(VANISHED):
+                        errors.append(payload)
             else:
                 next(t for _, t, _ in threads if t.is_alive()).join(0.2)
         for n, t, rec in threads:
@@ -400,7 +419,9 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
     finally:
         _reap(children)
         shutil.rmtree(tmp, ignore_errors=True)
-    return _assemble(config, names, collected, lost, finals, ended - started)
+    result = _assemble(config, names, collected, lost, finals, ended - started)
+    result.vanished = [e[len(VANISHED):] for e in dict.fromkeys(errors) if e.startswith(VANISHED)]
+    return result
 
 
 def _drain_errors(children: list) -> str:
