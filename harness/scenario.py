@@ -210,21 +210,33 @@ def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int | None:
     def sql(p: dict) -> str:
         return (p.get("detail") or "").split(" ")[0].upper() if p["kind"] == "sql" else ""
 
+    def redis(p: dict) -> str:
+        """``read`` or ``write`` for a Redis command point, else empty."""
+        if p["kind"] != "redis":
+            return ""
+        from sessioncheck.servers.redis_commands import is_write
+
+        return "write" if is_write(p.get("detail") or "") else "read"
+
     def data_open_for_write(p: dict) -> bool:
         detail = p.get("detail") or ""
         return (p["kind"] == "open" and p["path"] not in locks and p["path"] != "."
                 and ("w" in detail or "create" in detail))
 
-    missing = 0 if blocked or any(p["kind"] == "sql" for p in points) else None
+    # a statement or a server command is atomic where it runs: an operation
+    # made only of them has nothing to stop between (count 0), unlike a
+    # store whose file I/O the harness cannot see (None: a loud error)
+    missing = 0 if blocked or any(p["kind"] in ("sql", "redis") for p in points) else None
     if mark == "created":
         for i, p in enumerate(points):
             # an in-place writer (os.pwrite on a cached fd) changes its data file at its first write
             in_place = p["kind"] in ("write", "truncate") and p["path"] not in locks
-            if data_open_for_write(p) or in_place or sql(p) in _SQL_WRITES[:4]:
+            if data_open_for_write(p) or in_place or sql(p) in _SQL_WRITES[:4] or redis(p) == "write":
                 return i + 1
         return missing
     first = next((i for i, p in enumerate(points)
-                  if (p["kind"] == "read" and p["path"] not in locks) or sql(p) == "SELECT"), None)
+                  if (p["kind"] == "read" and p["path"] not in locks) or sql(p) == "SELECT"
+                  or redis(p) == "read"), None)
     if first is None:
         return missing
     if mark == "reading":
@@ -235,7 +247,7 @@ def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int | None:
         if (p["kind"] in ("flock", "flock-wait", "lock", "lock-wait", "replace", "rename", "truncate", "unlink",
                           "write")
                 or (p["kind"] == "open" and ("w" in (p.get("detail") or "") or "create" in (p.get("detail") or "")))
-                or sql(p) in _SQL_WRITES):
+                or sql(p) in _SQL_WRITES or redis(p) == "write"):
             break
         n += 1
     return n

@@ -40,7 +40,8 @@ SCENARIO = Scenario(
     program=PROGRAM,
     expect={
         "mutant:none-skipped": violates("I3"),
-        "mutant:redis-none-string": violates("I4"),  # the clear reads back as "None", a value never written
+        # the clear reads back as the text "None": the field was not cleared (I3)
+        "mutant:redis-none-string": violates("I3"),
         "praisonai": violates("I3"),
         "praisonai-agent": violates("I3"),
         "sessioncheck.stores.adapters.praisonai:small_window": violates("I3"),

@@ -54,6 +54,14 @@ SCENARIO = Scenario(
         # and through os.pread on a cached fd
         "mutant:dir-fd-rmw": violates("I1"),
         "mutant:pread-rmw": violates("I1"),
+        # the same read-modify-write done in a helper thread the store
+        # waits for: its points are the calling actor's
+        "mutant:executor-rmw": violates("I1"),
+        "mutant:to-thread-rmw": violates("I1"),
+        # the same write-back through Redis: GET, then SET of the stale blob;
+        # and a check-and-set whose failed EXEC is taken for success
+        "mutant:redis-get-set": violates("I1"),
+        "mutant:redis-watch-ignored": violates("I3"),
         # B's instance opens inside its persist: the compaction in
         # __init__ reads s0 without the lock and writes it back after m2.
         "mutant:compact-in-init": violates("I1"),

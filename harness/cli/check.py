@@ -22,7 +22,7 @@ from sessioncheck.cli.numbers import count, seconds
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("history", metavar="HISTORY.jsonl", help="the history to check (JSON lines)")
-    parser.add_argument("--budget", type=seconds(), default=300.0, metavar="SECONDS",
+    parser.add_argument("--budget", type=seconds(allow_low=True), default=300.0, metavar="SECONDS",
                         help="give up (verdict unknown, exit 1) after this long on metadata search "
                              "(default 300)")
     parser.add_argument("--max-states", type=count(), default=1_000_000, metavar="N",
