@@ -117,3 +117,12 @@ def test_bare_command_prints_a_short_usage_on_stderr(tmp_path):
     assert p.stdout == ""
     assert p.stderr.startswith("usage: sessioncheck VERB") and "sessioncheck run --store json" in p.stderr
     assert len(p.stderr.splitlines()) <= 4
+
+
+def test_a_report_to_dev_null_leaves_the_device_alone(tmp_path):
+    import os
+    import stat
+
+    p = sc("run", "--store", "mutant:none-skipped", "--seed", "1", "--report", "/dev/null", cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "the report replaced /dev/null"

@@ -77,6 +77,21 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
 
 
 def save(report: dict, path: Path) -> Path:
+    """Write ``report`` to ``path`` atomically (a temporary file, then a
+    rename).  A path that exists and is not a regular file (``/dev/null``,
+    a FIFO) is written in place: renaming over it would replace the device
+    itself."""
+    import stat
+
+    path = Path(path)
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(report, indent=1, sort_keys=False) + "\n")
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n", encoding="utf-8")
