@@ -399,7 +399,9 @@ def test_writers_in_forked_processes(spec, tmp_path):
     process actors run them; the parent reads what they left on disk."""
     import multiprocessing
 
-    skip_without(*SPEC_PACKAGES[spec])
+    packages, extra = SPEC_PACKAGES[spec]
+    for package in packages.split():
+        skip_without(package, extra)
     ctx = multiprocessing.get_context("fork")
     for content in ("p1", "p2"):
         child = ctx.Process(target=_append_in_child, args=(spec, str(tmp_path), content))
