@@ -94,7 +94,11 @@ class StoreSpec:
     module: str
 
     def open(self, location: Path) -> SessionStore:
-        return self.factory(location)
+        """A new instance on ``location``; a factory that declares
+        ``resources`` also gets each one's address (``postgres_dsn=...``)."""
+        from sessioncheck import servers
+
+        return self.factory(location, **servers.factory_kwargs(self.factory))
 
     def describe(self) -> str:
         doc = (self.factory.__doc__ or "").strip().splitlines()

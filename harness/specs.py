@@ -21,6 +21,7 @@ from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
 BUILTIN = {
     "json": "sessioncheck.stores.reference.json_store:JsonFileStore",
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
+    "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
 }

@@ -120,7 +120,13 @@ class Executor:
     def __init__(self, spec: StoreSpec, mode: str = "threads", cfg: ModelConfig | None = None,
                  watchdog: float = 10.0) -> None:
         intercept.install()
+        from sessioncheck import servers
+
         self.spec = spec
+        # The servers the store needs run for this executor's whole life;
+        # every run (and every warm-up) leaves their namespace empty.
+        self.holding = servers.acquire(spec.factory, power_loss=(cfg or ModelConfig()).power_loss,
+                                       io_faults=(cfg or ModelConfig()).io_faults)
         self.mode = mode
         self.cfg = cfg or ModelConfig()
         self.watchdog = watchdog
@@ -145,6 +151,7 @@ class Executor:
             if a is not None:
                 a.shutdown()
             self.actors[i] = None
+        self.holding.release()
 
     def _actor(self, i: int) -> Actor:
         a = self.actors[i]
@@ -173,6 +180,7 @@ class Executor:
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
             shutil.rmtree(location, ignore_errors=True)
+            self.holding.reset()
 
     def _retire(self, name: str) -> None:
         i = self.names.index(name)
@@ -233,6 +241,7 @@ class Executor:
                 if st.crashed or broken:
                     self._retire(name)
             shutil.rmtree(location, ignore_errors=True)
+            self.holding.reset()
         return self._outcome(program, sched, violations, warnings)
 
     def _apply(self, sched: Scheduler, step: Step, counters: dict) -> None:

@@ -77,4 +77,7 @@ def install() -> None:
     sqlite3.connect = sqlite._sqlite_connect
     threading.Lock = locks._Lock
     threading.RLock = locks._RLock
+    from sessioncheck.controlled.intercept import postgres
+
+    postgres.install()  # psycopg 3, if importable
     _installed = True
