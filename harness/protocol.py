@@ -98,7 +98,7 @@ class StoreSpec:
         ``resources`` also gets each one's address (``postgres_dsn=...``)."""
         from sessioncheck import servers
 
-        return self.factory(location, **servers.factory_kwargs(self.factory))
+        return self.factory(location, **servers.factory_kwargs(self.factory, location))
 
     def describe(self) -> str:
         doc = (self.factory.__doc__ or "").strip().splitlines()

@@ -22,6 +22,7 @@ BUILTIN = {
     "json": "sessioncheck.stores.reference.json_store:JsonFileStore",
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
     "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
+    "postgres-row-lock": "sessioncheck.stores.reference.postgres_row_lock_store:PostgresRowLockStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
 }

@@ -180,7 +180,7 @@ class Executor:
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
             shutil.rmtree(location, ignore_errors=True)
-            self.holding.reset()
+            self.holding.reset(warmup=True)
 
     def _retire(self, name: str) -> None:
         i = self.names.index(name)

@@ -111,9 +111,22 @@ def get(name: str) -> ServerResource:
         return res
 
 
-def factory_kwargs(factory: Any) -> dict[str, str]:
-    """The keywords to call ``factory`` with: one address per resource."""
-    return {res.kwarg: res.address for res in (get(n) for n in needs(factory))}
+#: Where the engine warms up a new actor (engine._warm_up): such a location
+#: gets a resource's scratch namespace, so that warming up an actor that
+#: restarts in the middle of a run neither writes into nor empties the run's.
+WARMUP_PREFIX = "sessioncheck-warmup-"
+
+
+def is_warmup(location: Any) -> bool:
+    return location is not None and os.path.basename(str(location)).startswith(WARMUP_PREFIX)
+
+
+def factory_kwargs(factory: Any, location: Any = None) -> dict[str, str]:
+    """The keywords to call ``factory`` with: one address per resource
+    (the scratch one for a warm-up location, if the resource has one)."""
+    warm = is_warmup(location)
+    return {res.kwarg: (getattr(res, "warmup_address", "") or res.address) if warm else res.address
+            for res in (get(n) for n in needs(factory))}
 
 
 def unavailable(name: str) -> str:
@@ -129,12 +142,17 @@ class Holding:
         self.names = names
         self._released = False
 
-    def reset(self) -> None:
-        """Empty every namespace this store uses (cheap: one command each)."""
+    def reset(self, warmup: bool = False) -> None:
+        """Empty every namespace this store uses (cheap: one command each);
+        ``warmup``: the scratch namespaces warm-ups use instead."""
         for n in self.names:
             res = _active.get(n)
             if res is not None:
-                res.reset()
+                if warmup:
+                    if getattr(res, "warmup_address", ""):
+                        res.reset(warmup=True)  # type: ignore[call-arg]
+                else:
+                    res.reset()
 
     def settings(self) -> dict[str, dict[str, str]]:
         return {n: get(n).settings() for n in self.names}

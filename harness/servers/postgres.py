@@ -209,6 +209,9 @@ class PostgresResource:
         self.private = self.user_dsn is None
         self.schema = f"sessioncheck_{worker_id()}"
         self.address = ""
+        #: where warm-ups run (sessioncheck.servers.WARMUP_PREFIX): a schema
+        #: of their own, so an actor restarting mid-run leaves the run's alone
+        self.warmup_address = ""
         self.directory: str | None = None
         self.start_seconds = 0.0
         self._proc: subprocess.Popen | None = None
@@ -251,9 +254,10 @@ class PostgresResource:
             self.stop()
             raise ConfigError(f"schema {self.schema} on that PostgreSQL server is in use by another sessioncheck "
                               "run; run one at a time per server, or give each its own database")
-        options = f"-c search_path={self.schema}"
-        self.address = psycopg.conninfo.make_conninfo(base, options=options)
+        self.address = psycopg.conninfo.make_conninfo(base, options=f"-c search_path={self.schema}")
+        self.warmup_address = psycopg.conninfo.make_conninfo(base, options=f"-c search_path={self.schema}_warmup")
         self.reset()
+        self.reset(warmup=True)
         self.start_seconds = time.monotonic() - t0
 
     def _start_private(self) -> str:
@@ -321,25 +325,27 @@ class PostgresResource:
         except OSError:
             return ""
 
-    def reset(self) -> None:
-        """Give the namespace back empty: drop the schema with everything in
-        it and create it again.  Raises ConfigError if the server is gone."""
+    def reset(self, warmup: bool = False) -> None:
+        """Give the namespace (``warmup``: the warm-up one) back empty: drop
+        the schema with everything in it and create it again.  Raises
+        ConfigError if the server is gone."""
         psycopg = _psycopg()
         if self._admin is None:
             raise ConfigError("the PostgreSQL resource was reset before it started")
+        schema = f"{self.schema}_warmup" if warmup else self.schema
         try:
-            self._terminate_lingering()
-            self._admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE; CREATE SCHEMA "{self.schema}"')
+            self._terminate_lingering(schema)
+            self._admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
         except psycopg.OperationalError as exc:
             raise ConfigError(f"PostgreSQL stopped answering: {exc}") from None
 
-    def _terminate_lingering(self) -> None:
+    def _terminate_lingering(self, schema: str) -> None:
         """End backends other than ours that hold a lock on something in the
         schema (an abandoned actor's connection): a reset must never wait."""
         self._admin.execute(
             "SELECT pg_terminate_backend(l.pid, 1000) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND l.pid <> pg_backend_pid() GROUP BY l.pid", (self.schema,))
+            "WHERE n.nspname = %s AND l.pid <> pg_backend_pid() GROUP BY l.pid", (schema,))
 
     def settings(self) -> dict[str, str]:
         """The server's durability configuration, as it reports it."""
@@ -361,8 +367,9 @@ class PostgresResource:
             try:
                 if not self.private:
                     self._admin = admin
-                    self._terminate_lingering()
-                    admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+                    for schema in (self.schema, f"{self.schema}_warmup"):
+                        self._terminate_lingering(schema)
+                        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 admin.close()
             except Exception:  # noqa: BLE001 - a server that is gone has nothing to drop
                 pass

@@ -47,7 +47,6 @@ covered yet: a store using them runs without points at its statements.
 """
 from __future__ import annotations
 
-import _thread
 import mmap
 import re
 import struct
@@ -59,9 +58,9 @@ from sessioncheck.controlled.intercept.clock import real_monotonic
 from sessioncheck.controlled.intercept.context import current
 
 #: Real seconds a statement may take before the actor asks the server what
-#: it waits for; then it asks again every POLL seconds.
-PROMPT = 0.002
-POLL = 0.002
+#: it waits for, and between two such questions.  A lock wait costs about
+#: this much; a slow statement on a loaded machine costs one question.
+PROMPT = 0.005
 #: Real seconds an actor waits for a blocker that is not a parked actor (a
 #: deadlock the server is breaking, another client of a user's server).  The
 #: actor's watchdog reports anything longer as stuck.
@@ -151,65 +150,6 @@ def _sql_text(query: Any, conn: Any) -> str:
         return query.as_string(conn)
     except Exception:  # noqa: BLE001 - a Template or something newer: unnamed
         return str(query)
-
-
-# -- the helper thread a statement runs on -------------------------------------
-
-class _Helper:
-    """One thread per actor thread that runs its psycopg calls, so that the
-    actor itself never blocks in libpq.  Exits once its owner has ended."""
-
-    def __init__(self) -> None:
-        self.owner = threading.current_thread()
-        self._go = _thread.allocate_lock()
-        self._go.acquire()
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        self._job: Any = None
-        self._out: tuple[bool, Any] = (True, None)
-        self.finished = True
-        threading.Thread(target=self._loop, name=f"sessioncheck-pg-{self.owner.name}", daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            if not self._go.acquire(timeout=1.0):
-                if not self.owner.is_alive():
-                    return
-                continue
-            fn, args, kwargs = self._job
-            try:
-                self._out = (True, fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the actor
-                self._out = (False, exc)
-            self._job = None
-            self._done.release()
-
-    def submit(self, fn: Callable, args: tuple, kwargs: dict) -> None:
-        self.finished = False
-        self._job = (fn, args, kwargs)
-        self._go.release()
-
-    def wait(self, timeout: float) -> bool:
-        if self.finished:
-            return True
-        if self._done.acquire(timeout=max(0.0, timeout)):
-            self.finished = True
-        return self.finished
-
-    def result(self) -> Any:
-        ok, value = self._out
-        self._out = (True, None)
-        if not ok:
-            raise value
-        return value
-
-
-def _helper() -> _Helper:
-    h = getattr(_local, "helper", None)
-    if h is None or not h.finished:
-        # a helper still stuck in an abandoned statement is left to finish
-        h = _local.helper = _Helper()
-    return h
 
 
 # -- the monitor connection ----------------------------------------------------
@@ -319,63 +259,103 @@ def _quiesce(conn: Any) -> None:
         pass  # the server went away: the statement that follows says so
 
 
-def _run(ctx: Any, conn: Any, table: str, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
-    """Run one psycopg call for the actor on its helper thread; park the
-    actor as blocked while the server makes the call wait for a lock that
-    another actor's backend holds."""
-    helper = _helper()
-    helper.submit(fn, args, kwargs)
-    if not helper.wait(PROMPT):
-        _await(ctx, conn, table, helper)
+def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
     try:
-        return helper.result()
+        return fn(*args, **kwargs)
     finally:
         _after(ctx, conn, sql)
 
 
-def _await(ctx: Any, conn: Any, table: str, helper: _Helper) -> None:
-    import psycopg
+class _Waiter:
+    """What one statement's wait has seen: whether the actor parked, on
+    which backend, and since when an unparked blocker has held it."""
 
-    me = conn.pgconn.backend_pid
-    mon = _monitor(conn)
-    parked_on = None
-    counted = False
-    outside_since = None
-    try:
-        while not helper.wait(POLL):
-            try:
-                rows = _query(mon, _BLOCKERS, {"me": me})
-            except psycopg.Error:
-                helper.wait(OUTSIDE_WAIT)
+    def __init__(self, ctx: Any, conn: Any) -> None:
+        self.ctx, self.conn = ctx, conn
+        self.me = conn.pgconn.backend_pid
+        self.next = real_monotonic() + PROMPT
+        self.parked_on: tuple | None = None
+        self.counted = False
+        self.outside_since: float | None = None
+
+    def check(self) -> None:
+        """The statement has not finished: ask the server what it waits for,
+        and park the actor if another backend's lock holds it."""
+        import psycopg
+
+        now = real_monotonic()
+        if now < self.next:
+            return
+        self.next = now + PROMPT
+        try:
+            rows = _query(_monitor(self.conn), _BLOCKERS, {"me": self.me})
+        except psycopg.Error:
+            return  # no monitor: wait in real time, the watchdog bounds it
+        direct = [(pid, waits) for pid, depth, waits in rows if depth == 1 and pid != self.me]
+        if not direct or any(pid == self.me for pid, _, _ in rows):
+            # running, or in a deadlock the server will break: real time
+            return
+        holder = next((pid for pid, waits in direct if not waits), direct[0][0])
+        key = ("pg", holder)
+        if key == self.parked_on:
+            # Resumed, yet the same backend still blocks: the scheduler
+            # knows no actor holding it, so nothing parked holds it and it
+            # moves on its own (or the watchdog reports what blocks).
+            self.outside_since = self.outside_since or real_monotonic()
+            if real_monotonic() - self.outside_since < OUTSIDE_WAIT:
                 return
-            direct = [(pid, waits) for pid, depth, waits in rows if depth == 1 and pid != me]
-            cycle = any(pid == me for pid, _, _ in rows)
-            if not direct or cycle:
-                # running, or in a deadlock the server will break: real time
-                continue
-            holder = next((pid for pid, waits in direct if not waits), direct[0][0])
-            key = ("pg", holder)
-            if key == parked_on:
-                # Resumed, yet the same backend still blocks: the scheduler
-                # knows no actor holding it, so it is not parked at a
-                # point and will move on its own (or the watchdog says
-                # what blocks).
-                outside_since = outside_since or real_monotonic()
-                if real_monotonic() - outside_since < OUTSIDE_WAIT:
-                    continue
-            outside_since = None
-            if getattr(conn, "_sc_held", None) is None:
-                conn._sc_held = ("pg", me)  # a statement in flight holds what it took
-                ctx.events.append(("acquired", conn._sc_held))
-            ctx.events.append(("blocked", key))
-            if not counted:
-                _parked_add(1)
-                counted = True
-            parked_on = key
-            ctx.point("flock-wait", table, "row lock")
-    finally:
-        if counted:
+        self.outside_since = None
+        ctx, conn = self.ctx, self.conn
+        if getattr(conn, "_sc_held", None) is None:
+            conn._sc_held = ("pg", self.me)  # a statement in flight holds what it took
+            ctx.events.append(("acquired", conn._sc_held))
+        ctx.events.append(("blocked", key))
+        if not self.counted:
+            _parked_add(1)
+            self.counted = True
+        self.parked_on = key
+        ctx.point("flock-wait", getattr(conn, "_sc_table", ""), "row lock")
+
+    def done(self) -> None:
+        if self.counted:
             _parked_add(-1)
+            self.counted = False
+
+
+def _wait(self: Any, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+    """``Connection.wait`` for an actor's connection: psycopg's poll loop
+    (``waiting.wait_poll``), which between polls asks whether the server
+    holds the statement on another actor's lock, and parks the actor."""
+    ctx = current()
+    if ctx is None or getattr(self, "_sc_private", False) or timeout is not None:
+        return _orig["Connection.wait"](self, gen, interval, timeout)
+    import select
+
+    from psycopg import waiting
+
+    fileno = self.pgconn.socket
+    waiter = _Waiter(ctx, self)
+    try:
+        s = next(gen)
+        poll = select.poll()
+        poll.register(fileno, waiting._poll_evmasks[s])
+        while True:
+            evs = poll.poll(1)
+            if not evs:
+                gen.send(waiting.READY_NONE)
+                waiter.check()
+                continue
+            ev = evs[0][1]
+            ready = (waiting.READY_R if ev & select.POLLIN else 0) | (waiting.READY_W if ev & select.POLLOUT else 0)
+            if not ready and ev & waiting.POLL_BAD:
+                waiting._check_fd_closed(fileno)
+                raise waiting.e.OperationalError("connection socket closed")
+            s = gen.send(ready)
+            poll.modify(fileno, waiting._poll_evmasks[s])
+    except StopIteration as ex:
+        return ex.value
+    finally:
+        waiter.done()
 
 
 # -- the patches ----------------------------------------------------------------
@@ -412,7 +392,7 @@ def _cursor_call(name: str) -> Callable:
         if table and table != "advisory lock":
             conn._sc_table = table
         ctx.point("sql", table, label)
-        return _run(ctx, conn, table, orig, (self, query, *args), kwargs, sql)
+        return _run(ctx, conn, orig, (self, query, *args), kwargs, sql)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     call.__name__ = orig.__name__
@@ -428,7 +408,7 @@ def _conn_call(name: str, label: str) -> Callable:
             return orig(self, *args, **kwargs)
         table = getattr(self, "_sc_table", "")
         ctx.point("sql", table, label)
-        return _run(ctx, self, table, orig, (self, *args), kwargs)
+        return _run(ctx, self, orig, (self, *args), kwargs)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     return call
@@ -447,7 +427,7 @@ def _tx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
         label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
     table = getattr(conn, "_sc_table", "")
     ctx.point("sql", table, label)
-    return _run(ctx, conn, table, orig, (self, exc_type, exc_val, exc_tb), {})
+    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {})
 
 
 def _tx_enter(self: Any) -> Any:
@@ -497,6 +477,8 @@ def install() -> bool:
     _orig["Connection.connect"] = Conn.connect.__func__
     _orig["Transaction.__exit__"] = T.__exit__
     _orig["Transaction.__enter__"] = T.__enter__
+    _orig["Connection.wait"] = Conn.wait
+    Conn.wait = _wait
     C.execute = _cursor_call("Cursor.execute")
     C.executemany = _cursor_call("Cursor.executemany")
     Conn.commit = _conn_call("Connection.commit", "COMMIT")
