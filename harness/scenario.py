@@ -104,6 +104,14 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
     resolved or opened."""
     spec = resolve(store)
     expected = scenario.expected(store)
+    from sessioncheck import servers
+
+    on_server = servers.needs(spec.factory)
+    if on_server and (scenario.config.io_faults or scenario.config.power_loss):
+        why = (f"store {store} keeps its data in a {on_server[0]} server, which this scenario's file faults "
+               "do not reach")
+        return ScenarioResult(scenario, store, expected, "n/a", True,
+                              f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
     location = tempfile.mkdtemp(prefix="sessioncheck-scenario-probe-")
     try:
         caps: Capabilities = probe(spec, Path(location))

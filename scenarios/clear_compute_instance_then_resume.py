@@ -40,6 +40,7 @@ SCENARIO = Scenario(
     program=PROGRAM,
     expect={
         "mutant:none-skipped": violates("I3"),
+        "mutant:postgres-strip-nulls": violates("I3"),
         "praisonai": violates("I3"),
         "praisonai-agent": violates("I3"),
         "sessioncheck.stores.adapters.praisonai:small_window": violates("I3"),

@@ -70,6 +70,9 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "postgres-select-update": MutantPlan(ANY, ("I1", "I3")),
+    "postgres-strip-nulls": MutantPlan(ANY, ("I3",)),
+    "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",)),
 }
 
 
@@ -77,6 +80,18 @@ PLAN: dict[str, MutantPlan] = {
 #: kill -9 loses nothing acknowledged, and neither does a power loss.
 CONTROL_FAULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("threads", ("io-error",)), ("processes", ("crash",)), ("threads", ("power-loss",)))
+
+
+#: Faults that model the store's own files: they do not reach a store that
+#: keeps its data in a server (sessioncheck.servers refuses them).
+FILE_FAULTS = {"io-error", "power-loss"}
+
+
+def _on_server(store: str) -> bool:
+    from sessioncheck import servers
+    from sessioncheck.specs import resolve
+
+    return bool(servers.needs(resolve(store).factory))
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,8 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         cases += [Case(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
     for store in correct_stores():
         cases += [Case(store, mode) for mode in ACTOR_MODES]
-        cases += [Case(store, mode, faults) for mode, faults in CONTROL_FAULTS]
+        cases += [Case(store, mode, faults) for mode, faults in CONTROL_FAULTS
+                  if not (_on_server(store) and set(faults) & FILE_FAULTS)]
     # Controls: a mutant in an actor mode where its bug cannot show must
     # pass like a correct store (only bugs that need no fault qualify).
     for m in mutants:

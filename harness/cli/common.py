@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
+    parser.add_argument_group("servers").add_argument(
+        "--postgres-dsn", metavar="DSN", default=None,
+        help="a PostgreSQL server of your own for stores that need one (libpq DSN or URL; the harness works "
+             "in its own schema there and drops it at the end); default: a private server it starts and "
+             "stops (also $SESSIONCHECK_POSTGRES_DSN)")
 
 
 def model_from_args(args: argparse.Namespace) -> ModelConfig:
@@ -48,6 +54,11 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
             raise ConfigError("--max-steps must be between 1 and 1000")
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
+    if getattr(args, "postgres_dsn", None) is not None:
+        from sessioncheck.servers.postgres import ENV_DSN, check_dsn
+
+        # the environment carries it to the resource and to forked actors
+        os.environ[ENV_DSN] = check_dsn(args.postgres_dsn)
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
                        without=tuple(dict.fromkeys(args.without)))
 

@@ -140,16 +140,35 @@ def _preexec(parent: int, ids: tuple[int, int] | None) -> Any:
     return run
 
 
-#: The supervisor: runs the server, and on SIGTERM (from stop(), or from the
-#: kernel when the harness dies) shuts it down at once (SIGQUIT: immediate
-#: shutdown, the directory is scratch), waits for it, and removes the
-#: directory.
+#: The supervisor: owns the directory from the start (it creates it, and
+#: prints its name, so no kill of the harness can fall between the
+#: directory's creation and the supervisor's start).  It runs initdb,
+#: then the server, each as its child; on SIGTERM (from stop(), or from the
+#: kernel when the harness dies) it stops the one running (SIGQUIT: an
+#: immediate shutdown, the directory is scratch), waits for it, and removes
+#: the directory.  If initdb or the server fails, the end of the log goes
+#: to its stderr before the directory goes.
 SUPERVISOR = r'''
-d=$1; shift
-"$@" &
-pid=$!
-trap 'kill -QUIT "$pid" 2>/dev/null' TERM INT HUP
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+initdb=$2; role=$3
+stop=; pid=
+trap 'stop=1; [ -n "$pid" ] && kill -QUIT "$pid" 2>&-' TERM INT HUP
+d=$(mktemp -d "$1/sessioncheck-pg-XXXXXXXX") || exit 1
+printf '%s\n' "$d"
+exec >&-
+shift 3
+run() {
+    "$@" >>"$d/server.log" 2>&1 &
+    pid=$!
+    [ -n "$stop" ] && kill -QUIT "$pid" 2>&-
+    while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>&- || break; done
+    pid=
+    return $rc
+}
+if [ -z "$stop" ] && run "$initdb" -D "$d/data" -U "$role" --auth=trust --no-sync --no-instructions \
+        -E UTF8 --locale=C; then
+    [ -z "$stop" ] && run "$@" -D "$d/data" -k "$d"
+fi
+[ -z "$stop" ] && tail -c 600 "$d/server.log" >&2
 rm -rf -- "$d"
 '''
 
@@ -188,6 +207,18 @@ def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen:
     return box[0]
 
 
+def check_dsn(dsn: str) -> str:
+    """``dsn`` if libpq can parse it, else a ConfigError naming the problem."""
+    psycopg = _psycopg()
+    try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        raise ConfigError(f"--postgres-dsn {dsn!r} is not a libpq connection string or URL: {exc}") from None
+    if not dsn.strip():
+        raise ConfigError("--postgres-dsn is empty; leave it out to use a private server")
+    return dsn
+
+
 def _psycopg() -> Any:
     try:
         import psycopg
@@ -216,7 +247,6 @@ class PostgresResource:
         self.start_seconds = 0.0
         self._proc: subprocess.Popen | None = None
         self._admin: Any = None
-        self._log: Any = None
         self._stopped = False
 
     @staticmethod
@@ -267,43 +297,36 @@ class PostgresResource:
                               f"or point the harness at a server with --postgres-dsn / {ENV_DSN}")
         ids = _run_as()
         scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        d = tempfile.mkdtemp(prefix="sessioncheck-pg-", dir=os.environ.get("SESSIONCHECK_TMPDIR") or scratch)
-        self.directory = d
-        if ids is not None:
-            os.chown(d, *ids)
-        data = os.path.join(d, "data")
-        self._log = open(os.path.join(d, "server.log"), "wb")  # noqa: SIM115 - closed in stop()
-        if ids is not None:
-            os.fchown(self._log.fileno(), *ids)
-        try:
-            r = subprocess.run([os.path.join(bindir, "initdb"), "-D", data, "-U", ROLE, "--auth=trust",
-                                "--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"],
-                               stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                               preexec_fn=_preexec(os.getpid(), ids), timeout=60, check=False)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise ConfigError("initdb did not finish within 60 s") from None
-        if r.returncode != 0:
-            text = self._log_tail()
-            self.stop()
-            raise ConfigError(f"initdb failed (exit {r.returncode}): {text}")
-        argv = [os.path.join(bindir, "postgres"), "-D", data, "-k", d]
+        base = os.environ.get("SESSIONCHECK_TMPDIR") or scratch or tempfile.gettempdir()
+        argv = [os.path.join(bindir, "postgres")]  # the supervisor adds -D and -k
         for k, v in PRIVATE_SETTINGS.items():
             argv += ["-c", f"{k}={v}"]
         if shutil.which("setpriv"):
             argv = ["setpriv", "--pdeathsig", "QUIT", "--", *argv]
-        self._proc = _spawn(["sh", "-c", SUPERVISOR, "sessioncheck-postgres", d, *argv],
-                            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+        self._proc = _spawn(["sh", "-c", SUPERVISOR, "sessioncheck-postgres", base, os.path.join(bindir, "initdb"),
+                             ROLE, *argv],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
                             start_new_session=True, close_fds=True, preexec_fn=_preexec(os.getpid(), ids))
+        import select
+
+        ready, _, _ = select.select([self._proc.stdout], [], [], 30)
+        line = self._proc.stdout.readline().decode().strip() if ready else ""
+        self._proc.stdout.close()
+        if not line.startswith(os.path.join(base, "sessioncheck-pg-")):
+            text = self._log_tail()
+            self.stop()
+            raise ConfigError(f"could not make a directory for PostgreSQL under {base} as "
+                              f"{'uid %d' % ids[0] if ids else 'this user'}: {text}")
+        d = self.directory = line
         sock = os.path.join(d, f".s.PGSQL.{PORT}")
         dsn = f"host={d} port={PORT} user={ROLE} dbname=postgres"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         psycopg = _psycopg()
         while True:
             if self._proc.poll() is not None:
                 text = self._log_tail()
                 self.stop()
-                raise ConfigError(f"PostgreSQL exited while starting: {text}")
+                raise ConfigError(f"PostgreSQL did not start (initdb or the server failed): {text}")
             if os.path.exists(sock):
                 try:
                     psycopg.connect(dsn, connect_timeout=2).close()
@@ -313,10 +336,15 @@ class PostgresResource:
             if time.monotonic() > deadline:
                 text = self._log_tail()
                 self.stop()
-                raise ConfigError(f"PostgreSQL did not accept connections within 30 s: {text}")
+                raise ConfigError(f"PostgreSQL did not accept connections within 60 s: {text}")
             time.sleep(0.01)
 
     def _log_tail(self) -> str:
+        """The end of the server's log: from the supervisor once it has exited
+        (it removed the directory), else from the log file."""
+        proc = self._proc
+        if proc is not None and proc.poll() is not None and proc.stderr is not None:
+            return proc.stderr.read(600).decode(errors="replace").strip()
         if self.directory is None:
             return ""
         try:
@@ -382,9 +410,8 @@ class PostgresResource:
             except (subprocess.TimeoutExpired, OSError):
                 proc.kill()
                 proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
