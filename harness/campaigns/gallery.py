@@ -88,10 +88,15 @@ FILE_FAULTS = {"io-error", "power-loss"}
 
 
 def _on_server(store: str) -> bool:
+    """Whether ``store`` keeps its data in a server.  A store that cannot
+    load here (its driver is missing) says so when its case runs."""
     from sessioncheck import servers
     from sessioncheck.specs import resolve
 
-    return bool(servers.needs(resolve(store).factory))
+    try:
+        return bool(servers.needs(resolve(store).factory))
+    except ConfigError:
+        return False
 
 
 @dataclass(frozen=True)
