@@ -277,6 +277,8 @@ class PostgresResource:
             self.stop()
             where = "the private server" if self.private else f"{ENV_DSN}/--postgres-dsn"
             raise ConfigError(f"cannot connect to PostgreSQL ({where}): {exc}".strip()) from None
+        # a reset waits for a terminated backend to go, never for ever
+        self._admin.execute("SET lock_timeout = '20s'")
         # The schema is ours for the campaign: a second harness on the same
         # server and worker id would empty it under us.
         claimed = self._admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.schema,)).fetchone()[0]
@@ -361,6 +363,9 @@ class PostgresResource:
         if self._admin is None:
             raise ConfigError("the PostgreSQL resource was reset before it started")
         schema = f"{self.schema}_warmup" if warmup else self.schema
+        from sessioncheck.controlled.intercept import postgres as points
+
+        points.clear_parked()  # between runs no statement waits (a killed actor's count goes)
         try:
             self._terminate_lingering(schema)
             self._admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
@@ -371,7 +376,7 @@ class PostgresResource:
         """End backends other than ours that hold a lock on something in the
         schema (an abandoned actor's connection): a reset must never wait."""
         self._admin.execute(
-            "SELECT pg_terminate_backend(l.pid, 1000) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND l.pid <> pg_backend_pid() GROUP BY l.pid", (schema,))
 

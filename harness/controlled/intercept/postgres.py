@@ -14,21 +14,23 @@ change nothing another writer can see), nor is anything a connection pool
 
 Blocking inside the server.  An actor that runs a statement while another
 actor's transaction holds the row it needs would block in libpq, holding the
-baton the holder needs to go on: a real hang.  So the statement runs on a
-helper thread, and the actor waits for it briefly; if it has not finished,
-the actor asks a monitor connection of its own what its backend waits for
-(``pg_blocking_pids``).  Blocked by another backend, it reports a lock
-event ``blocked`` keyed on that backend, ``("pg", pid)``, and parks at a
-wait point (``flock-wait`` on the table) that the scheduler treats like any
-lock wait: it runs the holder, and resumes the waiter once the holder
-reported the key ``released``.  Every actor reports its own backend's key
-``acquired`` while its connection is inside a transaction (or holds a
-session advisory lock, or has a statement in flight that waited) and
-``released`` when it is back to idle, so the scheduler always knows who
-holds what.  A wait in a cycle (the blocker waits for us) is never parked:
-that is a real deadlock, the server's to break (40P01), and this actor
-waits for it in real time (the private server's ``deadlock_timeout`` is
-50 ms).
+baton the holder needs to go on: a real hang.  So ``Connection.wait`` (the
+loop every psycopg call runs to talk to the server) is replaced, for an
+actor's connections, by psycopg's own poll loop with one addition: when the
+server has not answered within a few milliseconds, the actor asks a monitor
+connection of its own what its backend waits for (``pg_blocking_pids``).
+Blocked by another backend, it reports a lock event ``blocked`` keyed on
+that backend, ``("pg", pid)``, and parks at a wait point (``flock-wait`` on
+the table, with the statement still pending in the server) that the
+scheduler treats like any lock wait: it runs the holder, and resumes the
+waiter once the holder reported the key ``released``; the waiter then reads
+its answer.  Every actor reports its own backend's key ``acquired`` while
+its connection is inside a transaction (or holds a session advisory lock,
+or has a statement parked) and ``released`` when it is back to idle, so the
+scheduler always knows who holds what.  A wait in a cycle (the blocker
+waits, directly or not, for us) is never parked: that is a real deadlock,
+the server's to break (40P01), and this actor waits for it in real time
+(the private server's ``deadlock_timeout`` is 50 ms).
 
 Determinism.  A waiter's statement finishes in the server as soon as the
 holder's lock is released, while the waiter is still parked.  So that what
@@ -81,6 +83,11 @@ def _parked_add(n: int) -> None:
     # Only the actor holding the baton ever runs this: no race.
     (v,) = _COUNT.unpack_from(_parked, 0)
     _COUNT.pack_into(_parked, 0, max(0, v + n))
+
+
+def clear_parked() -> None:
+    """Between runs: no actor has a statement parked."""
+    _COUNT.pack_into(_parked, 0, 0)
 
 
 def _parked_count() -> int:
@@ -250,13 +257,15 @@ def _quiesce(conn: Any) -> None:
     import psycopg
 
     try:
-        mon = _monitor(conn)
-        deadline = real_monotonic() + QUIESCE_WAIT
-        me = conn.pgconn.backend_pid
-        while _query(mon, _RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
-            _orig["sleep"](0.0005)
+        _settle(_monitor(conn), conn.pgconn.backend_pid)
     except psycopg.Error:
         pass  # the server went away: the statement that follows says so
+
+
+def _settle(mon: Any, me: int) -> None:
+    deadline = real_monotonic() + QUIESCE_WAIT
+    while _query(mon, _RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
+        _orig["sleep"](0.0005)
 
 
 def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
@@ -440,11 +449,27 @@ def _tx_enter(self: Any) -> Any:
 
 def _close(self: Any) -> None:
     held = getattr(self, "_sc_held", None)
-    _orig["Connection.close"](self)
     ctx = current()
-    if held is not None and ctx is not None and not getattr(self, "_sc_private", False):
-        self._sc_held = None
-        ctx.events.append(("released", held))
+    if held is None or ctx is None or getattr(self, "_sc_private", False):
+        return _orig["Connection.close"](self)
+    import psycopg
+
+    mon = _monitor(self) if _parked_count() > 0 else None
+    _orig["Connection.close"](self)
+    self._sc_held = None
+    ctx.events.append(("released", held))
+    if mon is not None:
+        # The server releases a closed connection's locks when its backend
+        # exits, after close() returned: let that happen, then let the
+        # waiters it wakes settle.
+        try:
+            deadline = real_monotonic() + QUIESCE_WAIT
+            while (_query(mon, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (held[1],))[0][0]
+                   and real_monotonic() < deadline):
+                _orig["sleep"](0.0005)
+            _settle(mon, held[1])
+        except psycopg.Error:
+            pass
 
 
 def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
