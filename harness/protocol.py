@@ -23,6 +23,18 @@ A message is a dict with ``role`` and ``content``; the harness makes every
 
 Capabilities are declared on the instance (or its class) as a
 ``capabilities`` attribute, never guessed.
+
+Resources.  A store that keeps its data in a server asks for it: its
+factory declares ``resources = ("redis",)`` (an attribute of the class or
+function) and is then called as ``factory(location, redis_url=URL)``.  The
+harness starts the server once per campaign (:mod:`sessioncheck.servers`),
+gives every run an empty namespace (the URL's database, emptied between
+runs) and stops the server afterwards.  Every instance of one run gets the
+same URL; the location is still a fresh directory per run.  Resources known
+today: ``redis`` (keyword ``redis_url``, a ``redis://`` or ``unix://`` URL
+for ``redis.Redis.from_url``) and ``postgres`` (keyword ``postgres_dsn``, a
+libpq connection string for ``psycopg.connect``, whose ``search_path`` is
+the run's own schema: tables created without a schema name land there).
 """
 from __future__ import annotations
 
@@ -93,12 +105,15 @@ class StoreSpec:
     factory: StoreFactory
     module: str
 
-    def open(self, location: Path) -> SessionStore:
-        """A new instance on ``location``; a factory that declares
-        ``resources`` also gets each one's address (``postgres_dsn=...``)."""
-        from sessioncheck import servers
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The servers the factory asks for (``resources = ("redis",)``);
+        :func:`sessioncheck.specs.resolve` binds their addresses, so
+        ``factory(location)`` is all a caller ever writes."""
+        return tuple(getattr(self.factory, "resources", ()) or ())
 
-        return self.factory(location, **servers.factory_kwargs(self.factory, location))
+    def open(self, location: Path) -> SessionStore:
+        return self.factory(location)
 
     def describe(self) -> str:
         doc = (self.factory.__doc__ or "").strip().splitlines()

@@ -104,22 +104,17 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
     resolved or opened."""
     spec = resolve(store)
     expected = scenario.expected(store)
-    from sessioncheck import servers
-
-    on_server = servers.needs(spec.factory)
-    if on_server and (scenario.config.io_faults or scenario.config.power_loss):
-        why = (f"store {store} keeps its data in a {on_server[0]} server, which this scenario's file faults "
-               "do not reach")
-        return ScenarioResult(scenario, store, expected, "n/a", True,
-                              f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
     location = tempfile.mkdtemp(prefix="sessioncheck-scenario-probe-")
     try:
         caps: Capabilities = probe(spec, Path(location))
     finally:
         shutil.rmtree(location, ignore_errors=True)
     missing = [c for c in scenario.needs() if not getattr(caps, c)]
-    if missing:
-        why = f"store {store} does not declare {' or '.join(missing)}, which this scenario calls"
+    file_faults = scenario.config.power_loss or bool(scenario.config.io_faults)
+    if missing or (file_faults and spec.resources):
+        why = (f"store {store} does not declare {' or '.join(missing)}, which this scenario calls" if missing
+               else f"store {store} keeps its data in a {spec.resources[0]} server, which this scenario's "
+                    "file fault does not reach")
         return ScenarioResult(scenario, store, expected, "n/a", True,
                               f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
     cfg = replace(scenario.config, metadata=caps.metadata, delete=caps.delete)

@@ -21,10 +21,19 @@ from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
 BUILTIN = {
     "json": "sessioncheck.stores.reference.json_store:JsonFileStore",
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
-    "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
-    "postgres-row-lock": "sessioncheck.stores.reference.postgres_row_lock_store:PostgresRowLockStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
+}
+
+#: Correct reference stores that keep their data in a server the harness
+#: starts (:mod:`sessioncheck.servers`).  Apart from BUILTIN because they
+#: run only where the server can (``redis-server``, PostgreSQL installed)
+#: and not under the faults that model the store's own files (power-loss,
+#: io-error).
+SERVER_BACKED = {
+    "redis": "sessioncheck.stores.reference.redis_store:RedisStore",
+    "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
+    "postgres-row-lock": "sessioncheck.stores.reference.postgres_row_lock_store:PostgresRowLockStore",
 }
 
 
@@ -46,7 +55,7 @@ def resolve(spec: str) -> StoreSpec:
     spec = spec.strip()
     if not spec:
         raise ConfigError("empty store spec; try --store json")
-    target = BUILTIN.get(spec)
+    target = BUILTIN.get(spec) or SERVER_BACKED.get(spec)
     if target is None and spec.startswith("mutant:"):
         name = spec[len("mutant:"):]
         if name not in mutant_names():
@@ -62,7 +71,7 @@ def resolve(spec: str) -> StoreSpec:
             target = adapters.load(spec)
     if target is None:
         if ":" not in spec:
-            known = ", ".join([*BUILTIN, "mutant:<name>", *_adapter_names()])
+            known = ", ".join([*BUILTIN, *SERVER_BACKED, "mutant:<name>", *_adapter_names()])
             raise ConfigError(
                 f"unknown store {spec!r}; use one of {known}, or package.module:factory"
             )
@@ -95,6 +104,10 @@ def resolve(spec: str) -> StoreSpec:
             raise ConfigError(f"{module_name!r} has no attribute {attr!r} (store {spec!r})")
     if not callable(factory):
         raise ConfigError(f"{target!r} is not callable; a store factory takes a directory")
+    from sessioncheck import servers
+
+    if servers.needs(factory):
+        factory = servers.bind(factory)
     return StoreSpec(name=spec, factory=factory, module=module_name)
 
 

@@ -41,6 +41,7 @@ SCENARIO = Scenario(
     expect={
         "mutant:none-skipped": violates("I3"),
         "mutant:postgres-strip-nulls": violates("I3"),
+        "mutant:redis-none-string": violates("I4"),  # the clear reads back as "None", a value never written
         "praisonai": violates("I3"),
         "praisonai-agent": violates("I3"),
         "sessioncheck.stores.adapters.praisonai:small_window": violates("I3"),

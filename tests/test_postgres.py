@@ -90,18 +90,15 @@ def test_private_server_has_no_tcp_port_and_reports_its_durability(server) -> No
     assert settings["fsync"] == "off" and settings["synchronous_commit"] == "off"
 
 
-def test_reset_leaves_an_empty_namespace_and_warm_ups_have_their_own(server) -> None:
+def test_reset_leaves_an_empty_namespace(server) -> None:
     with psycopg.connect(server.address, autocommit=True) as conn:
         conn.execute("CREATE TABLE leftover (x int)")
-    with psycopg.connect(server.warmup_address, autocommit=True) as conn:
-        conn.execute("CREATE TABLE warm (x int)")
-        assert conn.execute("SELECT current_schema()").fetchone()[0] == server.schema + "_warmup"
+        conn.execute("INSERT INTO leftover VALUES (1)")
     server.reset()
     with psycopg.connect(server.address, autocommit=True) as conn:
         tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
                               "WHERE table_schema LIKE 'sessioncheck%%'").fetchall()
-    assert tables == [(server.schema + "_warmup", "warm")]
-    server.reset(warmup=True)
+    assert tables == []
 
 
 def test_a_reset_never_waits_for_a_lingering_lock_holder(server) -> None:
@@ -264,7 +261,7 @@ def test_a_deadlock_in_the_server_is_a_refusal_not_a_hang() -> None:
     from sessioncheck.protocol import Capabilities
 
     _CrossLockStore.capabilities = Capabilities(metadata=False)
-    spec = StoreSpec("cross-lock", _CrossLockStore, __name__)
+    spec = StoreSpec("cross-lock", servers.bind(_CrossLockStore), __name__)
     # A locks s0, B locks s1, A waits for s1 (parked: B holds it), B asks for s0
     program = [_start(0, 0), Step("advance", 0), _start(1, 1), Step("advance", 1), Step("advance", 0),
                Step("advance", 1)]
@@ -277,10 +274,11 @@ def test_a_deadlock_in_the_server_is_a_refusal_not_a_hang() -> None:
 
 # -- nothing is left behind -------------------------------------------------------
 
-def _leftovers() -> tuple[int, int]:
+def _leftovers(mine: str = "") -> tuple[int, int]:
     """(processes, directories) of private PostgreSQL servers on the machine:
     supervisors, postmasters and every child of a postmaster, and
-    ``sessioncheck-pg-*`` directories."""
+    ``sessioncheck-pg-*`` directories; but not those of the server in
+    directory ``mine`` (this module's, whose backends come and go)."""
     cmds: dict[int, list[bytes]] = {}
     parents: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -293,21 +291,25 @@ def _leftovers() -> tuple[int, int]:
                 parents[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    ours = {pid for pid, cmd in cmds.items() if any(b"sessioncheck-pg-" in part for part in cmd)}
-    ours |= {pid for pid, ppid in parents.items() if ppid in ours}  # backends, background workers
+    def tree(marker: bytes) -> set[int]:
+        top = {pid for pid, cmd in cmds.items() if any(marker in part for part in cmd)}
+        return top | {pid for pid, ppid in parents.items() if ppid in top}  # backends, background workers
+
+    ours = tree(b"sessioncheck-pg-") - (tree(os.path.basename(mine).encode()) if mine else set())
     dirs = 0
     for base in {"/dev/shm", "/tmp", os.environ.get("SESSIONCHECK_TMPDIR") or "/tmp"}:
         if os.path.isdir(base):
-            dirs += sum(1 for n in os.listdir(base) if n.startswith("sessioncheck-pg-"))
+            dirs += sum(1 for n in os.listdir(base)
+                        if n.startswith("sessioncheck-pg-") and n != os.path.basename(mine or "-"))
     return len(ours), dirs
 
 
-def _settle(before: tuple[int, int], within: float = 20.0) -> tuple[int, int]:
+def _settle(before: tuple[int, int], mine: str, within: float = 20.0) -> tuple[int, int]:
     deadline = time.monotonic() + within
-    now = _leftovers()
+    now = _leftovers(mine)
     while now != before and time.monotonic() < deadline:
         time.sleep(0.1)
-        now = _leftovers()
+        now = _leftovers(mine)
     return now
 
 
@@ -326,22 +328,23 @@ def _harness(store: str, budget: str, tmp_path: Path) -> subprocess.Popen:
 @pytest.mark.parametrize("store,code", [("postgres", 0), ("mutant:postgres-strip-nulls", 1)])
 def test_a_run_leaves_no_server_behind(store, code, tmp_path, server) -> None:
     # This module's own server is running: count what a run adds to it.
-    before = _leftovers()
+    before = _leftovers(server.directory)
     p = _harness(store, "3", tmp_path)
     out, _ = p.communicate(timeout=300)
     assert p.returncode == code, out.decode()
-    assert _settle(before) == before
+    assert _settle(before, server.directory) == before
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, server) -> None:
-    before = _leftovers()
+    mine = server.directory
+    before = _leftovers(mine)
     p = _harness("postgres", "120", tmp_path)
     try:
         deadline = time.monotonic() + 60
-        while _leftovers()[1] <= before[1] and time.monotonic() < deadline:
+        while _leftovers(mine)[1] <= before[1] and time.monotonic() < deadline:
             time.sleep(0.05)
-        running = _leftovers()
+        running = _leftovers(mine)
         assert running[0] > before[0] and running[1] == before[1] + 1, (before, running)
         time.sleep(1.0)  # the search is under way
         p.send_signal(sig)
@@ -350,4 +353,4 @@ def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, server) -> None
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert _settle(before) == before
+    assert _settle(before, mine) == before

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from sessioncheck.errors import ConfigError
-from sessioncheck.specs import BUILTIN, mutant_names
+from sessioncheck.specs import BUILTIN, SERVER_BACKED, mutant_names
 
 ACTOR_MODES = ("threads", "processes", "mixed")
 ANY = ACTOR_MODES  # threads, processes and mixed all show it
@@ -39,6 +39,7 @@ class MutantPlan:
     modes: tuple[str, ...]  # actor modes with no faults
     expect: tuple[str, ...]  # invariants the first violation may name there
     faulted: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()  # (mode, faults, expect) rows
+    resources: tuple[str, ...] = ()  # servers the store needs (its ``resources``): skipped where they cannot run
 
 
 #: One entry per mutant (``store_impl/mutants/<name>.py``).  Modes follow the
@@ -70,9 +71,15 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
-    "postgres-select-update": MutantPlan(ANY, ("I1", "I3")),
-    "postgres-strip-nulls": MutantPlan(ANY, ("I3",)),
-    "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",)),
+    # Server-backed (a private redis-server): no file faults apply.
+    "redis-get-set": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
+    "redis-watch-ignored": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
+    # A "None" read back is a value nobody wrote (I4) or a clear undone (I3).
+    "redis-none-string": MutantPlan(ANY, ("I4", "I3"), resources=("redis",)),
+    # Server-backed (a private PostgreSQL): no file faults apply.
+    "postgres-select-update": MutantPlan(ANY, ("I1", "I3"), resources=("postgres",)),
+    "postgres-strip-nulls": MutantPlan(ANY, ("I3",), resources=("postgres",)),
+    "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",), resources=("postgres",)),
 }
 
 
@@ -80,23 +87,9 @@ PLAN: dict[str, MutantPlan] = {
 #: kill -9 loses nothing acknowledged, and neither does a power loss.
 CONTROL_FAULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("threads", ("io-error",)), ("processes", ("crash",)), ("threads", ("power-loss",)))
-
-
-#: Faults that model the store's own files: they do not reach a store that
-#: keeps its data in a server (sessioncheck.servers refuses them).
-FILE_FAULTS = {"io-error", "power-loss"}
-
-
-def _on_server(store: str) -> bool:
-    """Whether ``store`` keeps its data in a server.  A store that cannot
-    load here (its driver is missing) says so when its case runs."""
-    from sessioncheck import servers
-    from sessioncheck.specs import resolve
-
-    try:
-        return bool(servers.needs(resolve(store).factory))
-    except ConfigError:
-        return False
+#: The faults that apply to a server-backed store (io-error and power-loss
+#: model the store's own files): a writer killed mid-operation.
+SERVER_CONTROL_FAULTS: tuple[tuple[str, tuple[str, ...]], ...] = (("processes", ("crash",)),)
 
 
 @dataclass(frozen=True)
@@ -125,8 +118,30 @@ class Case:
 
 
 def correct_stores() -> list[str]:
-    """The reference stores that must pass everywhere."""
-    return list(BUILTIN)
+    """The reference stores that must pass everywhere (server-backed too)."""
+    return [*BUILTIN, *SERVER_BACKED]
+
+
+def unavailable() -> dict[str, str]:
+    """Server-backed stores of the gallery that cannot run here (the server
+    is not installed), each with the reason: their cases are left out of
+    :func:`plan`, and a front end says so."""
+    from sessioncheck import servers
+
+    out: dict[str, str] = {}
+    needs = {f"mutant:{m}": p.resources for m, p in PLAN.items() if p.resources}
+    for store in SERVER_BACKED:
+        try:
+            from sessioncheck.specs import resolve
+
+            needs[store] = resolve(store).resources
+        except ConfigError as exc:  # its client library is missing
+            out[store] = str(exc)
+    for store, names in needs.items():
+        why = next((w for w in (servers.unavailable(n) for n in names) if w), "")
+        if why:
+            out[store] = why
+    return out
 
 
 def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
@@ -148,14 +163,16 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         cases += [Case(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
     for store in correct_stores():
         cases += [Case(store, mode) for mode in ACTOR_MODES]
-        cases += [Case(store, mode, faults) for mode, faults in CONTROL_FAULTS
-                  if not (_on_server(store) and set(faults) & FILE_FAULTS)]
+        faults_ = SERVER_CONTROL_FAULTS if store in SERVER_BACKED else CONTROL_FAULTS
+        cases += [Case(store, mode, faults) for mode, faults in faults_]
     # Controls: a mutant in an actor mode where its bug cannot show must
     # pass like a correct store (only bugs that need no fault qualify).
     for m in mutants:
         p = PLAN[m]
         if p.modes:
             cases += [Case(f"mutant:{m}", mode) for mode in ACTOR_MODES if mode not in p.modes]
+    skipped = unavailable()
+    cases = [c for c in cases if c.store not in skipped]
     if only:
         wanted = {o.removeprefix("mutant:") for o in only}
         known = {c.name for c in cases}

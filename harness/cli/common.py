@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,8 +18,53 @@ STORE_HELP = ("built-in name (json, sqlite, mutant:<name>, an adapter) or packag
 WATCHDOG_HELP = "report an actor that reaches no preemption point for this long as stuck (default: 10)"
 
 
+REDIS_URL_HELP = ("a Redis server of your own for server-backed stores (redis://host:port/db or "
+                  "unix:///path?db=N; its database must be empty); default: $SESSIONCHECK_REDIS_URL, "
+                  "else a private redis-server started and stopped by sessioncheck")
+
+
 def add_store_option(parser) -> None:
     parser.add_argument("--store", default="json", help=STORE_HELP)
+    add_redis_option(parser)
+    add_postgres_option(parser)
+
+
+class _RedisUrl(argparse.Action):
+    # An environment variable, not an argument passed down: every process
+    # the harness starts (gallery and fuzz workers) sees the same server.
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import os
+
+        os.environ["SESSIONCHECK_REDIS_URL"] = values
+        setattr(namespace, self.dest, values)
+
+
+def add_redis_option(parser) -> None:
+    parser.add_argument("--redis-url", default=None, metavar="URL", action=_RedisUrl, help=REDIS_URL_HELP)
+
+
+POSTGRES_DSN_HELP = ("a PostgreSQL server of your own for server-backed stores (a libpq connection string or "
+                     "postgresql:// URL; the harness works in a schema of its own there and drops it at the end); "
+                     "default: $SESSIONCHECK_POSTGRES_DSN, else a private server started and stopped by sessioncheck")
+
+
+class _PostgresDsn(argparse.Action):
+    # Carried by the environment, as --redis-url is.  A DSN libpq cannot
+    # parse is a configuration error here, before anything starts.
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import os
+
+        from sessioncheck.servers.postgres import ENV_DSN, check_dsn
+
+        try:
+            os.environ[ENV_DSN] = check_dsn(values)
+        except ConfigError as exc:
+            parser.error(str(exc))  # exit 2, naming the problem
+        setattr(namespace, self.dest, values)
+
+
+def add_postgres_option(parser) -> None:
+    parser.add_argument("--postgres-dsn", default=None, metavar="DSN", action=_PostgresDsn, help=POSTGRES_DSN_HELP)
 
 
 def add_watchdog_option(parser) -> None:
@@ -38,11 +82,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
-    parser.add_argument_group("servers").add_argument(
-        "--postgres-dsn", metavar="DSN", default=None,
-        help="a PostgreSQL server of your own for stores that need one (libpq DSN or URL; the harness works "
-             "in its own schema there and drops it at the end); default: a private server it starts and "
-             "stops (also $SESSIONCHECK_POSTGRES_DSN)")
 
 
 def model_from_args(args: argparse.Namespace) -> ModelConfig:
@@ -54,11 +93,6 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
             raise ConfigError("--max-steps must be between 1 and 1000")
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
-    if getattr(args, "postgres_dsn", None) is not None:
-        from sessioncheck.servers.postgres import ENV_DSN, check_dsn
-
-        # the environment carries it to the resource and to forked actors
-        os.environ[ENV_DSN] = check_dsn(args.postgres_dsn)
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
                        without=tuple(dict.fromkeys(args.without)))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessioncheck import servers
 from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import Actor, ActorDied, OpCall, Stuck, read_value
 from sessioncheck.checking.history import Operation
@@ -120,13 +121,7 @@ class Executor:
     def __init__(self, spec: StoreSpec, mode: str = "threads", cfg: ModelConfig | None = None,
                  watchdog: float = 10.0) -> None:
         intercept.install()
-        from sessioncheck import servers
-
         self.spec = spec
-        # The servers the store needs run for this executor's whole life;
-        # every run (and every warm-up) leaves their namespace empty.
-        self.holding = servers.acquire(spec.factory, power_loss=(cfg or ModelConfig()).power_loss,
-                                       io_faults=(cfg or ModelConfig()).io_faults)
         self.mode = mode
         self.cfg = cfg or ModelConfig()
         self.watchdog = watchdog
@@ -139,6 +134,10 @@ class Executor:
         # "last timestamp" guard, and a clock that restarts at 0 every run
         # would order one process's ids by its history, not by the run.
         self.epoch = 0.0
+        # Servers the store asks for run for the executor's life; every run
+        # starts and ends with their namespaces empty.
+        self.resources = servers.acquire(spec.factory, power_loss=self.cfg.power_loss,
+                                         io_faults=self.cfg.io_faults)
 
     def __enter__(self) -> "Executor":
         return self
@@ -151,13 +150,14 @@ class Executor:
             if a is not None:
                 a.shutdown()
             self.actors[i] = None
-        self.holding.release()
+        self.resources.release()
 
-    def _actor(self, i: int) -> Actor:
+    def _actor(self, i: int, warm: bool = True) -> Actor:
         a = self.actors[i]
         if a is None:
             a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog)
-            self._warm_up(a)
+            if warm:
+                self._warm_up(a)
         return a
 
     def _warm_up(self, actor: Actor) -> None:
@@ -180,7 +180,7 @@ class Executor:
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
             shutil.rmtree(location, ignore_errors=True)
-            self.holding.reset(warmup=True)
+            self.resources.reset()
 
     def _retire(self, name: str) -> None:
         i = self.names.index(name)
@@ -241,7 +241,7 @@ class Executor:
                 if st.crashed or broken:
                     self._retire(name)
             shutil.rmtree(location, ignore_errors=True)
-            self.holding.reset()
+            self.resources.reset()
         return self._outcome(program, sched, violations, warnings)
 
     def _apply(self, sched: Scheduler, step: Step, counters: dict) -> None:
@@ -325,7 +325,9 @@ class Executor:
         i = self.names.index(name)
         location = sched.state[name].actor.location
         self._retire(name)
-        actor = self._actor(i)
+        # A server's namespace is the run's own: no warm-up writes into it
+        # mid-run (the new process is forked from a warm harness anyway).
+        actor = self._actor(i, warm=not self.resources.names)
         actor.set_location(location)
         sched.replace(name, actor)
         sched.run_alone(name, OpCall("open"))

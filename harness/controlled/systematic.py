@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
 Raw = tuple[int, int, int, int]
 #: Points after which another writer's view can change: a lock taken, a
-#: file read, a name replaced or removed, a file truncated, a statement run.
-EFFECTS = ("flock", "lock", "read", "replace", "rename", "unlink", "sql", "truncate")
+#: file read, a name replaced or removed, a file truncated, a statement or
+#: a Redis command run.
+EFFECTS = ("flock", "lock", "read", "replace", "rename", "unlink", "sql", "truncate", "redis")
 ACQUIRE = ("flock", "lock")
 #: A session that holds this many messages is longer than any small window
 #: a store keeps (retention that drops instead of archiving shows here).

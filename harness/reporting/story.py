@@ -34,6 +34,7 @@ POINT_TEXT = {
     "lock-wait": "wait for threading lock",
     "sleep": "sleep {detail}s",
     "sql": "{detail} on {path}",
+    "redis": "{detail}",
 }
 
 WRITES = ("replace", "rename", "truncate")
@@ -165,17 +166,23 @@ def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines:
                     and e["kind"] == "sql" and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE")):
                 target = e["path"]
     if target is None:
+        for e in trace:
+            if (e["actor"] == add.process and e["ev"] == "point" and e["t"] <= ack_t
+                    and e["kind"] == "redis" and _redis_write(e)):
+                target = e["path"]
+    if target is None:
         return ""
     for e in trace:
         if e["t"] <= ack_t or e["ev"] != "point" or e["actor"] in (add.process, "final"):
             continue
         writes = (e["kind"] in WRITES and e["path"] == target) or (
             e["kind"] == "sql" and e["path"] == target
-            and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE", "DELETE"))
+            and e.get("detail", "").split(" ")[0] in ("INSERT", "UPDATE", "REPLACE", "DELETE")) or (
+            e["kind"] == "redis" and e["path"] == target and _redis_write(e))
         if not writes:
             continue
         reads = [r for r in trace if r["actor"] == e["actor"] and r["ev"] == "point" and r["t"] < ack_t
-                 and r["path"] == target and (r["kind"] in ("read", "sql")
+                 and r["path"] == target and (r["kind"] in ("read", "sql", "redis")
                                               or (r["kind"] == "open" and r.get("detail", "").startswith("r")))]
         if not reads:
             continue
@@ -185,6 +192,12 @@ def attribute_loss(message: str, ops: list[Operation], trace: list[dict], lines:
                 f"acknowledged at step {where.get(ack_t, 0)}, and wrote its stale copy back at step "
                 f"{where.get(e['t'], 0)} ({point_text(e, names)}).")
     return ""
+
+
+def _redis_write(e: dict) -> bool:
+    from sessioncheck.servers.redis_commands import is_write
+
+    return is_write(e.get("detail") or "")
 
 
 def render(*, header: str, trace: list[dict], ops: list[Operation], violations: list,

@@ -1,4 +1,4 @@
-"""Servers a store needs (Redis), started and stopped by the harness.
+"""Servers a store needs (Redis, PostgreSQL), started and stopped by the harness.
 
 Design notes
 ------------
@@ -111,22 +111,25 @@ def get(name: str) -> ServerResource:
         return res
 
 
-#: Where the engine warms up a new actor (engine._warm_up): such a location
-#: gets a resource's scratch namespace, so that warming up an actor that
-#: restarts in the middle of a run neither writes into nor empties the run's.
-WARMUP_PREFIX = "sessioncheck-warmup-"
+def factory_kwargs(factory: Any) -> dict[str, str]:
+    """The keywords to call ``factory`` with: one address per resource."""
+    return {res.kwarg: res.address for res in (get(n) for n in needs(factory))}
 
 
-def is_warmup(location: Any) -> bool:
-    return location is not None and os.path.basename(str(location)).startswith(WARMUP_PREFIX)
+def bind(factory: Any) -> Any:
+    """``factory`` as a one-argument factory: called with a location, it
+    calls ``factory(location, redis_url=...)`` with the running servers'
+    addresses (starting them if none runs).  Keeps ``resources`` and the
+    docstring, so the bound factory still says what it needs."""
 
+    def opener(location: Any) -> Any:
+        return factory(location, **factory_kwargs(factory))
 
-def factory_kwargs(factory: Any, location: Any = None) -> dict[str, str]:
-    """The keywords to call ``factory`` with: one address per resource
-    (the scratch one for a warm-up location, if the resource has one)."""
-    warm = is_warmup(location)
-    return {res.kwarg: (getattr(res, "warmup_address", "") or res.address) if warm else res.address
-            for res in (get(n) for n in needs(factory))}
+    opener.resources = needs(factory)  # type: ignore[attr-defined]
+    opener.__doc__ = factory.__doc__
+    opener.__name__ = opener.__qualname__ = getattr(factory, "__name__", "factory")
+    opener.__wrapped__ = factory  # type: ignore[attr-defined]
+    return opener
 
 
 def unavailable(name: str) -> str:
@@ -142,17 +145,12 @@ class Holding:
         self.names = names
         self._released = False
 
-    def reset(self, warmup: bool = False) -> None:
-        """Empty every namespace this store uses (cheap: one command each);
-        ``warmup``: the scratch namespaces warm-ups use instead."""
+    def reset(self) -> None:
+        """Empty every namespace this store uses (cheap: one command each)."""
         for n in self.names:
             res = _active.get(n)
             if res is not None:
-                if warmup:
-                    if getattr(res, "warmup_address", ""):
-                        res.reset(warmup=True)  # type: ignore[call-arg]
-                else:
-                    res.reset()
+                res.reset()
 
     def settings(self) -> dict[str, dict[str, str]]:
         return {n: get(n).settings() for n in self.names}
@@ -180,6 +178,7 @@ def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = ())
     names = needs(factory)
     if names and (power_loss or tuple(io_faults)):
         what = "power-loss" if power_loss else "io-error"
+        _stop_unheld(names)  # one a probe started for this campaign
         raise ConfigError(f"--faults {what} models the store's own files; a store on a {names[0]} server keeps "
                           f"its data in the server, which this fault does not reach: leave {what} out")
     for n in names:
@@ -187,6 +186,14 @@ def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = ())
         with _lock:
             _refs[n] = _refs.get(n, 0) + 1
     return Holding(names)
+
+
+def _stop_unheld(names: Iterable[str]) -> None:
+    for n in names:
+        with _lock:
+            res = _active.pop(n, None) if not _refs.get(n) and os.getpid() == _owner else None
+        if res is not None:
+            _stop(res)
 
 
 def _stop(res: ServerResource) -> None:
@@ -213,8 +220,8 @@ def shutdown() -> None:
 def _after_fork() -> None:
     # A forked child keeps its parent's addresses but owns no server; a
     # fresh lock, since the parent's may have been held at the fork.
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _launch_lock
+    _lock, _launch_lock = threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -236,6 +243,7 @@ rm -rf -- "$d"
 
 _PR_SET_PDEATHSIG = 1
 _launch_queue: Any = None
+_launch_lock = threading.Lock()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -270,7 +278,7 @@ def supervised(directory: str, argv: list[str], log: Any) -> Any:
     import queue
 
     global _launch_queue
-    with _lock:
+    with _launch_lock:
         if _launch_queue is None or _launch_queue[1] != os.getpid():
             q: Any = queue.Queue()
             _launch_queue = (q, os.getpid())

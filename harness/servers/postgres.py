@@ -240,9 +240,6 @@ class PostgresResource:
         self.private = self.user_dsn is None
         self.schema = f"sessioncheck_{worker_id()}"
         self.address = ""
-        #: where warm-ups run (sessioncheck.servers.WARMUP_PREFIX): a schema
-        #: of their own, so an actor restarting mid-run leaves the run's alone
-        self.warmup_address = ""
         self.directory: str | None = None
         self.start_seconds = 0.0
         self._proc: subprocess.Popen | None = None
@@ -287,9 +284,7 @@ class PostgresResource:
             raise ConfigError(f"schema {self.schema} on that PostgreSQL server is in use by another sessioncheck "
                               "run; run one at a time per server, or give each its own database")
         self.address = psycopg.conninfo.make_conninfo(base, options=f"-c search_path={self.schema}")
-        self.warmup_address = psycopg.conninfo.make_conninfo(base, options=f"-c search_path={self.schema}_warmup")
         self.reset()
-        self.reset(warmup=True)
         self.start_seconds = time.monotonic() - t0
 
     def _start_private(self) -> str:
@@ -355,14 +350,13 @@ class PostgresResource:
         except OSError:
             return ""
 
-    def reset(self, warmup: bool = False) -> None:
-        """Give the namespace (``warmup``: the warm-up one) back empty: drop
-        the schema with everything in it and create it again.  Raises
-        ConfigError if the server is gone."""
+    def reset(self) -> None:
+        """Give the namespace back empty: drop the schema with everything in
+        it and create it again.  Raises ConfigError if the server is gone."""
         psycopg = _psycopg()
         if self._admin is None:
             raise ConfigError("the PostgreSQL resource was reset before it started")
-        schema = f"{self.schema}_warmup" if warmup else self.schema
+        schema = self.schema
         from sessioncheck.controlled.intercept import postgres as points
 
         points.clear_parked()  # between runs no statement waits (a killed actor's count goes)
@@ -400,9 +394,8 @@ class PostgresResource:
             try:
                 if not self.private:
                     self._admin = admin
-                    for schema in (self.schema, f"{self.schema}_warmup"):
-                        self._terminate_lingering(schema)
-                        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                    self._terminate_lingering(self.schema)
+                    admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
                 admin.close()
             except Exception:  # noqa: BLE001 - a server that is gone has nothing to drop
                 pass

@@ -41,6 +41,8 @@ import threading
 import time
 
 from sessioncheck.controlled.intercept import clock, files, locks, sqlite
+from sessioncheck.controlled.intercept import postgres as postgres_statements
+from sessioncheck.controlled.intercept import redis as redis_commands
 from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import EPOCH, ActorContext, Crashed, _real, current, enter
 from sessioncheck.controlled.intercept.locks import CooperativeLock, importing_store
@@ -77,7 +79,6 @@ def install() -> None:
     sqlite3.connect = sqlite._sqlite_connect
     threading.Lock = locks._Lock
     threading.RLock = locks._RLock
-    from sessioncheck.controlled.intercept import postgres
-
-    postgres.install()  # psycopg 3, if importable
+    redis_commands.install()  # redis-py commands, only if it is importable
+    postgres_statements.install()  # psycopg 3 statements, only if it is importable
     _installed = True

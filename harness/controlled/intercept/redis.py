@@ -1,0 +1,98 @@
+"""redis-py: each command a store sends is a point.
+
+Patched (sync client, ``redis.Redis`` and ``redis.client.Pipeline``):
+
+- ``Redis.execute_command``: a point before each command, named by the
+  command and its keys (``GET s0``, ``RPUSH s0:messages``); the point's
+  path is its keys, so the systematic pass sees which operations share a
+  key (partial-order reduction).
+- ``Pipeline.immediate_execute_command``: commands run at once on a
+  pipeline (``WATCH``, and the reads between ``WATCH`` and ``MULTI``).
+- ``Pipeline.execute`` of a transaction: one point, ``MULTI [SET s0] EXEC``,
+  since the server runs the block atomically.  A pipeline *without* a
+  transaction is not atomic on the server (another client's commands may
+  run between its own), so its commands are sent one by one, each after its
+  own point: same replies, every interleaving reachable.
+
+Not points: what redis-py does on its own connection (``HELLO``,
+``SELECT``, ``CLIENT SETINFO`` when it connects, the ``UNWATCH`` of a
+pipeline reset) and the connection pool's locks; they are private to one
+actor.  ``redis.asyncio``, pub/sub and blocking commands (``BLPOP``,
+``WAIT``) are not controlled: a store that blocks in the server is reported
+stuck by the watchdog (I5), never waited out.
+
+Outside actors (the harness's own client, a final read) nothing changes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sessioncheck.controlled.intercept.context import current
+from sessioncheck.servers.redis_commands import command, is_write, label, transaction_label  # noqa: F401 - part of the API
+
+def _point(detail: str, path: str) -> None:
+    ctx = current()
+    if ctx is not None:
+        ctx.point("redis", path, detail)
+
+
+_installed = False
+
+
+def install() -> bool:
+    """Patch redis-py if it is importable; return whether it is."""
+    global _installed
+    if _installed:
+        return True
+    try:
+        import redis.client
+    except ImportError:
+        return False
+    Redis, Pipeline = redis.client.Redis, redis.client.Pipeline
+    real_execute_command = Redis.execute_command
+    real_immediate = Pipeline.immediate_execute_command
+    real_execute = Pipeline.execute
+
+    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        if current() is not None:
+            _point(*label(args))
+        return real_execute_command(self, *args, **options)
+
+    def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        if current() is not None:
+            _point(*label(args))
+        return real_immediate(self, *args, **options)
+
+    def execute(self: Any, raise_on_error: bool = True) -> Any:
+        if current() is None:
+            return real_execute(self, raise_on_error)
+        stack = list(self.command_stack)
+        if self.transaction or self.explicit_transaction:
+            if stack or self.watching:
+                _point(*transaction_label(stack))
+            return real_execute(self, raise_on_error)
+        if not stack:
+            return real_execute(self, raise_on_error)
+        responses: list = []
+        try:
+            for args, options in stack:
+                _point(*label(args))
+                self.command_stack = [(args, options)]
+                responses += real_execute(self, False)
+        finally:
+            self.reset()
+        if raise_on_error:
+            self.raise_first_error(stack, responses)
+        return responses
+
+    # redis-py's own locks (connection pools) guard memory private to one
+    # actor's client: real locks, never points.
+    from sessioncheck.controlled.intercept import locks
+
+    if "redis" not in locks.INFRASTRUCTURE:
+        locks.INFRASTRUCTURE = (*locks.INFRASTRUCTURE, "redis")
+    Redis.execute_command = execute_command
+    Pipeline.immediate_execute_command = immediate_execute_command
+    Pipeline.execute = execute
+    _installed = True
+    return True
