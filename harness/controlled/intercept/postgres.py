@@ -206,7 +206,9 @@ WITH RECURSIVE g(pid, depth) AS (
     SELECT unnest(pg_blocking_pids(%(me)s)), 1
   UNION
     SELECT unnest(pg_blocking_pids(g.pid)), g.depth + 1 FROM g WHERE g.depth < 8)
-SELECT pid, min(depth), bool_or(cardinality(pg_blocking_pids(pid)) > 0) FROM g GROUP BY pid ORDER BY pid
+SELECT g.pid, min(g.depth), bool_or(cardinality(pg_blocking_pids(g.pid)) > 0),
+       coalesce(min(a.application_name), '')
+  FROM g LEFT JOIN pg_stat_activity a ON a.pid = g.pid GROUP BY g.pid
 """
 
 _RUNNING = """
@@ -300,11 +302,14 @@ class _Waiter:
             rows = _query(_monitor(self.conn), _BLOCKERS, {"me": self.me})
         except psycopg.Error:
             return  # no monitor: wait in real time, the watchdog bounds it
-        direct = [(pid, waits) for pid, depth, waits in rows if depth == 1 and pid != self.me]
-        if not direct or any(pid == self.me for pid, _, _ in rows):
+        direct = [(waits, name, pid) for pid, depth, waits, name in rows if depth == 1 and pid != self.me]
+        if not direct or any(pid == self.me for pid, _, _, _ in rows):
             # running, or in a deadlock the server will break: real time
             return
-        holder = next((pid for pid, waits in direct if not waits), direct[0][0])
+        # A holder that waits for nobody first, then by actor name (its
+        # connection's application_name): the same choice in every run,
+        # whatever the backends' pids.
+        holder = min(direct)[2]
         key = ("pg", holder)
         if key == self.parked_on:
             # Resumed, yet the same backend still blocks: the scheduler
