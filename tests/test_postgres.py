@@ -274,11 +274,11 @@ def test_a_deadlock_in_the_server_is_a_refusal_not_a_hang() -> None:
 
 # -- nothing is left behind -------------------------------------------------------
 
-def _leftovers(mine: str = "") -> tuple[int, int]:
-    """(processes, directories) of private PostgreSQL servers on the machine:
-    supervisors, postmasters and every child of a postmaster, and
-    ``sessioncheck-pg-*`` directories; but not those of the server in
-    directory ``mine`` (this module's, whose backends come and go)."""
+def _leftovers(base: str) -> tuple[int, int]:
+    """(processes, directories) of the private PostgreSQL servers made under
+    ``base``: supervisors, postmasters and every child of a postmaster, and
+    ``sessioncheck-pg-*`` directories.  Only what the harness under test
+    made: other tests may run servers of their own at the same time."""
     cmds: dict[int, list[bytes]] = {}
     parents: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -291,25 +291,18 @@ def _leftovers(mine: str = "") -> tuple[int, int]:
                 parents[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    def tree(marker: bytes) -> set[int]:
-        top = {pid for pid, cmd in cmds.items() if any(marker in part for part in cmd)}
-        return top | {pid for pid, ppid in parents.items() if ppid in top}  # backends, background workers
-
-    ours = tree(b"sessioncheck-pg-") - (tree(os.path.basename(mine).encode()) if mine else set())
-    dirs = 0
-    for base in {"/dev/shm", "/tmp", os.environ.get("SESSIONCHECK_TMPDIR") or "/tmp"}:
-        if os.path.isdir(base):
-            dirs += sum(1 for n in os.listdir(base)
-                        if n.startswith("sessioncheck-pg-") and n != os.path.basename(mine or "-"))
+    top = {pid for pid, cmd in cmds.items() if any(base.encode() in part for part in cmd)}
+    ours = top | {pid for pid, ppid in parents.items() if ppid in top}  # backends, background workers
+    dirs = sum(1 for n in os.listdir(base) if n.startswith("sessioncheck-pg-")) if os.path.isdir(base) else 0
     return len(ours), dirs
 
 
-def _settle(before: tuple[int, int], mine: str, within: float = 20.0) -> tuple[int, int]:
+def _settle(base: str, within: float = 20.0) -> tuple[int, int]:
     deadline = time.monotonic() + within
-    now = _leftovers(mine)
-    while now != before and time.monotonic() < deadline:
+    now = _leftovers(base)
+    while now != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.1)
-        now = _leftovers(mine)
+        now = _leftovers(base)
     return now
 
 
@@ -320,32 +313,44 @@ HARNESS = textwrap.dedent("""
 """)
 
 
-def _harness(store: str, budget: str, tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HARNESS, store, budget], cwd=tmp_path,
+@pytest.fixture
+def base():
+    """A directory the harness under test makes its server's in (and the
+    unprivileged server user can write to)."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="pgleak-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.chmod(d, 0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _harness(store: str, budget: str, tmp_path: Path, base: str) -> subprocess.Popen:
+    env = dict(os.environ, SESSIONCHECK_TMPDIR=base)
+    env.pop("SESSIONCHECK_POSTGRES_DSN", None)
+    return subprocess.Popen([sys.executable, "-c", HARNESS, store, budget], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("store,code", [("postgres", 0), ("mutant:postgres-strip-nulls", 1)])
-def test_a_run_leaves_no_server_behind(store, code, tmp_path, server) -> None:
-    # This module's own server is running: count what a run adds to it.
-    before = _leftovers(server.directory)
-    p = _harness(store, "3", tmp_path)
+def test_a_run_leaves_no_server_behind(store, code, tmp_path, base) -> None:
+    p = _harness(store, "3", tmp_path, base)
     out, _ = p.communicate(timeout=300)
     assert p.returncode == code, out.decode()
-    assert _settle(before, server.directory) == before
+    assert _settle(base) == (0, 0)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, server) -> None:
-    mine = server.directory
-    before = _leftovers(mine)
-    p = _harness("postgres", "120", tmp_path)
+def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, base) -> None:
+    p = _harness("postgres", "120", tmp_path, base)
     try:
         deadline = time.monotonic() + 60
-        while _leftovers(mine)[1] <= before[1] and time.monotonic() < deadline:
+        while _leftovers(base)[0] < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        running = _leftovers(mine)
-        assert running[0] > before[0] and running[1] == before[1] + 1, (before, running)
+        running = _leftovers(base)
+        # a supervisor, a postmaster and its workers, in one directory
+        assert running[0] >= 3 and running[1] == 1, running
         time.sleep(1.0)  # the search is under way
         p.send_signal(sig)
         p.wait(timeout=60)
@@ -353,4 +358,4 @@ def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, server) -> None
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert _settle(before, mine) == before
+    assert _settle(base) == (0, 0)
