@@ -40,7 +40,7 @@ creates its tables without naming a schema creates them there.  Two xdist
 workers use two schemas (and, with the private default, two servers), and
 claim them with an advisory lock, so two harnesses never share one.  The
 reset is ``DROP SCHEMA ... CASCADE; CREATE SCHEMA`` in one round trip:
-unlike ``TRUNCATE`` (1 ms against 3.6, but 10.6 with the store re-creating
+unlike ``TRUNCATE`` (0.7 ms against 1.3, but 3.5 with the store re-creating
 its tables) it also forgets the previous store's table shapes, so a store
 run after another on a server held across both (a test module, a user's
 server) never meets a table of the same name and another shape; unlike a
