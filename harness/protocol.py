@@ -32,7 +32,9 @@ gives every run an empty namespace (the URL's database, emptied between
 runs) and stops the server afterwards.  Every instance of one run gets the
 same URL; the location is still a fresh directory per run.  Resources known
 today: ``redis`` (keyword ``redis_url``, a ``redis://`` or ``unix://`` URL
-for ``redis.Redis.from_url``).
+for ``redis.Redis.from_url``) and ``postgres`` (keyword ``postgres_dsn``, a
+libpq connection string for ``psycopg.connect``, whose ``search_path`` is
+the run's own schema: tables created without a schema name land there).
 """
 from __future__ import annotations
 

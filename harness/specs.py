@@ -40,10 +40,13 @@ BUILTIN = {
 
 #: Correct reference stores that keep their data in a server the harness
 #: starts (:mod:`sessioncheck.servers`).  Apart from BUILTIN because they
-#: run only where the server can (``redis-server`` installed) and not under
-#: the faults that model the store's own files (power-loss, io-error).
+#: run only where the server can (``redis-server``, PostgreSQL installed)
+#: and not under the faults that model the store's own files (power-loss,
+#: io-error).
 SERVER_BACKED = {
     "redis": "sessioncheck.stores.reference.redis_store:RedisStore",
+    "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
+    "postgres-row-lock": "sessioncheck.stores.reference.postgres_row_lock_store:PostgresRowLockStore",
 }
 
 

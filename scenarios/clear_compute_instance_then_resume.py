@@ -42,6 +42,7 @@ SCENARIO = Scenario(
         "mutant:none-skipped": violates("I3"),
         # the clear reads back as the text "None": the field was not cleared (I3)
         "mutant:redis-none-string": violates("I3"),
+        "mutant:postgres-strip-nulls": violates("I3"),
         "praisonai": violates("I3"),
         "praisonai-agent": violates("I3"),
         "sessioncheck.stores.adapters.praisonai:small_window": violates("I3"),

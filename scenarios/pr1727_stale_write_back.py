@@ -44,6 +44,7 @@ SCENARIO = Scenario(
         "mutant:stale-overwrite": violates("I1"),
         "mutant:sqlite-rmw": violates("I1"),
         "mutant:sqlalchemy-rmw": violates("I1"),
+        "mutant:postgres-select-update": violates("I1"),
         "praisonai-prefix": violates("I1"),
         # The same shape on the other side: the append reads without the
         # lock and writes its stale copy back over B's metadata (I3), or

@@ -92,6 +92,10 @@ PLAN: dict[str, MutantPlan] = {
     "stale-close": MutantPlan(ANY, ("I1", "I3")),
     # POSIX record locks exclude processes, never threads of one process.
     "lockf-threads": MutantPlan(("threads",), ("I1", "I3")),
+    # Server-backed (a private PostgreSQL): no file faults apply.
+    "postgres-select-update": MutantPlan(ANY, ("I1", "I3"), resources=("postgres",)),
+    "postgres-strip-nulls": MutantPlan(ANY, ("I3",), resources=("postgres",)),
+    "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",), resources=("postgres",)),
 }
 
 

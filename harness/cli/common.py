@@ -26,6 +26,7 @@ REDIS_URL_HELP = ("a Redis server of your own for server-backed stores (redis://
 def add_store_option(parser) -> None:
     parser.add_argument("--store", default="json", help=STORE_HELP)
     add_redis_option(parser)
+    add_postgres_option(parser)
 
 
 class _RedisUrl(argparse.Action):
@@ -40,6 +41,30 @@ class _RedisUrl(argparse.Action):
 
 def add_redis_option(parser) -> None:
     parser.add_argument("--redis-url", default=None, metavar="URL", action=_RedisUrl, help=REDIS_URL_HELP)
+
+
+POSTGRES_DSN_HELP = ("a PostgreSQL server of your own for server-backed stores (a libpq connection string or "
+                     "postgresql:// URL; the harness works in a schema of its own there and drops it at the end); "
+                     "default: $SESSIONCHECK_POSTGRES_DSN, else a private server started and stopped by sessioncheck")
+
+
+class _PostgresDsn(argparse.Action):
+    # Carried by the environment, as --redis-url is.  A DSN libpq cannot
+    # parse is a configuration error here, before anything starts.
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import os
+
+        from sessioncheck.servers.postgres import ENV_DSN, check_dsn
+
+        try:
+            os.environ[ENV_DSN] = check_dsn(values)
+        except ConfigError as exc:
+            parser.error(str(exc))  # exit 2, naming the problem
+        setattr(namespace, self.dest, values)
+
+
+def add_postgres_option(parser) -> None:
+    parser.add_argument("--postgres-dsn", default=None, metavar="DSN", action=_PostgresDsn, help=POSTGRES_DSN_HELP)
 
 
 def add_watchdog_option(parser) -> None:

@@ -1,4 +1,4 @@
-"""Servers a store needs (Redis), started and stopped by the harness.
+"""Servers a store needs (Redis, PostgreSQL), started and stopped by the harness.
 
 Design notes
 ------------
@@ -42,7 +42,8 @@ from typing import Any, Iterable, Protocol
 from sessioncheck.errors import ConfigError
 
 #: Resource name -> where its implementation lives.
-KINDS = {"redis": "sessioncheck.servers.redis:RedisResource"}
+KINDS = {"redis": "sessioncheck.servers.redis:RedisResource",
+         "postgres": "sessioncheck.servers.postgres:PostgresResource"}
 
 
 class ServerResource(Protocol):

@@ -44,6 +44,7 @@ import threading
 import time
 
 from sessioncheck.controlled.intercept import clock, files, locks, sqlite, threads
+from sessioncheck.controlled.intercept import postgres as postgres_statements
 from sessioncheck.controlled.intercept import redis as redis_commands
 from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import EPOCH, ActorContext, Crashed, _real, current, enter
@@ -84,4 +85,5 @@ def install() -> None:
     fcntl.lockf = locks._lockf
     fcntl.fcntl = locks._fcntl
     locks.install_process_locks()
+    postgres_statements.install()  # psycopg 3 statements, only if it is importable
     _installed = True

@@ -1,0 +1,528 @@
+"""PostgreSQL through psycopg 3: statements, commits and rollbacks are points,
+and a statement that waits for a lock held by a parked actor is a lock wait.
+
+Design notes
+------------
+Points.  ``Cursor.execute`` / ``executemany`` (which ``Connection.execute``
+goes through), ``Connection.commit`` / ``rollback`` and the end of a
+``with conn.transaction():`` block are points of kind ``sql``, named by verb
+and table: path ``sessions``, detail ``SELECT FOR UPDATE``.  The table is
+the point's path, so the systematic pass's reduction sees which operations
+touch the same table.  ``BEGIN`` and connecting are not points (they
+change nothing another writer can see), nor is anything a connection pool
+(``psycopg_pool``) does on its own behalf.
+
+Blocking inside the server.  An actor that runs a statement while another
+actor's transaction holds the row it needs would block in libpq, holding the
+baton the holder needs to go on: a real hang.  So ``Connection.wait`` (the
+loop every psycopg call runs to talk to the server) is replaced, for an
+actor's connections, by psycopg's own poll loop with one addition: when the
+server has not answered within a few milliseconds, the actor asks a monitor
+connection of its own what its backend waits for (``pg_blocking_pids``).
+Blocked by another backend, it reports a lock event ``blocked`` keyed on
+that backend, ``("pg", pid)``, and parks at a wait point (``flock-wait`` on
+the table, with the statement still pending in the server) that the
+scheduler treats like any lock wait: it runs the holder, and resumes the
+waiter once the holder reported the key ``released``; the waiter then reads
+its answer.  Every actor reports its own backend's key ``acquired`` while
+its connection is inside a transaction (or holds a session advisory lock,
+or has a statement parked) and ``released`` when it is back to idle, so the
+scheduler always knows who holds what.  A wait in a cycle (the blocker
+waits, directly or not, for us) is never parked: that is a real deadlock,
+the server's to break (40P01), and this actor waits for it in real time
+(the private server's ``deadlock_timeout`` is 50 ms).
+
+Determinism.  A waiter's statement finishes in the server as soon as the
+holder's lock is released, while the waiter is still parked.  So that what
+a later statement sees does not depend on how fast that happens, an actor
+that just ended a transaction waits (real time, bounded) until no other
+backend of the run is running unblocked; this costs one monitor query, and
+only while some actor has a statement parked (a counter shared by every
+actor through memory mapped before the actors fork).
+
+Refusals.  A deadlock (40P01), a serialization failure (40001), a lock or
+statement timeout and a lost connection are ``psycopg.OperationalError``:
+the operation is not acknowledged, like an ``OSError`` from a file store.
+
+Async connections (``psycopg.AsyncConnection``) and psycopg2 are not
+covered yet: a store using them runs without points at its statements.
+"""
+from __future__ import annotations
+
+import mmap
+import re
+import struct
+import sys
+import threading
+from typing import Any, Callable
+
+from sessioncheck.controlled.intercept.clock import real_monotonic
+from sessioncheck.controlled.intercept.context import current
+
+#: Real seconds a statement may take before the actor asks the server what
+#: it waits for, and between two such questions.  A lock wait costs about
+#: this much; a slow statement on a loaded machine costs one question.
+PROMPT = 0.005
+#: Real seconds an actor waits for a blocker that is not a parked actor (a
+#: deadlock the server is breaking, another client of a user's server).  The
+#: actor's watchdog reports anything longer as stuck.
+OUTSIDE_WAIT = 30.0
+#: Real seconds a quiesce waits for a woken waiter's statement to finish.
+QUIESCE_WAIT = 2.0
+MONITOR_NAME = "sessioncheck-monitor"
+
+_orig: dict[str, Callable] = {}
+_local = threading.local()
+# Statements parked in a wait, counted across forked actors: memory mapped
+# here, at install(), before any actor process forks.
+_parked = mmap.mmap(-1, 8)
+_COUNT = struct.Struct("q")
+
+
+def _parked_add(n: int) -> None:
+    # Only the actor holding the baton ever runs this: no race.
+    (v,) = _COUNT.unpack_from(_parked, 0)
+    _COUNT.pack_into(_parked, 0, max(0, v + n))
+
+
+def clear_parked() -> None:
+    """Between runs: no actor has a statement parked."""
+    _COUNT.pack_into(_parked, 0, 0)
+
+
+def _parked_count() -> int:
+    return _COUNT.unpack_from(_parked, 0)[0]
+
+
+# -- naming a statement --------------------------------------------------------
+
+_NAME = r'((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)'
+_WHERE = {
+    "SELECT": re.compile(r"\bFROM\s+(?:ONLY\s+)?" + _NAME, re.I),
+    "INSERT": re.compile(r"\bINTO\s+" + _NAME, re.I),
+    "UPDATE": re.compile(r"\bUPDATE\s+(?:ONLY\s+)?" + _NAME, re.I),
+    "DELETE": re.compile(r"\bFROM\s+(?:ONLY\s+)?" + _NAME, re.I),
+    "MERGE": re.compile(r"\bINTO\s+" + _NAME, re.I),
+    "TRUNCATE": re.compile(r"\bTRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?" + _NAME, re.I),
+    "LOCK": re.compile(r"\bLOCK\s+(?:TABLE\s+)?(?:ONLY\s+)?" + _NAME, re.I),
+    "CREATE": re.compile(r"\b(?:TABLE|INDEX)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _NAME
+                         + r"(?:\s+ON\s+(?:ONLY\s+)?" + _NAME + ")?", re.I),
+    "ALTER": re.compile(r"\bTABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?" + _NAME, re.I),
+    "DROP": re.compile(r"\bTABLE\s+(?:IF\s+EXISTS\s+)?" + _NAME, re.I),
+}
+_MAIN = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.I)
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.I)
+_ADVISORY = re.compile(r"\bpg_(try_)?advisory_(xact_)?(lock|unlock)", re.I)
+
+
+def _table(raw: str) -> str:
+    name = raw.split(".")[-1].strip().strip('"')
+    return name.lower() if not raw.strip().endswith('"') else name
+
+
+def describe(sql: str) -> tuple[str, str]:
+    """(table, label) of a statement: ``("sessions", "SELECT FOR UPDATE")``.
+
+    The label is the SQL verb (with its row-locking clause); the table is
+    the first one the verb acts on, unqualified, or "" when there is none
+    (an advisory lock is named ``advisory lock``)."""
+    text = sql.lstrip(" \t\r\n(")
+    words = text.split(None, 1)
+    verb = words[0].upper().rstrip(";") if words else ""
+    if verb == "WITH":
+        m = _MAIN.search(text)
+        verb = m.group(1).upper() if m else "SELECT"
+    label = verb
+    if verb == "SELECT":
+        lock = _LOCKING.search(text)
+        if lock:
+            label = "SELECT FOR " + " ".join(lock.group(1).upper().split())
+    if _ADVISORY.search(text):
+        return "advisory lock", label
+    rx = _WHERE.get(verb)
+    m = rx.search(text) if rx else None
+    if m is None:
+        return "", label
+    if verb == "CREATE" and m.lastindex and m.lastindex >= 2 and m.group(2):
+        return _table(m.group(2)), label  # CREATE INDEX ... ON table
+    return _table(m.group(1)), label
+
+
+def _sql_text(query: Any, conn: Any) -> str:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, (bytes, bytearray)):
+        return bytes(query).decode(errors="replace")
+    try:
+        return query.as_string(conn)
+    except Exception:  # noqa: BLE001 - a Template or something newer: unnamed
+        return str(query)
+
+
+# -- the monitor connection ----------------------------------------------------
+
+def _conninfo(conn: Any) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    params = {}
+    for opt in conn.pgconn.info:
+        if opt.val is not None and opt.keyword not in (b"application_name", b"fallback_application_name"):
+            params[opt.keyword.decode()] = opt.val.decode()
+    return make_conninfo("", **params)
+
+
+def _monitor(conn: Any) -> Any:
+    """This actor thread's monitor connection to ``conn``'s server."""
+    import psycopg
+
+    key = _conninfo(conn)
+    mons = getattr(_local, "monitors", None)
+    if mons is None or getattr(_local, "monitors_pid", None) != _getpid():
+        mons = _local.monitors = {}
+        _local.monitors_pid = _getpid()
+    mon = mons.get(key)
+    if mon is None or mon.closed:
+        mon = _orig["Connection.connect"](psycopg.Connection, key, autocommit=True,
+                                          application_name=MONITOR_NAME)
+        mon._sc_private = True
+        mons[key] = mon
+    return mon
+
+
+def _getpid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _query(mon: Any, sql: str, params: tuple) -> list:
+    cur = mon.cursor()
+    _orig["Cursor.execute"](cur, sql, params)
+    return cur.fetchall()
+
+
+_BLOCKERS = """
+WITH RECURSIVE g(pid, depth) AS (
+    SELECT unnest(pg_blocking_pids(%(me)s)), 1
+  UNION
+    SELECT unnest(pg_blocking_pids(g.pid)), g.depth + 1 FROM g WHERE g.depth < 8)
+SELECT g.pid, min(g.depth), bool_or(cardinality(pg_blocking_pids(g.pid)) > 0),
+       coalesce(min(a.application_name), '')
+  FROM g LEFT JOIN pg_stat_activity a ON a.pid = g.pid GROUP BY g.pid
+"""
+
+_RUNNING = """
+SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s
+   AND backend_type = 'client backend' AND application_name <> %s
+   AND state = 'active' AND cardinality(pg_blocking_pids(pid)) = 0
+"""
+
+
+# -- holding: what the scheduler knows about this actor's backend --------------
+
+def _key(conn: Any) -> tuple:
+    return ("pg", conn.pgconn.backend_pid)
+
+
+def _after(ctx: Any, conn: Any, sql: str = "") -> None:
+    """Report this connection's key acquired or released, as its state now
+    says, and let woken waiters settle after a release."""
+    import psycopg
+
+    if getattr(conn, "_sc_private", False):
+        return
+    if sql and _ADVISORY.search(sql) and not re.search(r"advisory_xact", sql, re.I):
+        try:
+            n = _query(_monitor(conn), "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' "
+                                       "AND granted", (conn.pgconn.backend_pid,))[0][0]
+        except psycopg.Error:
+            n = 0
+        conn._sc_advisory = n > 0
+    status = conn.pgconn.transaction_status
+    inside = status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+    holding = inside or getattr(conn, "_sc_advisory", False)
+    held = getattr(conn, "_sc_held", None)
+    if holding and held is None:
+        conn._sc_held = _key(conn)
+        ctx.events.append(("acquired", conn._sc_held))
+    elif not holding and held is not None:
+        conn._sc_held = None
+        ctx.events.append(("released", held))
+    if not holding and _parked_count() > 0:
+        _quiesce(conn)
+
+
+def _quiesce(conn: Any) -> None:
+    """Wait until no other backend runs unblocked: a waiter this actor's
+    release woke has finished its statement or waits again."""
+    import psycopg
+
+    try:
+        _settle(_monitor(conn), conn.pgconn.backend_pid)
+    except psycopg.Error:
+        pass  # the server went away: the statement that follows says so
+
+
+def _settle(mon: Any, me: int) -> None:
+    deadline = real_monotonic() + QUIESCE_WAIT
+    while _query(mon, _RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
+        _orig["sleep"](0.0005)
+
+
+def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _after(ctx, conn, sql)
+
+
+class _Waiter:
+    """What one statement's wait has seen: whether the actor parked, on
+    which backend, and since when an unparked blocker has held it."""
+
+    def __init__(self, ctx: Any, conn: Any) -> None:
+        self.ctx, self.conn = ctx, conn
+        self.me = conn.pgconn.backend_pid
+        self.next = real_monotonic() + PROMPT
+        self.parked_on: tuple | None = None
+        self.counted = False
+        self.outside_since: float | None = None
+
+    def check(self) -> None:
+        """The statement has not finished: ask the server what it waits for,
+        and park the actor if another backend's lock holds it."""
+        import psycopg
+
+        now = real_monotonic()
+        if now < self.next:
+            return
+        self.next = now + PROMPT
+        try:
+            rows = _query(_monitor(self.conn), _BLOCKERS, {"me": self.me})
+        except psycopg.Error:
+            return  # no monitor: wait in real time, the watchdog bounds it
+        direct = [(waits, name, pid) for pid, depth, waits, name in rows if depth == 1 and pid != self.me]
+        if not direct or any(pid == self.me for pid, _, _, _ in rows):
+            # running, or in a deadlock the server will break: real time
+            return
+        # A holder that waits for nobody first, then by actor name (its
+        # connection's application_name): the same choice in every run,
+        # whatever the backends' pids.
+        holder = min(direct)[2]
+        key = ("pg", holder)
+        if key == self.parked_on:
+            # Resumed, yet the same backend still blocks: the scheduler
+            # knows no actor holding it, so nothing parked holds it and it
+            # moves on its own (or the watchdog reports what blocks).
+            self.outside_since = self.outside_since or real_monotonic()
+            if real_monotonic() - self.outside_since < OUTSIDE_WAIT:
+                return
+        self.outside_since = None
+        ctx, conn = self.ctx, self.conn
+        if getattr(conn, "_sc_held", None) is None:
+            conn._sc_held = ("pg", self.me)  # a statement in flight holds what it took
+            ctx.events.append(("acquired", conn._sc_held))
+        ctx.events.append(("blocked", key))
+        if not self.counted:
+            _parked_add(1)
+            self.counted = True
+        self.parked_on = key
+        ctx.point("flock-wait", getattr(conn, "_sc_table", ""), "row lock")
+
+    def done(self) -> None:
+        if self.counted:
+            _parked_add(-1)
+            self.counted = False
+
+
+def _wait(self: Any, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+    """``Connection.wait`` for an actor's connection: psycopg's poll loop
+    (``waiting.wait_poll``), which between polls asks whether the server
+    holds the statement on another actor's lock, and parks the actor."""
+    ctx = current()
+    if ctx is None or getattr(self, "_sc_private", False) or timeout is not None:
+        return _orig["Connection.wait"](self, gen, interval, timeout)
+    import select
+
+    from psycopg import waiting
+
+    fileno = self.pgconn.socket
+    waiter = _Waiter(ctx, self)
+    try:
+        s = next(gen)
+        poll = select.poll()
+        poll.register(fileno, waiting._poll_evmasks[s])
+        while True:
+            evs = poll.poll(1)
+            if not evs:
+                gen.send(waiting.READY_NONE)
+                waiter.check()
+                continue
+            ev = evs[0][1]
+            ready = (waiting.READY_R if ev & select.POLLIN else 0) | (waiting.READY_W if ev & select.POLLOUT else 0)
+            if not ready and ev & waiting.POLL_BAD:
+                waiting._check_fd_closed(fileno)
+                raise waiting.e.OperationalError("connection socket closed")
+            s = gen.send(ready)
+            poll.modify(fileno, waiting._poll_evmasks[s])
+    except StopIteration as ex:
+        return ex.value
+    finally:
+        waiter.done()
+
+
+# -- the patches ----------------------------------------------------------------
+
+def _private_caller() -> bool:
+    """A call made by a connection pool on its own behalf (not a point)."""
+    f = sys._getframe(2)
+    for _ in range(4):
+        if f is None:
+            return False
+        if f.f_globals.get("__name__", "").startswith("psycopg_pool"):
+            return True
+        f = f.f_back
+    return False
+
+
+def _controlled(obj_conn: Any) -> Any:
+    ctx = current()
+    if ctx is None or getattr(obj_conn, "_sc_private", False) or _private_caller():
+        return None
+    return ctx
+
+
+def _cursor_call(name: str) -> Callable:
+    orig = _orig[name]
+
+    def call(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = self._conn
+        ctx = _controlled(conn)
+        if ctx is None:
+            return orig(self, query, *args, **kwargs)
+        sql = _sql_text(query, conn)
+        table, label = describe(sql)
+        if table and table != "advisory lock":
+            conn._sc_table = table
+        ctx.point("sql", table, label)
+        return _run(ctx, conn, orig, (self, query, *args), kwargs, sql)
+
+    call.__wrapped__ = orig  # type: ignore[attr-defined]
+    call.__name__ = orig.__name__
+    return call
+
+
+def _conn_call(name: str, label: str) -> Callable:
+    orig = _orig[name]
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ctx = _controlled(self)
+        if ctx is None:
+            return orig(self, *args, **kwargs)
+        table = getattr(self, "_sc_table", "")
+        ctx.point("sql", table, label)
+        return _run(ctx, self, orig, (self, *args), kwargs)
+
+    call.__wrapped__ = orig  # type: ignore[attr-defined]
+    return call
+
+
+def _tx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
+    orig = _orig["Transaction.__exit__"]
+    conn = self._conn
+    ctx = _controlled(conn)
+    if ctx is None or conn.closed:
+        return orig(self, exc_type, exc_val, exc_tb)
+    commit = not exc_val and not self.force_rollback
+    if getattr(self, "_outer_transaction", True):
+        label = "COMMIT" if commit else "ROLLBACK"
+    else:
+        label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
+    table = getattr(conn, "_sc_table", "")
+    ctx.point("sql", table, label)
+    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {})
+
+
+def _tx_enter(self: Any) -> Any:
+    out = _orig["Transaction.__enter__"](self)
+    ctx = _controlled(self._conn)
+    if ctx is not None:
+        _after(ctx, self._conn)
+    return out
+
+
+def _close(self: Any) -> None:
+    held = getattr(self, "_sc_held", None)
+    ctx = current()
+    if held is None or ctx is None or getattr(self, "_sc_private", False):
+        return _orig["Connection.close"](self)
+    import psycopg
+
+    mon = _monitor(self) if _parked_count() > 0 else None
+    _orig["Connection.close"](self)
+    self._sc_held = None
+    ctx.events.append(("released", held))
+    if mon is not None:
+        # The server releases a closed connection's locks when its backend
+        # exits, after close() returned: let that happen, then let the
+        # waiters it wakes settle.
+        try:
+            deadline = real_monotonic() + QUIESCE_WAIT
+            while (_query(mon, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (held[1],))[0][0]
+                   and real_monotonic() < deadline):
+                _orig["sleep"](0.0005)
+            _settle(mon, held[1])
+        except psycopg.Error:
+            pass
+
+
+def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
+    # An actor's connections carry its name, so the server's own views
+    # (pg_stat_activity) say whose backend holds what.
+    ctx = current()
+    if ctx is not None and "application_name" not in kwargs and "application_name" not in conninfo:
+        kwargs["application_name"] = f"sessioncheck {ctx.name}"
+    return _orig["Connection.connect"](cls, conninfo, **kwargs)
+
+
+def install() -> bool:
+    """Patch psycopg 3 if it is importable; False if it is not."""
+    if _orig:
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    from sessioncheck.controlled import actor
+    from sessioncheck.controlled.intercept import context, locks
+
+    _orig["sleep"] = context._real["sleep"]
+    C, Conn, T = psycopg.Cursor, psycopg.Connection, psycopg.Transaction
+    _orig["Cursor.execute"] = C.execute
+    _orig["Cursor.executemany"] = C.executemany
+    _orig["Connection.commit"] = Conn.commit
+    _orig["Connection.rollback"] = Conn.rollback
+    _orig["Connection.close"] = Conn.close
+    _orig["Connection.connect"] = Conn.connect.__func__
+    _orig["Transaction.__exit__"] = T.__exit__
+    _orig["Transaction.__enter__"] = T.__enter__
+    _orig["Connection.wait"] = Conn.wait
+    Conn.wait = _wait
+    C.execute = _cursor_call("Cursor.execute")
+    C.executemany = _cursor_call("Cursor.executemany")
+    Conn.commit = _conn_call("Connection.commit", "COMMIT")
+    Conn.rollback = _conn_call("Connection.rollback", "ROLLBACK")
+    Conn.close = _close
+    _connect.__wrapped__ = _orig["Connection.connect"]  # type: ignore[attr-defined]
+    Conn.connect = classmethod(_connect)
+    psycopg.connect = Conn.connect
+    T.__exit__ = _tx_exit
+    T.__enter__ = _tx_enter
+    # psycopg's own locks (one per connection) are private to the actor
+    # using the connection: never points.
+    locks.INFRASTRUCTURE = (*locks.INFRASTRUCTURE, "psycopg", "psycopg_pool", "psycopg_binary", "psycopg_c")
+    # A refused statement (deadlock, serialization failure, lock timeout,
+    # lost connection) is an operation not acknowledged, as an OSError is.
+    actor.UNAVAILABLE = (*actor.UNAVAILABLE, psycopg.OperationalError)
+    return True
