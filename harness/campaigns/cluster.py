@@ -44,42 +44,55 @@ def _distributed() -> Any:
     return distributed
 
 
-def connect(config: Any, scratch: str) -> tuple[Any, Any, str, int]:
-    """``(client, local cluster or None, where, worker threads)``.  A
-    scheduler that cannot be reached, or has no worker, is a
-    configuration error."""
+def connect(config: Any, scratch: str, opened: dict) -> tuple[str, int]:
+    """Open the client (and a local cluster) into ``opened`` (``"client"``,
+    ``"cluster"``: the caller closes them, even if this raises); return
+    ``(where, worker threads)``.  A scheduler that cannot be reached, or
+    has no worker, is a configuration error."""
     distributed = _distributed()
     import dask
 
     if config.cluster:
         try:
-            client = distributed.Client(config.cluster, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            opened["client"] = client = distributed.Client(config.cluster, timeout=CONNECT_TIMEOUT,
+                                                           set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {config.cluster} ({exc}); start one with "
                               "`dask scheduler` and its workers with `dask worker ADDRESS`") from None
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
-            client.close()
             raise ConfigError(f"the Dask scheduler at {config.cluster} has no worker; start some with "
                               f"`dask worker {config.cluster}`") from None
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        return client, None, f"cluster {config.cluster}", max(1, threads)
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the worker processes
+        return f"cluster {config.cluster}", max(1, threads)
+    # While the cluster starts, SIGINT is ignored, so that its worker
+    # processes inherit it ignored (a terminal's Ctrl-C reaches the whole
+    # process group; it is this process's to handle), and blocked here, so
+    # that a Ctrl-C meanwhile is kept pending (Linux never discards a
+    # blocked signal as ignored) and raises KeyboardInterrupt once the
+    # cluster is up and the handler is back.  Block first: setting SIG_IGN
+    # discards a pending SIGINT.  Threads started meanwhile (the cluster's
+    # event loop) inherit the mask and keep it: a process-directed SIGINT
+    # waits for the main thread.  multiprocessing's resource tracker
+    # unblocks SIGINT in the thread that first starts it, so it is started
+    # here, before the window.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         # not daemonic: a worker with process actors has children of its own
         with dask.config.set({"distributed.worker.daemon": False}):
-            cluster = distributed.LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR,
-                                               local_directory=scratch, memory_limit=0)
+            opened["cluster"] = distributed.LocalCluster(
+                n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR, local_directory=scratch, memory_limit=0)
+            opened["client"] = distributed.Client(opened["cluster"], set_as_default=False)
     finally:
         signal.signal(signal.SIGINT, old)
-    try:
-        client = distributed.Client(cluster, set_as_default=False)
-    except BaseException:
-        cluster.close()
-        raise
-    return client, cluster, f"local cluster, {config.workers} processes", config.workers
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    return f"local cluster, {config.workers} processes", config.workers
 
 
 def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, list], None] | None) -> Any:
@@ -94,7 +107,8 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     events: queue.SimpleQueue = queue.SimpleQueue()  # progress of running rounds
     ended: queue.SimpleQueue = queue.SimpleQueue()  # futures that finished, failed or were cancelled
     scratch = tempfile.mkdtemp(prefix="sessioncheck-fuzz-dask-")
-    client = cluster = stop = None
+    opened: dict = {}
+    client = stop = None
     futures: dict = {}
     run_id = uuid.uuid4().hex[:12]
     topic = f"sessioncheck-fuzz-{run_id}"
@@ -155,12 +169,19 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
-        client, cluster, result.where, slots = connect(config, scratch)
+        result.where = f"cluster {config.cluster}" if config.cluster else \
+            f"local cluster, {config.workers} processes"
+        started = time.monotonic()
+        result.where, slots = connect(config, scratch, opened)
+        result.startup_seconds = time.monotonic() - started
+        client = opened["client"]
         result.workers = slots
         stop = distributed.Event(f"sessioncheck-fuzz-stop-{run_id}", client=client)
         client.subscribe_topic(topic, lambda event: events.put(event[1]))
         for i in range(slots):
             submit(first=i == 0)
+        if on_event is not None:
+            on_event(result, [])  # the display learns the cluster is up
         hard_stop = deadline + config.grace + config.shrink_budget
         while futures and time.time() < hard_stop:
             tick(resubmit=True)
@@ -177,7 +198,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
             pass  # a second Ctrl-C: stop waiting, close at once
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        _close(client, cluster, futures, stop)
+        _close(opened.get("client"), opened.get("cluster"), futures, stop)
         shutil.rmtree(scratch, ignore_errors=True)
     result.seconds = time.monotonic() - t0
     return result

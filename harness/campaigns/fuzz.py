@@ -261,6 +261,7 @@ class FuzzResult:
     worker_errors: list[str] = field(default_factory=list)
     workers: int = 0
     where: str = ""  # "local cluster, 2 processes" or the scheduler's address
+    startup_seconds: float | None = None  # connecting, or starting the local cluster
     per_worker: dict[str, WorkerStats] = field(default_factory=dict)
     live: dict[int, tuple[str, int, set]] = field(default_factory=dict)  # round id -> worker, examples, hashes
 

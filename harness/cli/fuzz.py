@@ -21,6 +21,7 @@ from sessioncheck.cli.common import add_model_options, model_from_args
 from sessioncheck.cli.numbers import count, seconds, seed
 
 REFRESH = 4  # live display refreshes per second
+PLAIN_EVERY = 10.0  # seconds between two progress lines when stderr is not a terminal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +84,8 @@ class Display:
         self.console = console
         self.config = config
         self.live = None
+        self.up = False
+        self.last_line = time.monotonic()
         self.t0 = time.monotonic()
         if console.is_terminal:
             from rich.live import Live
@@ -91,25 +94,36 @@ class Display:
             self.live.start()
 
     def update(self, result: FuzzResult, fresh: list[Failure]) -> None:
+        if result.startup_seconds is not None and not self.up:
+            self.up = True
+            (self.live.console if self.live else self.console).print(
+                f"{result.where}: up in {result.startup_seconds:.1f} s, {_n(result.workers, 'worker')}")
         for f in fresh:
             line = f"new failure {f.invariant} after {f.first_seconds:.0f} s ({f.worker}): {f.key}"
             (self.live.console if self.live else self.console).print(line)
             (self.live.console if self.live else self.console).print(f"  {f.report}", soft_wrap=True)
         if self.live is not None:
             self.live.update(self.render(result))
+        elif result.startup_seconds is not None and time.monotonic() - self.last_line >= PLAIN_EVERY:
+            # not a terminal (CI, a pipe): a plain line now and then
+            self.last_line = time.monotonic()
+            self.console.print(f"progress: {self.head(result)}")
+
+    def head(self, result: FuzzResult) -> str:
+        elapsed = time.monotonic() - self.t0
+        total = self.config.hours * 3600
+        examples = result.live_examples()
+        return (f"{result.where or 'starting'}: {min(elapsed, total):.0f} / {total:.0f} s, "
+                f"{examples} examples ({examples / max(elapsed, 1e-9):.0f}/s), "
+                f"{result.live_interleavings()} distinct interleavings, "
+                f"{_n(len(result.current), 'finding')}, {result.rounds} rounds done")
 
     def render(self, result: FuzzResult):
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        elapsed = time.monotonic() - self.t0
-        total = self.config.hours * 3600
-        examples = result.live_examples()
-        head = Text(f"{result.where or 'starting'}: {min(elapsed, total):.0f} / {total:.0f} s, "
-                    f"{examples} examples ({examples / max(elapsed, 1e-9):.0f}/s), "
-                    f"{result.live_interleavings()} distinct interleavings, "
-                    f"{_n(len(result.current), 'finding')}, {result.rounds} rounds done")
+        head = Text(self.head(result))
         table = Table(box=None, pad_edge=False)
         for col in ("worker", "rounds", "examples", "interleavings", "findings"):
             table.add_column(col, justify="left" if col == "worker" else "right")
