@@ -226,5 +226,30 @@ def _close(client: Any, cluster: Any, futures: dict, stop: Any) -> None:
                 cluster.close(timeout=20)
             except Exception:  # noqa: BLE001
                 pass
+            _reap_children()
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def _reap_children(timeout: float = 10.0) -> None:
+    """Wait for the local cluster's worker processes (children of this
+    process, and theirs) to be gone; kill any left after ``timeout``.
+    multiprocessing's resource tracker is left alone: it ends when this
+    process does."""
+    import psutil
+
+    me = psutil.Process()
+    procs = []
+    for p in me.children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(p.cmdline()):
+                procs.append(p)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5.0)

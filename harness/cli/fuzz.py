@@ -179,6 +179,10 @@ def print_summary(result: FuzzResult, stats: bool = False) -> None:
                   f"{len(x.interleavings)} distinct interleavings; "
                   f"{_n(len(met), 'distinct failure')} met ({_n(hits, 'hit')}), "
                   f"{fixed} fixed (passes now)")
+    for name in sorted(result.per_worker):
+        w = result.per_worker[name]
+        console.print(f"  worker {name}: {_n(w.rounds, 'round')}, {_n(w.examples, 'example')}, "
+                      f"{len(w.interleavings)} distinct interleavings, {_n(w.findings, 'failure')} met")
     for e in result.worker_errors:
         console.print(f"worker error: {e}")
     if stats:
