@@ -88,7 +88,7 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     """After the fix (the findings' store replaced by a correct one), a
     rerun replays the old finding, sees it pass, and marks it fixed: not
     met, not listed as current, exit 0."""
-    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.004", "--workers", "1", cwd=tmp_path)
+    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.006", "--workers", "1", cwd=tmp_path)
     assert p.returncode == 1, p.stdout + p.stderr
     saved = list((tmp_path / ".sessioncheck" / "fuzz").rglob("*.json"))
     assert len(saved) == 1

@@ -9,8 +9,10 @@ until the deadline.  Rounds report progress on a Dask event topic
 (``Worker.log_event``), which feeds the live display between two round
 ends.
 
-Stopping: a ``distributed.Event`` is the campaign's stop flag; rounds
-look at it twice a second and end between two examples.  On Ctrl-C (or
+Stopping: the campaign's stop flag is set on every worker
+(``Client.run`` of :func:`sessioncheck.campaigns.fuzz.stop_rounds`), a
+process-local flag each round looks at after every example; rounds also
+end by themselves past the deadline and its grace.  On Ctrl-C (or
 SIGTERM) the client sets it, waits a bounded time for the running rounds
 to hand back what they explored, cancels what is left, and closes the
 client and, for a local cluster, the cluster itself (its worker
@@ -99,7 +101,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     """Run the rounds; fill and return ``result``.  ``on_event(result,
     new_failures)`` is called at least four times a second and whenever a
     round ends."""
-    from sessioncheck.campaigns.fuzz import Round, absorb, fuzz_round, progress
+    from sessioncheck.campaigns.fuzz import Round, absorb, fuzz_round, progress, stop_rounds
 
     distributed = _distributed()
     t0 = time.monotonic()
@@ -108,7 +110,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     ended: queue.SimpleQueue = queue.SimpleQueue()  # futures that finished, failed or were cancelled
     scratch = tempfile.mkdtemp(prefix="sessioncheck-fuzz-dask-")
     opened: dict = {}
-    client = stop = None
+    client = None
     futures: dict = {}
     run_id = uuid.uuid4().hex[:12]
     topic = f"sessioncheck-fuzz-{run_id}"
@@ -120,7 +122,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     def submit(first: bool = False) -> None:
         n = counter[0]
         counter[0] += 1
-        task = Round(n, config, stream.getrandbits(32), deadline, known(), first, stop.name, topic)
+        task = Round(n, config, stream.getrandbits(32), deadline, known(), first, run_id, topic)
         fut = client.submit(fuzz_round, task, pure=False, key=f"sessioncheck-round-{run_id}-{n}")
         futures[fut.key] = fut
         fut.add_done_callback(ended.put)  # called on the client's own thread
@@ -176,7 +178,6 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
         result.startup_seconds = time.monotonic() - started
         client = opened["client"]
         result.workers = slots
-        stop = distributed.Event(f"sessioncheck-fuzz-stop-{run_id}", client=client)
         client.subscribe_topic(topic, lambda event: events.put(event[1]))
         for i in range(slots):
             submit(first=i == 0)
@@ -188,8 +189,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     except KeyboardInterrupt:
         result.interrupted = True
         try:
-            if stop is not None:
-                stop.set()
+            _tell_stop(client, stop_rounds, run_id)
             # rounds end between two examples (or after a shrink, bounded by shrink_budget)
             until = time.time() + config.shrink_budget + 5.0
             while futures and time.time() < until:
@@ -198,21 +198,30 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
             pass  # a second Ctrl-C: stop waiting, close at once
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        _close(opened.get("client"), opened.get("cluster"), futures, stop)
+        _close(opened.get("client"), opened.get("cluster"), futures, lambda c: _tell_stop(c, stop_rounds, run_id))
         shutil.rmtree(scratch, ignore_errors=True)
     result.seconds = time.monotonic() - t0
     return result
 
 
-def _close(client: Any, cluster: Any, futures: dict, stop: Any) -> None:
+def _tell_stop(client: Any, stop_rounds: Callable[[str], None], run_id: str) -> None:
+    """Set the campaign's stop flag on every worker (bounded)."""
+    if client is None:
+        return
+    try:
+        client.run(stop_rounds, run_id, wait=True, on_error="ignore")
+    except Exception:  # noqa: BLE001 - a lost scheduler: its rounds end at the deadline by themselves
+        pass
+
+
+def _close(client: Any, cluster: Any, futures: dict, stop: Callable[[Any], None]) -> None:
     """Cancel what is left and close the client and a local cluster; each
     step bounded, each tried even if the one before failed."""
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # closing is short and must finish
     try:
         if client is not None:
             try:
-                if stop is not None:
-                    stop.set()
+                stop(client)
                 if futures:
                     client.cancel(list(futures.values()))
             except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to cancel

@@ -53,7 +53,6 @@ from sessioncheck.controlled.program import ModelConfig, Step, program_from_json
 
 REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
 PROGRESS_EVERY = 0.5  # seconds between a round's progress events (the display refreshes faster)
-STOP_POLL = 0.5  # seconds between a round's looks at the campaign's stop flag
 
 
 class StopRound(BaseException):
@@ -364,11 +363,19 @@ class Round:
     deadline_wall: float
     known: list[tuple[str, list]]  # (key, program JSON) of every finding so far
     first: bool = False  # the systematic pass and Hypothesis' saved examples run here
-    stop_event: str | None = None  # name of the campaign's distributed.Event
+    stop_event: str | None = None  # the campaign's id, for :func:`stop_rounds`
     topic: str | None = None  # progress events go here
 
 
 _DATABASES: dict[str, Any] = {}
+_STOPPED: set = set()  # campaigns told to stop, in this worker process (:func:`stop_rounds`)
+
+
+def stop_rounds(campaign: str) -> None:
+    """Tell the rounds of ``campaign`` running in this process to stop
+    between two examples.  The client runs it on every worker
+    (``Client.run``): a local flag, so a round's look at it costs nothing."""
+    _STOPPED.add(campaign)
 
 
 def open_database(spec: str | None) -> Any:
@@ -436,21 +443,9 @@ def _round(task: Round, name: str, out: dict) -> None:
     from sessioncheck.verify import rerun, verify
 
     config = task.config
-    stop_flag = None
-    if task.stop_event:
-        from distributed import Event
-
-        stop_flag = Event(task.stop_event)
-    looked = [0.0, False]
 
     def stopping() -> bool:
-        if time.time() > task.deadline_wall + config.grace:
-            return True
-        now = time.monotonic()
-        if stop_flag is not None and now - looked[0] >= STOP_POLL:
-            looked[0] = now
-            looked[1] = bool(stop_flag.is_set())
-        return looked[1]
+        return task.stop_event in _STOPPED or time.time() > task.deadline_wall + config.grace
 
     emit = _emitter(task, name)
     coverage = Coverage()
