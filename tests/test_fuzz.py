@@ -105,8 +105,7 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     assert rows[0][4] == "fixed (passes now)"
     assert "0 distinct failures met" in again.stdout and "1 fixed (passes now)" in again.stdout
     # the report path is on a line of its own, whole
-    assert any(line.endswith(saved[0].name) and str(target.relative_to(tmp_path)) in line
-               for line in again.stdout.splitlines()), again.stdout
+    assert str(target.relative_to(tmp_path) / saved[0].name) in again.stdout.splitlines(), again.stdout
 
 
 def _group_alive(pgid: int) -> list[int]:

@@ -542,7 +542,8 @@ def _emitter(task: Round, name: str) -> Callable[[Coverage], None]:
         last[0] = now
         new = coverage.interleavings - sent
         sent.update(new)
-        worker.log_event(task.topic, {"id": task.id, "worker": name, "examples": coverage.examples,
+        # "round_worker", not "worker": the scheduler sets "worker" to the worker's address
+        worker.log_event(task.topic, {"id": task.id, "round_worker": name, "examples": coverage.examples,
                                       "new": sorted(new)})
 
     return emit
@@ -597,7 +598,7 @@ def progress(result: FuzzResult, event: dict) -> None:
         return
     _, _, hashes = result.live.get(rid, ("", 0, set()))
     hashes.update(event.get("new", ()))
-    result.live[rid] = (str(event.get("worker", "?")), int(event.get("examples", 0)), hashes)
+    result.live[rid] = (str(event.get("round_worker", "?")), int(event.get("examples", 0)), hashes)
 
 
 def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult, list[Failure]], None] | None = None) -> FuzzResult:

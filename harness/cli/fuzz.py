@@ -171,7 +171,8 @@ def print_summary(result: FuzzResult, stats: bool = False) -> None:
         table.add_row("-", "-", "-", "0", "-", "-", "no violation found")
     console.print(table, soft_wrap=False)
     for n, f in enumerate(order, 1):
-        console.print(f"{n}. {f.key}: {f.report}")
+        console.print(f"{n}. {f.key} ({f.status}), report:")
+        console.print(str(f.report))  # alone on its line, never wrapped by us: it can be copied whole
     x = result.coverage
     fixed = sum(1 for f in result.failures.values() if f.fixed and not f.hits)
     console.print(f"{result.where or 'no cluster'}: {_n(result.workers, 'worker')}, {result.seconds:.1f} s, "
