@@ -2,7 +2,7 @@
 
 :func:`campaign` connects to a Dask scheduler (``--cluster ADDRESS``) or
 starts a local cluster of ``workers`` processes with one thread each,
-keeps one round (:func:`sessioncheck.campaigns.fuzz.fuzz_round`) in flight
+keeps one round (``sessioncheck.campaigns.fuzz.fuzz_round``) in flight
 per worker thread, merges each finished round into the result, and
 submits the next one, handing it every failing program known so far,
 until the deadline.  Rounds report progress on a Dask event topic
@@ -10,7 +10,7 @@ until the deadline.  Rounds report progress on a Dask event topic
 ends.
 
 Stopping: the campaign's stop flag is set on every worker
-(``Client.run`` of :func:`sessioncheck.campaigns.fuzz.stop_rounds`), a
+(``Client.run`` of ``sessioncheck.campaigns.fuzz.stop_rounds``), a
 process-local flag each round looks at after every example; rounds also
 end by themselves past the deadline and its grace.  On Ctrl-C (or
 SIGTERM) the client sets it, waits a bounded time for the running rounds
@@ -97,13 +97,17 @@ def connect(config: Any, scratch: str, opened: dict) -> tuple[str, int]:
     return f"local cluster, {config.workers} processes", config.workers
 
 
-def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, list], None] | None) -> Any:
+def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, list], None] | None, *,
+             Round: Callable[..., Any], fuzz_round: Callable[[Any], dict], absorb: Callable[..., list],
+             progress: Callable[[Any, dict], None], stop_rounds: Callable[[str], None]) -> Any:
     """Run the rounds; fill and return ``result``.  ``on_event(result,
     new_failures)`` is called at least four times a second and whenever a
-    round ends."""
-    from sessioncheck.campaigns.fuzz import Round, absorb, fuzz_round, progress, stop_rounds
-
-    distributed = _distributed()
+    round ends.  The round's parts come from
+    :mod:`sessioncheck.campaigns.fuzz` (passed in, so this module stays
+    the Dask side alone): ``Round`` builds a task, ``fuzz_round`` runs it
+    on a worker, ``absorb`` merges a finished one, ``progress`` a running
+    one's event, ``stop_rounds`` sets the stop flag on a worker."""
+    _distributed()  # not installed: a configuration error before anything starts
     t0 = time.monotonic()
     deadline = time.time() + config.hours * 3600
     events: queue.SimpleQueue = queue.SimpleQueue()  # progress of running rounds

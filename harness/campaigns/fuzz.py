@@ -616,4 +616,5 @@ def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult, list[Failure]],
     result = FuzzResult(workers=config.workers)
     result.failures.update(known_failures(config))
     base = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
-    return campaign(config, result, random.Random(base), on_event)
+    return campaign(config, result, random.Random(base), on_event, Round=Round, fuzz_round=fuzz_round,
+                    absorb=absorb, progress=progress, stop_rounds=stop_rounds)
