@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sessioncheck.controlled.engine import Executor
 from signals import sigint_as_in_a_terminal
-from sessioncheck.campaigns.fuzz import failure_key, normalise, reduce_program
-from sessioncheck.controlled.program import OpSpec, Step, program_from_json
+from sessioncheck.campaigns.fuzz import failure_key, reduce_program
+from sessioncheck.controlled.program import program_from_json
 from sessioncheck.specs import resolve
 from sessioncheck.verify import model_config
 
@@ -61,6 +61,53 @@ def test_fuzz_finds_the_none_skipped_bug_once_and_resumes(tmp_path):
     assert len(list((tmp_path / ".sessioncheck" / "fuzz").rglob("*.json"))) == 1
 
 
+def wait_for_line(stream, pattern: re.Pattern, timeout: float) -> str:
+    """Read ``stream`` until a line matching ``pattern``; return what was read."""
+    import threading
+
+    seen: list[str] = []
+    found = threading.Event()
+
+    def reader():
+        for line in iter(stream.readline, ""):
+            seen.append(line)
+            if pattern.search(line):
+                found.set()
+                return
+        found.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    assert found.wait(timeout), "".join(seen)
+    t.join(5)
+    assert any(pattern.search(line) for line in seen), "".join(seen)
+    return "".join(seen)
+
+
+def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
+    """After the fix (the findings' store replaced by a correct one), a
+    rerun replays the old finding, sees it pass, and marks it fixed: not
+    met, not listed as current, exit 0."""
+    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.006", "--workers", "1", cwd=tmp_path)
+    assert p.returncode == 1, p.stdout + p.stderr
+    saved = list((tmp_path / ".sessioncheck" / "fuzz").rglob("*.json"))
+    assert len(saved) == 1
+    # the fix: the same findings directory now holds the correct store's findings
+    (tmp_path / "fixed").mkdir()
+    target = tmp_path / "fixed" / "json-threads"
+    saved[0].parent.rename(target)
+    again = sc("fuzz", "--store", "json", "--hours", "0.003", "--workers", "1", "--out", "fixed",
+               "--no-db", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = table_rows(again.stdout)
+    assert len(rows) == 1, again.stdout
+    assert rows[0][1] == "I3" and rows[0][2] == "earlier run" and rows[0][3] == "0"
+    assert rows[0][4] == "fixed (passes now)"
+    assert "0 distinct failures met" in again.stdout and "1 fixed (passes now)" in again.stdout
+    # the report path is on a line of its own, whole
+    assert str(target.relative_to(tmp_path) / saved[0].name) in again.stdout.splitlines(), again.stdout
+
+
 def _group_alive(pgid: int) -> list[int]:
     alive = []
     for d in os.listdir("/proc"):
@@ -82,10 +129,12 @@ def test_ctrl_c_prints_the_summary_and_reaps_every_worker(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=sigint_as_in_a_terminal)
     try:
-        time.sleep(8)
+        # until a progress line shows examples explored (a loaded machine is slow to start a cluster)
+        first = wait_for_line(proc.stderr, re.compile(r"progress: .* [1-9]\d* examples"), 180)
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
         out, err = proc.communicate(timeout=60)
+        err = first + err
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -95,6 +144,11 @@ def test_ctrl_c_prints_the_summary_and_reaps_every_worker(tmp_path):
     assert "no violation found" in out
     m = re.search(r"(\d+) examples", out)
     assert m and int(m[1]) > 0
+    # stderr closes as each process exits; give the last ones a moment to be gone
+    for _ in range(50):
+        if not _group_alive(proc.pid):
+            break
+        time.sleep(0.1)
     assert _group_alive(proc.pid) == []
     assert "Traceback" not in err
 
@@ -104,17 +158,29 @@ def test_bad_store_is_a_usage_error(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "unknown store" in p.stderr
 
 
-def test_key_ignores_names_of_actors_sessions_fields_and_values():
-    a = [Step("start", 0, OpSpec("persist", 1, (("model", "fresh"),))),
-         Step("start", 0, OpSpec("persist", 1, (("model", "none"),)))]
-    b = [Step("start", 2, OpSpec("persist", 0, (("compute_instance_id", "empty"),))),
-         Step("start", 2, OpSpec("persist", 0, (("compute_instance_id", "none"),)))]
-    c = [Step("start", 2, OpSpec("persist", 0, (("compute_instance_id", "fresh"),))),
-         Step("start", 1, OpSpec("persist", 0, (("compute_instance_id", "none"),)))]
-    assert normalise(a) == normalise(b)
-    assert failure_key("I3", a) == failure_key("I3", b)
-    assert failure_key("I3", a) != failure_key("I3", c)  # a second writer is a different schedule
-    assert failure_key("I3", a) != failure_key("I1", a)
+def _outcome(store: str, program_json: list):
+    spec = resolve(store)
+    with Executor(spec, "threads", model_config(spec, "threads", ())) as ex:
+        return ex.run(program_from_json(program_json))
+
+
+def test_one_bug_is_one_key_whatever_actors_sessions_values_and_schedule():
+    """The key is the invariant, the operations involved by function and
+    the cause's shape: the None-skipped bug shown sequentially by one actor
+    and concurrently by two, on other sessions and fields, is one bug."""
+    one = _outcome("mutant:none-skipped", [["start", 0, ["persist", 0, [["model", "fresh"]]]],
+                                           ["start", 0, ["persist", 0, [["model", "none"]]]]])
+    two = _outcome("mutant:none-skipped", [["start", 2, ["persist", 1, [["compute_instance_id", "empty"]]]],
+                                           ["advance", 2, 16],
+                                           ["start", 1, ["add", 0]],
+                                           ["start", 0, ["persist", 1, [["compute_instance_id", "none"]]]]])
+    assert one.failed and two.failed
+    assert failure_key(one) == failure_key(two) == "I3 persist"
+    lost = _outcome("mutant:stale-overwrite", [["start", 0, ["add", 0]], ["advance", 0, 5],
+                                               ["start", 1, ["persist", 0, [["compute_instance_id", "fresh"]]]]])
+    assert lost.violations[0].invariant == "I1"
+    # the culprit's persist joins the lost add; the story's stale copy gives the shape
+    assert failure_key(lost) == "I1 add+persist stale:read>replace"
 
 
 def test_reduction_removes_leftovers_of_a_bounded_shrink():

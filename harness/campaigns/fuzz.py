@@ -1,45 +1,46 @@
-"""Long fuzz runs: many workers, many rounds, each distinct failure once.
+"""Long fuzz runs: rounds on a Dask cluster, each distinct bug once.
 
 Design notes.
 
-*Workers.*  ``workers`` OS processes (``multiprocess``), each running
-rounds of :func:`sessioncheck.verify.verify` until the deadline or until told
-to stop.  Every round has its own seed, drawn from the worker's own stream
-(``Random(f"{base}|{worker}")``), so no two workers and no two rounds
-explore the same schedules.  Workers ignore SIGINT: Ctrl-C reaches the
-parent, which asks them to stop after their round, then terminates any
-that do not (SIGTERM unwinds a worker through its ``finally`` blocks, so
-actors are reaped and temporary locations removed), then kills; every
-worker is joined before the run returns.
+*Rounds.*  A round is one :func:`sessioncheck.verify.verify` with its own
+seed (drawn from one stream, ``Random(base)``) and time budget, run as one
+Dask task (:func:`fuzz_round`).  The client (:mod:`sessioncheck.campaigns.cluster`)
+keeps one round in flight per worker thread of the cluster, merges what
+each round returns as it completes, and submits another until the
+deadline.  Without ``--cluster`` the cluster is a local one on this
+machine's cores.
 
-*Resuming.*  Every round uses Hypothesis' example database (a directory
-shared by the workers; directory databases are safe for concurrent use).
-A worker's first round replays what the database holds, so a failure
-found by an earlier run is met again first; later rounds only generate,
-so a known failure does not crowd out the search.  Reports already in the
-output directory are read at start: a failure found again is counted, not
-saved twice.
+*Known failures first.*  Every round is handed the programs of the
+failures known so far (from earlier runs and from earlier rounds of this
+one, on any worker) and replays them before its search: a failure met
+once is met again by every later round at the cost of one run each, and
+counted as a hit of its finding.  The search itself only generates new
+programs (the systematic pass and Hypothesis' saved examples run in the
+first round alone), so a known failure does not crowd it out.
 
-*Deduplication.*  A failure's key is its violated invariant and its
-*normalised* shrunk program: actors, sessions and metadata fields renamed
-in order of first appearance, and values told apart only as ``None`` or
-set (the same bug shown by actor B on ``s1`` writing ``''`` to ``model``
-is the same failure as by A on ``s0`` writing ``'v1'`` to
-``compute_instance_id``).  Because Hypothesis' shrinking is bounded in
-time, a worker first finishes it greedily (renames actors and sessions in
-order of appearance, removes every step it can, and moves the rest toward
-the first actor, the first session, one point), keeping each change that
-keeps the same violation, bounded in runs; so leftovers of an unfinished
-shrink do not make a known failure look new.
+*Shared example database.*  Workers share one Hypothesis example
+database: a directory on shared storage, or Hypothesis' Redis database
+(``redis://host:port/db``, ``redis+unix:///path/to/socket``).
+
+*Deduplication: one bug is one finding.*  A failure's key
+(:func:`failure_key`) is its violated invariant, the operations the
+violation involves by function (the lost message's ``add`` and the
+``persist`` that wrote a stale copy over it), the cause's shape where the
+story computes one (:func:`sessioncheck.reporting.story.stale_copy`: what
+the culprit read and how it wrote back) and the faults the program needs;
+not the program itself, so the same bug reached by different schedules,
+actors, sessions or values is one finding.  A round still finishes each
+shrink greedily (:func:`reduce_program`) so the saved report is small.
+
+*Earlier runs.*  Reports already in the output directory are replayed
+when the run starts: one that still fails is a known finding (its program
+joins the replay list); one that passes now and is not met in this run
+is reported "fixed (passes now)", not as a current finding.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import queue as queue_mod
 import random
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,46 +49,59 @@ from typing import Any, Callable
 from sessioncheck.reporting import report as reports
 from sessioncheck.reporting.coverage import Coverage
 from sessioncheck.errors import ConfigError, SessionCheckError
-from sessioncheck.controlled.program import ModelConfig, Step
+from sessioncheck.controlled.program import ModelConfig, Step, program_from_json, program_to_json
 
 REDUCE_RUNS = 200  # reruns the greedy step-removal pass may spend per failure
+PROGRESS_EVERY = 0.5  # seconds between a round's progress events (the display refreshes faster)
 
 
 class StopRound(BaseException):
-    """Raised from ``on_example`` when the parent asks a worker to stop: a
+    """Raised from ``on_example`` when the campaign is stopping: a
     BaseException, so Hypothesis lets it through at once and the round
     unwinds normally (actors closed, locations removed) between two
     examples."""
 
 
-def normalise(program: list[Step]) -> list:
-    """The program with actors, sessions and metadata fields renamed in
-    order of first appearance, and every value written other than ``None``
-    called ``set`` (JSON-ready)."""
-    actors: dict[int, int] = {}
-    sessions: dict[int, int] = {}
-    keys: dict[str, str] = {}
-    out = []
-    for s in program:
-        a = actors.setdefault(s.actor, len(actors))
-        if s.kind == "start" and s.op is not None:
-            op = s.op
-            sess = sessions.setdefault(op.session, len(sessions))
-            fields = [[keys.setdefault(k, f"k{len(keys)}"), "none" if v == "none" else "set"] for k, v in op.fields]
-            out.append(["start", a, [op.f, sess, fields] if op.f == "persist" else [op.f, sess]])
-        elif s.kind == "advance":
-            out.append(["advance", a, s.points])
-        elif s.kind == "fault":
-            out.append(["fault", a, s.errno_name])
-        else:
-            out.append([s.kind, a])
-    return out
+def failure_key(outcome: Any) -> str:
+    """The dedup key of a failed run's first violation, e.g.
+    ``I1 add+persist stale:read>replace`` or ``I3 persist``.
 
+    Parts: the invariant; the functions of the operations the violation
+    involves, reads left out (a read only observes; which read saw the
+    damage is not the bug) unless nothing else is involved; for a lost
+    message whose story names a culprit (:func:`stale_copy`), the
+    culprit's operation joins them and the shape of its read and
+    write-back is added; and the faults the program injects (a reduced
+    program keeps only the faults it needs)."""
+    from sessioncheck.reporting.story import stale_copy
 
-def failure_key(invariant: str, program: list[Step]) -> str:
-    """The dedup key: ``I3:1f0c...`` (invariant, hash of the normalised program)."""
-    digest = hashlib.sha1(json.dumps(normalise(program)).encode()).hexdigest()[:12]
-    return f"{invariant}:{digest}"
+    v = outcome.violations[0]
+    fns = {outcome.ops[i].f for i in v.ops if 0 <= i < len(outcome.ops)}
+    shape = ""
+    if v.invariant == "I1" and v.subject:
+        cause = stale_copy(v.subject, outcome.trace)
+        if cause is not None:
+            at = {e["t"]: e for e in outcome.trace}
+            culprit = None
+            for e in outcome.trace:  # the culprit's operation in flight at the write-back
+                if e["t"] > cause.write_t:
+                    break
+                if e["actor"] == cause.actor and e["ev"] == "start":
+                    culprit = e.get("call")
+            if culprit:
+                fns.add(culprit)
+            # opening a file for reading and reading it are one access here:
+            # which of the two came last before the acknowledgement is timing
+            read = at[cause.read_t].get("kind")
+            shape = f"stale:{'read' if read == 'open' else read}>{at[cause.write_t].get('kind')}"
+    writes = sorted(f for f in fns if f != "read") or sorted(fns)
+    faults = sorted({s.errno_name or s.kind for s in outcome.program if s.kind not in ("start", "advance")})
+    parts = [v.invariant, "+".join(str(f) for f in writes) or "-"]
+    if shape:
+        parts.append(shape)
+    if faults:
+        parts.append("faults:" + "+".join(faults))
+    return " ".join(parts)
 
 
 def simpler(step: Step) -> list[Step]:
@@ -168,6 +182,12 @@ def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invari
 
 @dataclass
 class FuzzConfig:
+    """What a campaign runs.  ``database`` is a directory (made absolute
+    by the client, so that workers elsewhere find the same one on shared
+    storage), a Redis URL (``redis://``, ``rediss://``, ``redis+unix://``)
+    or ``None`` (no example database).  ``cluster`` is a Dask scheduler
+    address, or ``None`` for a local cluster of ``workers`` processes."""
+
     store: str
     hours: float
     workers: int
@@ -175,12 +195,13 @@ class FuzzConfig:
     faults: tuple[str, ...] = ()
     seed: int | None = None
     out_dir: Path = Path(".sessioncheck") / "fuzz"
-    database: Path | None = Path(".sessioncheck") / "examples"
+    database: str | None = str(Path(".sessioncheck") / "examples")
     round_seconds: float = 60.0
     shrink_budget: float = 10.0
     cfg: ModelConfig | None = None
     watchdog: float = 10.0
-    grace: float = 20.0  # after the deadline or Ctrl-C: how long workers get to finish a round
+    grace: float = 20.0  # after the deadline or Ctrl-C: how long rounds get to finish
+    cluster: str | None = None
 
     def validate(self) -> None:
         if not self.hours > 0:
@@ -191,6 +212,12 @@ class FuzzConfig:
             raise ConfigError(f"unknown actor mode {self.mode!r}")
         if not self.round_seconds > 0:
             raise ConfigError("--round must be a positive number of seconds")
+        if self.database and is_redis_url(self.database):
+            try:
+                import redis  # noqa: F401
+            except ImportError:
+                raise ConfigError("--database redis://... needs the redis package: "
+                                  "pip install 'sessioncheck[cluster]'") from None
 
 
 @dataclass
@@ -204,6 +231,22 @@ class Failure:
     steps: int
     hits: int = 1
     known: bool = False  # found by an earlier run (its report was already there)
+    fixed: bool = False  # known, and its program passes on replay now
+    program: list = field(default_factory=list)  # JSON form, replayed first by every round
+
+    @property
+    def status(self) -> str:
+        if self.hits:
+            return "met again" if self.known else "new"
+        return "fixed (passes now)" if self.fixed else "not met"
+
+
+@dataclass
+class WorkerStats:
+    rounds: int = 0
+    examples: int = 0
+    interleavings: set = field(default_factory=set)
+    findings: int = 0  # hits this worker reported
 
 
 @dataclass
@@ -216,10 +259,31 @@ class FuzzResult:
     interrupted: bool = False
     worker_errors: list[str] = field(default_factory=list)
     workers: int = 0
+    where: str = ""  # "local cluster, 2 processes" or the scheduler's address
+    startup_seconds: float | None = None  # connecting, or starting the local cluster
+    per_worker: dict[str, WorkerStats] = field(default_factory=dict)
+    live: dict[int, tuple[str, int, set]] = field(default_factory=dict)  # round id -> worker, examples, hashes
 
     @property
     def found(self) -> bool:
         return bool(self.failures)
+
+    @property
+    def current(self) -> list[Failure]:
+        return [f for f in self.failures.values() if f.hits]
+
+    def live_examples(self) -> int:
+        return self.examples + sum(n for _, n, _ in self.live.values())
+
+    def live_interleavings(self) -> int:
+        extra: set = set()
+        for _, _, hashes in self.live.values():
+            extra |= hashes
+        return len(self.coverage.interleavings | extra)
+
+
+def is_redis_url(text: str) -> bool:
+    return text.startswith(("redis://", "rediss://", "redis+unix://", "unix://"))
 
 
 def store_dir(config: FuzzConfig) -> Path:
@@ -229,244 +293,328 @@ def store_dir(config: FuzzConfig) -> Path:
     return config.out_dir / f"{safe}-{config.mode}"
 
 
-def known_failures(directory: Path) -> dict[str, Failure]:
-    """Reports saved by earlier runs, by key.  Files that are not valid
-    reports are skipped (a report is data: nothing in it is run)."""
-    out: dict[str, Failure] = {}
-    if not directory.is_dir():
-        return out
-    for path in sorted(directory.glob("*.json")):
-        try:
-            data = reports.load(path)
-        except SessionCheckError:
-            continue
-        if not data["violations"]:
-            continue
-        v = data["violations"][0]
-        key = failure_key(str(v.get("invariant")), data["_program"])
-        out.setdefault(key, Failure(key, str(v.get("invariant")), str(v.get("summary", "")), path, "earlier run",
-                                    0.0, len(data["_program"]), hits=0, known=True))
-    return out
-
-
-# -- the worker ----------------------------------------------------------------------
-
-
-def _worker_main(index: int, config: FuzzConfig, base_seed: int, deadline_wall: float, stop: Any,
-                 out: Any) -> None:
-    """One worker process: rounds until the deadline or ``stop``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-
-    def on_term(signum, frame):  # unwind through finally blocks: actors reaped, locations removed
-        # (a last resort after the grace period: what the unwinding prints is not news)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_term)
-    name = f"w{index}"
-    try:
-        _rounds(name, config, base_seed, deadline_wall, stop, out)
-    except SessionCheckError as exc:
-        out.put(("error", name, str(exc)))
-    except SystemExit:
-        pass
-    except BaseException as exc:  # noqa: BLE001 - report, never hang the parent
-        out.put(("error", name, f"{type(exc).__name__}: {exc}"))
-    finally:
-        out.put(("done", name))
-
-
-def _rounds(name: str, config: FuzzConfig, base_seed: int, deadline_wall: float, stop: Any, out: Any) -> None:
-    from hypothesis import Phase
-    from hypothesis.database import DirectoryBasedExampleDatabase
-
-    from sessioncheck.controlled.engine import Executor
-    from sessioncheck.specs import resolve
-    from sessioncheck.verify import model_config, rerun, verify
-
-    stream = random.Random(f"{base_seed}|{name}")
-    parent = os.getppid()
-
-    def stopping() -> bool:
-        return stop.is_set() or os.getppid() != parent
-
-    db = DirectoryBasedExampleDatabase(str(config.database)) if config.database else None
-    directory = store_dir(config)
-    first = True
-    while not stopping():
-        left = deadline_wall - time.time()
-        if left <= 0.5:
-            break
-        seed = stream.getrandbits(32)
-        # The systematic pass and the saved failures once per worker; later
-        # rounds only draw new programs.
-        phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink] if first else \
-            [Phase.generate, Phase.shrink]
-        first = False
-        coverage = Coverage()
-
-        def observe(stats: Any) -> None:
-            coverage.on_example(stats)
-            if stopping():
-                raise StopRound()
-
-        try:
-            result = verify(config.store, mode=config.mode, faults=config.faults,
-                            budget=min(config.round_seconds, left), seed=seed, database=db, save_report=False,
-                            cfg=config.cfg, watchdog=config.watchdog, shrink_budget=config.shrink_budget,
-                            on_example=observe, settings_kwargs={"phases": phases})
-        except StopRound:
-            out.put(("round", name, coverage.examples, sorted(coverage.interleavings), coverage.to_json()))
-            return
-        x = result.exploration
-        out.put(("round", name, x.examples, sorted(x.interleavings), coverage.to_json()))
-        if not result.found:
-            continue
-        spec = resolve(config.store)
-        cfg = model_config(spec, config.mode, config.faults, config.cfg)
-        invariant = result.outcome.violations[0].invariant
-        with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
-            program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping)
-        path = directory / reports.default_path(config.store, config.mode, program).name
-        outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
-        if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
-            program = result.outcome.program
-            path = directory / reports.default_path(config.store, config.mode, program).name
-            outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
-            if not outcome.failed:
-                continue
-        stats = {"examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
-                 "first_failure_example": x.first_failure_example,
-                 "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3), "steps": len(program),
-                 "coverage": coverage.to_json(), "fuzz_worker": name}
-        report = reports.build(store=config.store, store_module=spec.module, mode=config.mode, cfg=cfg,
-                               seed=seed, program=program, violations=outcome.violations, story=story,
-                               trace=outcome.trace, stats=stats)
-        v = outcome.violations[0]
-        out.put(("found", name, failure_key(v.invariant, program), v.invariant, v.summary, str(path),
-                 len(program), report))
-
-
-# -- the parent ----------------------------------------------------------------------
-
-
-def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult], None] | None = None) -> FuzzResult:
-    """Run the workers until the time is up or Ctrl-C; return what they
-    found.  Raises :class:`ConfigError` for a bad store before any worker
-    starts."""
-    import multiprocess as mp
-
+def _model(config: FuzzConfig) -> tuple[Any, ModelConfig]:
     from sessioncheck.specs import resolve
     from sessioncheck.verify import model_config
 
+    spec = resolve(config.store)
+    return spec, model_config(spec, config.mode, config.faults, config.cfg)
+
+
+def known_failures(config: FuzzConfig, replays: int = 2) -> dict[str, Failure]:
+    """Reports saved by earlier runs, by key, each replayed on the store as
+    it is now.  A program that still fails is keyed by that run; one that
+    passes ``replays`` times in a row is marked ``fixed`` (keyed by the
+    key it was saved with).  Files that are not valid reports are skipped
+    (a report is data: nothing in it is run but its program)."""
+    from sessioncheck.controlled.engine import Executor
+
+    out: dict[str, Failure] = {}
+    directory = store_dir(config)
+    if not directory.is_dir():
+        return out
+    paths = sorted(directory.glob("*.json"))
+    if not paths:
+        return out
+    spec, cfg = _model(config)
+    with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
+        for path in paths:
+            try:
+                data = reports.load(path)
+            except SessionCheckError:
+                continue
+            if not data["violations"]:
+                continue
+            program = data["_program"]
+            outcome = None
+            for _ in range(replays):
+                try:
+                    run = ex.run(program)
+                except SessionCheckError:
+                    break
+                if run.failed:
+                    outcome = run
+                    break
+            v = data["violations"][0]
+            invariant, summary = str(v.get("invariant")), str(v.get("summary", ""))
+            if outcome is not None:
+                key, fixed = failure_key(outcome), False
+                invariant, summary = outcome.violations[0].invariant, outcome.violations[0].summary
+            else:
+                stats = data.get("stats") if isinstance(data.get("stats"), dict) else {}
+                key, fixed = str(stats.get("fuzz_key") or f"{invariant} (earlier run) {path.name}"), True
+            if key in out:
+                continue
+            out[key] = Failure(key, invariant, summary, path, "earlier run", 0.0, len(program), hits=0, known=True,
+                               fixed=fixed, program=[] if fixed else program_to_json(program))
+    return out
+
+
+# -- one round: a Dask task -----------------------------------------------------------
+
+
+@dataclass
+class Round:
+    """Everything one round needs; picklable, so it travels to a worker."""
+
+    id: int
+    config: FuzzConfig
+    seed: int
+    deadline_wall: float
+    known: list[tuple[str, list]]  # (key, program JSON) of every finding so far
+    first: bool = False  # the systematic pass and Hypothesis' saved examples run here
+    stop_event: str | None = None  # the campaign's id, for :func:`stop_rounds`
+    topic: str | None = None  # progress events go here
+
+
+_DATABASES: dict[str, Any] = {}
+_STOPPED: set = set()  # campaigns told to stop, in this worker process (:func:`stop_rounds`)
+
+
+def stop_rounds(campaign: str) -> None:
+    """Tell the rounds of ``campaign`` running in this process to stop
+    between two examples.  The client runs it on every worker
+    (``Client.run``): a local flag, so a round's look at it costs nothing."""
+    _STOPPED.add(campaign)
+
+
+def open_database(spec: str | None) -> Any:
+    """The Hypothesis example database named by ``spec``, one per process."""
+    if not spec:
+        return None
+    db = _DATABASES.get(spec)
+    if db is None:
+        if is_redis_url(spec):
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+
+            url = "unix://" + spec[len("redis+unix://"):] if spec.startswith("redis+unix://") else spec
+            db = RedisExampleDatabase(redis.Redis.from_url(url))
+        else:
+            from hypothesis.database import DirectoryBasedExampleDatabase
+
+            db = DirectoryBasedExampleDatabase(spec)
+        _DATABASES[spec] = db
+    return db
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+        return f"w{name}" if name.isdigit() else name
+    except (ImportError, ValueError):
+        return f"pid{os.getpid()}"
+
+
+def fuzz_round(task: Round) -> dict:
+    """Run one round where it is called (a Dask worker): replay the known
+    programs, then search for ``config.round_seconds`` (or until the
+    deadline, or the stop flag).  Returns the round's statistics and its
+    findings (JSON-ready): ``{"id", "worker", "examples", "interleavings",
+    "coverage", "findings": [{"key", ...}], "error"}``.  A configuration
+    error is returned as ``error``, not raised, so the client can say it
+    once."""
+    import warnings
+
+    from hypothesis.errors import HypothesisDeprecationWarning
+
+    # A worker's own threads (heartbeats, comms) use the global random
+    # module while a strategy draws; Hypothesis takes that for the
+    # strategy's doing.  Programs are drawn from Hypothesis' data only.
+    warnings.filterwarnings("ignore", message="Do not use the `random` module", category=HypothesisDeprecationWarning)
+    name = _worker_name()
+    out: dict = {"id": task.id, "worker": name, "examples": 0, "interleavings": [], "coverage": {},
+                 "findings": [], "error": ""}
+    try:
+        _round(task, name, out)
+    except StopRound:
+        pass
+    except SessionCheckError as exc:
+        out["error"] = str(exc)
+    return out
+
+
+def _round(task: Round, name: str, out: dict) -> None:
+    from hypothesis import Phase
+
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.verify import rerun, verify
+
+    config = task.config
+
+    def stopping() -> bool:
+        return task.stop_event in _STOPPED or time.time() > task.deadline_wall + config.grace
+
+    emit = _emitter(task, name)
+    coverage = Coverage()
+    spec, cfg = _model(config)
+
+    # Known failures first: one run each, a hit if it still fails.
+    if task.known:
+        with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
+            for key, program_json in task.known:
+                if stopping():
+                    raise StopRound()
+                outcome = ex.run(program_from_json(program_json))
+                coverage.observe(outcome)
+                if outcome.failed:
+                    out["findings"].append({"key": failure_key(outcome), "replayed": key})
+    left = min(config.round_seconds, task.deadline_wall - time.time())
+    _fill(out, coverage)
+    if left <= 0.5 or stopping():
+        return
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink] if task.first else \
+        [Phase.generate, Phase.shrink]
+
+    def observe(stats: Any) -> None:
+        coverage.on_example(stats)
+        emit(coverage)
+        if stopping():
+            raise StopRound()
+
+    try:
+        result = verify(config.store, mode=config.mode, faults=config.faults, budget=left, seed=task.seed,
+                        database=open_database(config.database), save_report=False, cfg=config.cfg,
+                        watchdog=config.watchdog, shrink_budget=config.shrink_budget, on_example=observe,
+                        settings_kwargs={"phases": phases})
+    finally:
+        _fill(out, coverage)
+    if not result.found:
+        return
+    x = result.exploration
+    early = failure_key(result.outcome)
+    if any(early == key for key, _ in task.known):
+        # a known bug met again: a hit; no need to reduce and tell it twice
+        out["findings"].append({"key": early})
+        return
+    invariant = result.outcome.violations[0].invariant
+    with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
+        program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping)
+    directory = store_dir(config)
+    path = directory / reports.default_path(config.store, config.mode, program).name
+    outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
+    if not outcome.failed:  # the reduced program must fail on its own; else keep Hypothesis' own
+        program = result.outcome.program
+        path = directory / reports.default_path(config.store, config.mode, program).name
+        outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
+        if not outcome.failed:
+            return
+    key = failure_key(outcome)
+    stats = {"examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
+             "first_failure_example": x.first_failure_example,
+             "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3), "steps": len(program),
+             "coverage": coverage.to_json(), "fuzz_worker": name, "fuzz_key": key}
+    report = reports.build(store=config.store, store_module=spec.module, mode=config.mode, cfg=cfg,
+                           seed=task.seed, program=program, violations=outcome.violations, story=story,
+                           trace=outcome.trace, stats=stats)
+    v = outcome.violations[0]
+    out["findings"].append({"key": key, "invariant": v.invariant, "summary": v.summary, "path": str(path),
+                            "steps": len(program), "program": program_to_json(program), "report": report})
+
+
+def _fill(out: dict, coverage: Coverage) -> None:
+    out["examples"] = coverage.examples
+    out["interleavings"] = sorted(coverage.interleavings)
+    out["coverage"] = coverage.to_json()
+
+
+def _emitter(task: Round, name: str) -> Callable[[Coverage], None]:
+    """Progress events for the live display: at most one per
+    ``PROGRESS_EVERY`` seconds, each with the round's example count and the
+    interleavings new since the last event (so the client's union is exact)."""
+    if not task.topic:
+        return lambda coverage: None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return lambda coverage: None
+    sent: set = set()
+    last = [0.0]
+
+    def emit(coverage: Coverage) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY:
+            return
+        last[0] = now
+        new = coverage.interleavings - sent
+        sent.update(new)
+        # "round_worker", not "worker": the scheduler sets "worker" to the worker's address
+        worker.log_event(task.topic, {"id": task.id, "round_worker": name, "examples": coverage.examples,
+                                      "new": sorted(new)})
+
+    return emit
+
+
+# -- the client -----------------------------------------------------------------------
+
+
+def absorb(result: FuzzResult, done: dict, t0: float) -> list[Failure]:
+    """Merge one finished round into ``result``; return the findings it
+    made that are new to this run (their reports saved)."""
+    worker = done["worker"]
+    result.live.pop(done["id"], None)
+    w = result.per_worker.setdefault(worker, WorkerStats())
+    w.rounds += 1
+    w.examples += done["examples"]
+    w.interleavings.update(done["interleavings"])
+    result.rounds += 1
+    result.examples += done["examples"]
+    c = Coverage.from_json(done["coverage"]) if done["coverage"] else Coverage()
+    c.interleavings = set(done["interleavings"])
+    result.coverage.merge(c)
+    if done["error"]:
+        result.worker_errors.append(f"{worker}: {done['error']}")
+    fresh = []
+    for f in done["findings"]:
+        w.findings += 1
+        seen = result.failures.get(f["key"])
+        if seen is None and "replayed" in f:
+            # a known program now fails differently: count it where it was known
+            seen = result.failures.get(f["replayed"])
+        if seen is not None:
+            seen.hits += 1
+            seen.fixed = False
+            if not seen.program and f.get("program"):
+                seen.program = f["program"]
+            continue
+        if "report" not in f:
+            continue
+        saved = reports.save(f["report"], Path(f["path"]))
+        failure = Failure(f["key"], f["invariant"], f["summary"], saved, worker, round(time.monotonic() - t0, 1),
+                          f["steps"], program=f["program"])
+        result.failures[f["key"]] = failure
+        fresh.append(failure)
+    return fresh
+
+
+def progress(result: FuzzResult, event: dict) -> None:
+    """Fold one progress event of a running round into ``result.live``."""
+    rid = event.get("id")
+    if not isinstance(rid, int):
+        return
+    _, _, hashes = result.live.get(rid, ("", 0, set()))
+    hashes.update(event.get("new", ()))
+    result.live[rid] = (str(event.get("round_worker", "?")), int(event.get("examples", 0)), hashes)
+
+
+def run_fuzz(config: FuzzConfig, on_event: Callable[[FuzzResult, list[Failure]], None] | None = None) -> FuzzResult:
+    """Run rounds on the cluster until the time is up or Ctrl-C; return
+    what they found.  Raises :class:`ConfigError` for a bad store or
+    cluster before any round starts."""
+    from sessioncheck.campaigns.cluster import campaign
+
     config.validate()
-    spec = resolve(config.store)  # a bad spec is a usage error here, not in N workers
-    model_config(spec, config.mode, config.faults, config.cfg)
+    if config.database and not is_redis_url(config.database):
+        config = replace(config, database=str(Path(config.database).absolute()))
+    _model(config)  # a bad spec is a usage error here, not in N workers
     directory = store_dir(config)
     directory.mkdir(parents=True, exist_ok=True)
     result = FuzzResult(workers=config.workers)
-    result.failures.update(known_failures(directory))
+    result.failures.update(known_failures(config))
     base = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
-    t0 = time.monotonic()
-    deadline_wall = time.time() + config.hours * 3600
-    ctx = mp.get_context("fork")
-    stop = ctx.Event()
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(i, config, base, deadline_wall, stop, out),
-                         name=f"sessioncheck-fuzz-w{i}") for i in range(config.workers)]
-    # not daemonic: a worker with process actors has children of its own;
-    # every worker is joined in the finally below, and one whose parent
-    # died stops by itself (it watches its parent id)
-    running = set()
-
-    def on_term(signum, frame):  # a CI timeout or kill: stop like Ctrl-C, reap the workers
-        raise KeyboardInterrupt()
-
-    old_term = signal.signal(signal.SIGTERM, on_term)
-    try:
-        for p in procs:
-            p.start()
-            running.add(f"w{procs.index(p)}")
-        stop_by: float | None = None
-        while running:
-            now = time.time()
-            if stop_by is None and now >= deadline_wall:
-                # workers end by themselves: each round's search ends at the
-                # deadline, and a failure found just before is still shrunk
-                # and reduced; only past the grace are they told to stop
-                stop_by = now + config.grace + config.shrink_budget
-            if stop_by is not None and now > stop_by:
-                break
-            try:
-                msg = out.get(timeout=0.5)
-            except queue_mod.Empty:
-                if not any(p.is_alive() for p in procs):
-                    break
-                continue
-            _absorb(msg, result, running, t0)
-            if on_event is not None:
-                on_event(result)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        stop.set()
-        # workers ignore SIGINT and stop after the example they are running
-        # (or after a shrink, bounded by shrink_budget); then SIGTERM, then kill
-        _drain_until(out, result, running, t0, time.time() + config.shrink_budget + 5.0, procs)
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        stop.set()
-        _drain_until(out, result, running, t0, time.time() + 2.0, procs)
-        _reap(procs)
-        out.close()
-        out.join_thread()
-    result.seconds = time.monotonic() - t0
-    return result
-
-
-def _absorb(msg: tuple, result: FuzzResult, running: set, t0: float) -> None:
-    kind, name = msg[0], msg[1]
-    if kind == "round":
-        _, _, examples, hashes, cov = msg
-        result.rounds += 1
-        result.examples += examples
-        c = Coverage.from_json(cov)
-        c.interleavings = set(hashes)
-        result.coverage.merge(c)
-    elif kind == "found":
-        _, _, key, invariant, summary, path, steps, report = msg
-        seen = result.failures.get(key)
-        if seen is not None:
-            seen.hits += 1
-            return
-        saved = reports.save(report, Path(path))
-        result.failures[key] = Failure(key, invariant, summary, saved, name, round(time.monotonic() - t0, 1), steps)
-    elif kind == "error":
-        result.worker_errors.append(f"{name}: {msg[2]}")
-    elif kind == "done":
-        running.discard(name)
-
-
-def _drain_until(out: Any, result: FuzzResult, running: set, t0: float, until: float, procs: list) -> None:
-    while running and time.time() < until:
-        try:
-            _absorb(out.get(timeout=0.2), result, running, t0)
-        except queue_mod.Empty:
-            if not any(p.is_alive() for p in procs):
-                return
-        except (EOFError, OSError):
-            return
-
-
-def _reap(procs: list) -> None:
-    """Every worker is gone when this returns: SIGTERM (unwinds), then SIGKILL."""
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    deadline = time.time() + 10.0
-    for p in procs:
-        p.join(timeout=max(0.1, deadline - time.time()))
-    for p in procs:
-        if p.is_alive():
-            os.kill(p.pid, signal.SIGKILL)
-            p.join(timeout=5.0)
+    return campaign(config, result, random.Random(base), on_event, Round=Round, fuzz_round=fuzz_round,
+                    absorb=absorb, progress=progress, stop_rounds=stop_rounds)

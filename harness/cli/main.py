@@ -25,7 +25,7 @@ VERBS = {
     "scenarios": ("scenarios", "run every named scenario against a store"),
     "explain": ("explain", "print a saved report as a story"),
     "report": ("report", "render a saved report as a self-contained HTML timeline"),
-    "fuzz": ("fuzz", "long runs across all cores, deduplicated failures"),
+    "fuzz": ("fuzz", "long runs on a Dask cluster (or all local cores), one finding per bug"),
     "stores": ("stores", "list the built-in stores, mutants and adapters"),
 }
 
