@@ -262,8 +262,12 @@ def test_a_deadlock_in_the_server_is_a_refusal_not_a_hang() -> None:
 
     _CrossLockStore.capabilities = Capabilities(metadata=False)
     spec = StoreSpec("cross-lock", servers.bind(_CrossLockStore), __name__)
-    # A locks s0, B locks s1, A waits for s1 (parked: B holds it), B asks for s0
-    program = [_start(0, 0), Step("advance", 0), _start(1, 1), Step("advance", 1), Step("advance", 0),
+    # each instance opens first (a read, run to its end: an instance opens
+    # inside its actor's first operation), then A locks s0, B locks s1, A
+    # waits for s1 (parked: B holds it), B asks for s0
+    opened = [Step("start", a, OpSpec("read", a)) for a in (0, 1)]
+    program = [opened[0], Step("advance", 0, points=400), opened[1], Step("advance", 1, points=400),
+               _start(0, 0), Step("advance", 0), _start(1, 1), Step("advance", 1), Step("advance", 0),
                Step("advance", 1)]
     with Executor(spec, "threads", ModelConfig(actors=2, sessions=2, metadata=False), watchdog=10) as ex:
         out = ex.run(program)

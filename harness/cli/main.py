@@ -78,7 +78,10 @@ def _from_hypothesis(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2) or --help (0), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "_main", None):
         sys.stderr.write(SHORT_USAGE.format(verbs=", ".join(VERBS)))
         return 2

@@ -28,6 +28,25 @@ REFUSALS: tuple[type, ...] = (OSError, TimeoutError)
 #: a syntax error) is the store's failure.
 _SQLITE_REFUSAL_WORDS = ("locked", "busy", "disk i/o error", "unable to open")
 
+#: SQLSTATE classes and codes that mean "not now" on a server database:
+#: connection exceptions (08), a transaction rolled back by the server
+#: (40: serialization failure 40001, deadlock 40P01), a lock not
+#: available (55P03), a statement cancelled by a timeout (57014), the
+#: server shutting down (57P01-57P03).  Read from the exception's
+#: ``sqlstate`` (psycopg 3) or ``pgcode`` (psycopg2): no driver imported.
+_SQLSTATE_CLASSES = ("08", "40")
+_SQLSTATE_CODES = ("55P03", "57014", "57P01", "57P02", "57P03")
+
+
+def _server_refusal(e: BaseException) -> bool:
+    code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+    if isinstance(code, str) and (code[:2] in _SQLSTATE_CLASSES or code in _SQLSTATE_CODES):
+        return True
+    # a driver's OperationalError with no code: the connection is gone
+    return (code is None and type(e).__name__ == "OperationalError"
+            and type(e).__module__.split(".")[0] in ("psycopg", "psycopg2"))
+
+
 _MAX_CHAIN = 32  # a chain is short; this only guards against cycles a set would miss
 
 
@@ -54,6 +73,8 @@ def is_refusal(exc: BaseException, declared: tuple[type, ...] = ()) -> bool:
         if isinstance(e, REFUSALS) or (declared and isinstance(e, declared)):
             return True
         if isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in _SQLITE_REFUSAL_WORDS):
+            return True
+        if _server_refusal(e):
             return True
     return False
 

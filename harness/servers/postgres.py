@@ -317,6 +317,11 @@ class PostgresResource:
                               f"or point the harness at a server with --postgres-dsn / {ENV_DSN}")
         ids = _run_as()
         base = os.environ.get("SESSIONCHECK_TMPDIR") or _scratch()
+        if ids and not _writable_by(base, ids):
+            # a private run folder (mode 0700, the harness's own) is closed
+            # to the server's user: its directory goes in the nearest folder
+            # above it that the user may write in
+            base = next((d for d in _parents(base) if _writable_by(d, ids)), None) or _scratch()
         argv = [os.path.join(bindir, "postgres")]  # the supervisor adds -D and -k
         for k, v in PRIVATE_SETTINGS.items():
             argv += ["-c", f"{k}={v}"]
@@ -435,3 +440,35 @@ class PostgresResource:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+def _writable_by(directory: str, ids: tuple[int, int]) -> bool:
+    """Can the user ``ids`` (uid, gid) create entries in ``directory`` (and
+    reach it)?  Checked on the permission bits along the path."""
+    import stat
+
+    uid, gid = ids[0], ids[1]
+    path = os.path.abspath(directory)
+    parts = [path] + [p for p in _parents(path)]
+    for n, p in enumerate(parts):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        need = (stat.S_IWOTH | stat.S_IXOTH) if n == 0 else stat.S_IXOTH
+        if st.st_uid == uid:
+            need = (stat.S_IWUSR | stat.S_IXUSR) if n == 0 else stat.S_IXUSR
+        elif st.st_gid == gid:
+            need = (stat.S_IWGRP | stat.S_IXGRP) if n == 0 else stat.S_IXGRP
+        if st.st_mode & need != need:
+            return False
+    return True
+
+
+def _parents(path: str):
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        yield parent
+        path = parent

@@ -494,7 +494,6 @@ def install() -> bool:
         import psycopg
     except ImportError:
         return False
-    from sessioncheck.controlled import actor
     from sessioncheck.controlled.intercept import context, locks
 
     _orig["sleep"] = context._real["sleep"]
@@ -522,7 +521,7 @@ def install() -> bool:
     # psycopg's own locks (one per connection) are private to the actor
     # using the connection: never points.
     locks.INFRASTRUCTURE = (*locks.INFRASTRUCTURE, "psycopg", "psycopg_pool", "psycopg_binary", "psycopg_c")
-    # A refused statement (deadlock, serialization failure, lock timeout,
-    # lost connection) is an operation not acknowledged, as an OSError is.
-    actor.UNAVAILABLE = (*actor.UNAVAILABLE, psycopg.OperationalError)
+    # A refused statement (deadlock, serialization failure, lock timeout, lost
+    # connection) is not acknowledged: sessioncheck.controlled.refusals reads
+    # its SQLSTATE.
     return True
