@@ -40,6 +40,8 @@ class Result:
     suppressed: list = field(default_factory=list)
     #: what the run had to assume about the store (``capabilities`` missing)
     notes: list = field(default_factory=list)
+    #: the seed the search ran with (drawn by the caller when none was given)
+    seed: int | None = None
 
     @property
     def found(self) -> bool:
@@ -56,6 +58,8 @@ class Result:
             unknown = (f"; the checker ran out of budget on {x.unknown} examples (verdict unknown)"
                        if x.unknown else "")
             text = f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
+        if self.seed is not None:
+            text += f"; seed {self.seed}"
         return "\n".join([text, *self.remarks()])
 
     def remarks(self) -> list[str]:
@@ -176,7 +180,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     with Executor(spec, mode, model, watchdog=watchdog) as ex:
         x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
                     on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
-    result = Result(store, mode, x, coverage=coverage, notes=notes)
+    result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed)
     result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed)
     if x.outcome is None:
         return result

@@ -126,3 +126,15 @@ def test_a_report_to_dev_null_leaves_the_device_alone(tmp_path):
     p = sc("run", "--store", "mutant:none-skipped", "--seed", "1", "--report", "/dev/null", cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "the report replaced /dev/null"
+
+
+def test_a_run_without_a_seed_prints_the_one_it_drew(tmp_path):
+    import re
+
+    p = sc("run", "--store", "json", "--examples", "60", "--no-db", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"(\d+) distinct interleavings.*; seed (\d+)$", p.stderr.splitlines()[0])
+    assert m, p.stderr
+    again = sc("run", "--store", "json", "--examples", "60", "--no-db", "--seed", m[2], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"60 examples, {m[1]} distinct interleavings" in again.stderr

@@ -78,13 +78,19 @@ def main(args: argparse.Namespace) -> int:
     from sessioncheck.controlled.exits import Terminated, terminate_cleanly
     from sessioncheck.health import parse_suppressed
 
+    import secrets
+
     faults = parse_faults(args.faults)
     suppressed = parse_suppressed(args.suppress_health_check)
+    # A run without --seed draws one and says it, so that any run can be
+    # searched again the same way (the example database still replays
+    # earlier failures first: database_for looks at --seed as given).
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     try:
         with terminate_cleanly(), private_scratch(), progress(args.budget, args.examples) as tick:
             result = verify(
                 args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
-                seed=args.seed, report_path=args.report, database=database_for(args),
+                seed=seed, report_path=args.report, database=database_for(args),
                 cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
                 suppress_health_check=suppressed,
             )
@@ -93,6 +99,10 @@ def main(args: argparse.Namespace) -> int:
 
         print(f"sessioncheck: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum
+    if args.seed is None:
+        # the seed was drawn, not asked for: a time-bounded search is what
+        # the user wanted, and the reproducibility note is not theirs
+        result.exploration.clock_cut = False
     print(result.summary(), file=sys.stderr)
     for text, example in result.exploration.warnings.values():
         print(f"warning (example {example}): {text}", file=sys.stderr)
