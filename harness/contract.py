@@ -217,7 +217,7 @@ def check(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10
     from sessioncheck.controlled import exits
 
     own = location is None
-    from sessioncheck.controlled.engine import scratch_dir
+    from sessioncheck.scratch import scratch_dir
 
     where = Path(tempfile.mkdtemp(prefix="sessioncheck-probe-", dir=scratch_dir())) if own else Path(location)
     box: dict[str, Any] = {}

@@ -50,7 +50,7 @@ def private_scratch() -> Iterator[None]:
     import signal
     import tempfile
 
-    from sessioncheck.controlled.engine import scratch_dir
+    from sessioncheck.scratch import scratch_dir
 
     old = os.environ.get("SESSIONCHECK_TMPDIR")
     mine = tempfile.mkdtemp(prefix="sessioncheck-run-", dir=scratch_dir())

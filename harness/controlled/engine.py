@@ -23,6 +23,7 @@ from sessioncheck.checking.history import Operation
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
 from sessioncheck.protocol import StoreSpec
+from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
 from sessioncheck.checking.invariants import INVARIANTS  # noqa: F401 - re-exported for callers
 
 MODEL_TEXT = {
@@ -71,21 +72,6 @@ class Outcome:
 
 
 MODES = ("threads", "processes", "mixed")
-
-
-def scratch_dir() -> str | None:
-    """Where run locations live: ``$SESSIONCHECK_TMPDIR``, else ``/dev/shm``
-    (real files and real locks, but an fsync costs nothing there; what is
-    durable is the harness's own model, not the disk's), else the system
-    temporary directory."""
-    import os
-
-    env = os.environ.get("SESSIONCHECK_TMPDIR")
-    if env:
-        return env
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return None
 
 
 def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:

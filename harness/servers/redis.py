@@ -20,6 +20,7 @@ import time
 from urllib.parse import urlparse
 
 from sessioncheck.errors import ConfigError
+from sessioncheck.scratch import scratch_dir
 
 ENV_URL = "SESSIONCHECK_REDIS_URL"
 STARTUP_TIMEOUT = 10.0
@@ -41,18 +42,6 @@ save ""
 appendonly yes
 appendfsync always
 """
-
-
-def scratch_dir() -> str | None:
-    """Where the server's directory goes: where the engine puts its run
-    locations (``$SESSIONCHECK_TMPDIR``, else ``/dev/shm``, else the system
-    temporary directory)."""
-    env = os.environ.get("SESSIONCHECK_TMPDIR")
-    if env:
-        return env
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return None
 
 
 def worker_index() -> int:
