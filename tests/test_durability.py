@@ -118,7 +118,7 @@ def test_nothing_leaks(tmp_path):
                save_report=False)
         verify("mutant:non-atomic-write", mode="mixed", faults=("crash",), budget=30, seed=1, save_report=False)
         verify("misbehaving_stores:HangsLaterStore", mode="processes", budget=30, max_examples=3, seed=1,
-               save_report=False, watchdog=0.5, cfg=ModelConfig(actors=1))
+               save_report=False, watchdog=2.0, cfg=ModelConfig(actors=1))
         kids = [p for p in os.listdir("/proc") if p.isdigit()
                 and open(f"/proc/{{p}}/stat").read().split(")")[1].split()[1] == str(os.getpid())]
         print("children", len(kids), multiprocess.active_children())

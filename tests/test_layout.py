@@ -13,6 +13,28 @@ import sessioncheck
 ROOT = Path(sessioncheck.__file__).resolve().parent
 
 
+def _imports(path: Path) -> set[str]:
+    """Every absolute module name ``path`` imports, anywhere in it."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def _package_files():
+    import sessioncheck.scenarios
+    import sessioncheck.stores
+
+    roots = {"sessioncheck": ROOT, "sessioncheck.stores": Path(sessioncheck.stores.__file__).parent,
+             "sessioncheck.scenarios": Path(sessioncheck.scenarios.__file__).parent}
+    for prefix, folder in roots.items():
+        for path in folder.rglob("*.py"):
+            yield prefix, folder, path
+
+
 def _modules() -> dict[str, set[str]]:
     """module name -> the sessioncheck modules it imports (anywhere in it)."""
     import sessioncheck.scenarios
@@ -45,8 +67,14 @@ def _part(module: str) -> str:
 
 
 def test_no_relative_or_old_import_names():
-    for name, deps in _modules().items():
-        assert not any(d.startswith(("harness", "store_impl")) for d in deps), name
+    old = ("harness", "store_impl", "scenarios")
+    bad = []
+    for _, _, path in _package_files():
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, ast.ImportFrom) and n.level > 0 for n in ast.walk(tree)):
+            bad.append(f"{path}: a relative import")
+        bad += [f"{path}: imports {m}" for m in _imports(path) if m.split(".")[0] in old]
+    assert not bad, bad
 
 
 def test_protocol_imports_no_store_and_no_engine():

@@ -24,7 +24,6 @@ from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
-from sessioncheck.checking.invariants import INVARIANTS  # noqa: F401 - re-exported for callers
 
 MODEL_TEXT = {
     "strict": "only fsynced data and fsynced directory entries survive",

@@ -36,7 +36,8 @@ import re
 from dataclasses import dataclass, field
 
 from sessioncheck.checking.history import format_fields
-from sessioncheck.reporting.story import Line, Names, describe_call, group, line_of, point_text, stale_copy, visible
+from sessioncheck.controlled.trace import Names, line_of, visible
+from sessioncheck.reporting.story import Line, describe_call, group, point_text, stale_copy
 
 LANE_H = 84
 LEFT = 12  # the lane labels live in their own column, which does not scroll

@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass
 
 from sessioncheck.checking.history import Operation, format_fields
-from sessioncheck.controlled.trace import Names, line_of, segments, visible  # noqa: F401 - part of the story API
+from sessioncheck.controlled.trace import Names, line_of, segments
 
 POINT_TEXT = {
     "open": "open {path}{detail}",
