@@ -19,6 +19,7 @@ Every child is bounded by a timeout and killed with its process group.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -54,6 +55,14 @@ class Config:
     seeded: bool  # randomised: run once per seed; else once in all
     wrapper: tuple[str, ...] = ()  # command the script runs under (frontrun CLI)
     extra: tuple[str, ...] = ()  # more --opt arguments
+    #: a peer's workload: "handed" (written for the target's bug) or
+    #: "generic" (the store's contract only); "" for sessioncheck, which
+    #: generates its own operations from the store alone
+    workload: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.tool + (" (generic)" if self.workload == "generic" else "")
 
     def options(self, target: str, control: bool) -> list[str]:
         """Budgets: peers run their default bounds on a bug (they stop at the
@@ -89,9 +98,20 @@ def configs(py311: str) -> list[Config]:
     ]
 
 
-def run_child(cmd: list[str], timeout: float, scratch: str) -> dict:
+def all_configs(py311: str, workloads: tuple[str, ...]) -> list[Config]:
+    """sessioncheck's configurations once, every peer's once per workload."""
+    out = []
+    for c in configs(py311):
+        if c.tool.startswith("sessioncheck"):
+            out.append(c)
+        else:
+            out += [dataclasses.replace(c, workload=w) for w in workloads]
+    return out
+
+
+def run_child(cmd: list[str], timeout: float, scratch: str, workload: str = "") -> dict:
     """Run one measurement; its RESULT line as a dict, or an error record."""
-    env = dict(os.environ, PEERS_TMP=scratch)
+    env = dict(os.environ, PEERS_TMP=scratch, PEERS_WORKLOAD=workload or "handed")
     proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=env)
     try:
@@ -170,7 +190,7 @@ class Row:
 
     @property
     def control_here(self) -> bool:
-        return self.config.actors not in TARGETS[self.target].buggy
+        return self.config.actors not in TARGETS[self.target].buggy_under(self.config.workload or "handed")
 
     def statuses(self) -> list[str]:
         return [status(r, self.control_here) for r in self.runs]
@@ -231,12 +251,14 @@ def target_table(target: str, rows: list[Row]) -> list[str]:
     mine = [r for r in rows if r.target == target]
     sc = {r.config.actors: r.median_ffs() for r in mine if r.config.tool == "sessioncheck"}
     out = [f"### {target} (`{t.spec}`, workload {t.workload}; bug shows with: "
-           f"{', '.join(t.buggy) if t.buggy else 'none (control)'})", "",
+           f"{', '.join(t.buggy) if t.buggy else 'none (control)'}; generic workload: "
+           f"{', '.join(t.buggy_under('generic')) or 'none (control)'})", "",
            "| tool | actors | runs | found | outcomes | median s to first failure (min-max) | "
            "median schedules to it | schedules/s when passing | median s per call | sessioncheck / tool | what the tool said (first run) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in mine:
         s = row.summary()
+        s["tool"] = row.config.label
         ratio = "-"
         if not row.config.tool.startswith("sessioncheck") and s["median_first_failure_seconds"]:
             mine_ffs = sc.get(row.config.actors)
@@ -252,8 +274,9 @@ def target_table(target: str, rows: list[Row]) -> list[str]:
     return out
 
 
-def summary_table(rows: list[Row], targets: list[str]) -> list[str]:
-    """Per target and actor mode: sessioncheck against the fastest peer that found the bug."""
+def summary_table(rows: list[Row], targets: list[str], workload: str = "handed") -> list[str]:
+    """Per target and actor mode: sessioncheck against the fastest peer that
+    found the bug, the peers running ``workload``."""
     out = ["| target | actors | bug here? | sessioncheck found | sessioncheck median s | peers that found it (found/runs) | "
            "fastest peer, median s | sessioncheck / fastest peer | peers' false alarms |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -263,13 +286,13 @@ def summary_table(rows: list[Row], targets: list[str]) -> list[str]:
             sc = next((r for r in here if r.config.tool == "sessioncheck"), None)
             if sc is None:
                 continue
-            peers = [r for r in here if not r.config.tool.startswith("sessioncheck")]
+            peers = [r for r in here if not r.config.tool.startswith("sessioncheck") and r.config.workload == workload]
             s = sc.summary()
             found_by = [(p.config.tool, p.summary()) for p in peers if p.summary()["found"]]
             fastest = min(found_by, key=lambda x: x[1]["median_first_failure_seconds"] or 1e9, default=None)
             alarms = sum(p.statuses().count("false alarm") for p in peers)
             runs = sum(len(p.runs) for p in peers)
-            bug = "yes" if actors in TARGETS[t].buggy else "no (control)"
+            bug = "yes" if actors in TARGETS[t].buggy_under(workload) else "no (control)"
             ratio = "-"
             if fastest and s["median_first_failure_seconds"] is not None:
                 ratio = f"{s['median_first_failure_seconds'] / fastest[1]['median_first_failure_seconds']:.1f}"
@@ -289,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--py311", default="/work/venv-peers/bin/python")
     p.add_argument("--py313", default="/work/venv-peers-313/bin/python")
     p.add_argument("--only", default="", help="comma-separated targets (default: all)")
+    p.add_argument("--workloads", default="handed,generic",
+                   help="the peers' workloads, comma-separated: handed (written for each bug), generic "
+                        "(the store's contract only, as sessioncheck is told) (default: both)")
     p.add_argument("--from-json", type=Path, default=None,
                    help="re-render the Markdown from a saved RESULTS.json instead of running")
     a = p.parse_args(argv)
@@ -298,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in TARGETS if not a.only or t in a.only.split(",")]
     if version(a.py311, "praisonaiagents") == "absent":
         targets = [t for t in targets if not TARGETS[t].needs]
-    cfgs = configs(a.py311)
+    workloads = tuple(w for w in a.workloads.split(",") if w)
+    if not workloads or any(w not in ("handed", "generic") for w in workloads):
+        p.error("--workloads: handed, generic or both")
+    cfgs = all_configs(a.py311, workloads)
     started = time.time()
     load_start = load()
     runs: dict[tuple[int, str], list[dict]] = {}
@@ -317,37 +346,38 @@ def main(argv: list[str] | None = None) -> int:
     load_end = load()
     wall = time.time() - started
     rows = [Row(c, t, runs[(i, t)]) for t in targets for i, c in enumerate(cfgs) if (i, t) in runs]
-    write(a, rows, targets, pys, load_start, load_end, wall, started)
+    write(a, rows, targets, pys, load_start, load_end, wall, started, workloads)
     return 0
 
 
 def measure_all(jobs: list, pys: dict, runs: dict, scratch: str) -> None:
     for n, (seed, target, i, c) in enumerate(jobs, 1):
-        control = c.actors not in TARGETS[target].buggy
+        control = c.actors not in TARGETS[target].buggy_under(c.workload or "handed")
         cmd = [*c.wrapper, pys[c.venv], c.script, target, c.mode, *(["--seed", str(seed)] if c.seeded else []),
                *c.options(target, control)]
-        r = run_child(cmd, CHILD_TIMEOUT, scratch)
+        r = run_child(cmd, CHILD_TIMEOUT, scratch, c.workload)
         r.setdefault("seed", seed if c.seeded else None)
         runs.setdefault((i, target), []).append(r)
-        print(f"[{n}/{len(jobs)}] {target:17} {c.tool:22} {c.actors:9} seed {seed}: "
+        print(f"[{n}/{len(jobs)}] {target:17} {c.label:32} {c.actors:9} seed {seed}: "
               f"{status(r, control):12} ffs={fmt(r.get('first_failure_seconds'))} "
               f"{(r.get('error') or r.get('verdict', ''))[:70]}", flush=True)
 
 
 def write(a: argparse.Namespace, rows: list[Row], targets: list[str], pys: dict, load_start: str, load_end: str,
-          wall: float, started: float) -> None:
+          wall: float, started: float, workloads: tuple[str, ...]) -> None:
     versions = {
         "frontrun": version(a.py311, "frontrun"), "interleave-test": version(a.py313, "interleave-test"),
         "ploom": version(a.py313, "ploom"), "hypothesis": version(a.py311, "hypothesis"),
         "filelock (3.11 venv)": version(a.py311, "filelock"), "filelock (3.13 venv)": version(a.py313, "filelock"),
         "praisonaiagents": version(a.py311, "praisonaiagents"),
     }
-    meta = {"seeds": a.seeds, "targets": targets, "versions": versions, "load_start": load_start,
+    meta = {"seeds": a.seeds, "targets": targets, "workloads": list(workloads), "versions": versions, "load_start": load_start,
             "load_end": load_end, "wall": wall, "started": started, "cpu": cpu_model(), "cores": os.cpu_count(),
             "python": {k: python_version(v) for k, v in pys.items()}}
     a.out.write_text(render(meta, rows))
     a.out.with_suffix(".json").write_text(json.dumps(
         {"meta": meta, "rows": [{"tool": r.config.tool, "mode": r.config.mode, "actors": r.config.actors,
+                                 "workload": r.config.workload,
                                  "target": r.target, "runs": r.runs} for r in rows]}, indent=1))
     print(f"wrote {a.out} ({wall:.0f} s)")
 
@@ -355,8 +385,9 @@ def write(a: argparse.Namespace, rows: list[Row], targets: list[str], pys: dict,
 def rerender(a: argparse.Namespace) -> int:
     doc = json.loads(a.from_json.read_text())
     meta = doc["meta"]
-    by_key = {(c.tool, c.mode): c for c in configs(a.py311)}
-    rows = [Row(by_key[(r["tool"], r["mode"])], r["target"], r["runs"]) for r in doc["rows"]]
+    by_key = {(c.tool, c.mode, c.workload): c for c in all_configs(a.py311, ("handed", "generic"))}
+    rows = [Row(by_key[(r["tool"], r["mode"], r.get("workload", "" if r["tool"].startswith("sessioncheck") else "handed"))],
+                r["target"], r["runs"]) for r in doc["rows"]]
     a.out.write_text(render(meta, rows))
     print(f"wrote {a.out}")
     return 0
@@ -378,10 +409,8 @@ def render(meta: dict, rows: list[Row]) -> str:
          "- " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
          "Environments (two, because interleave-test needs Python >= 3.12 and ploom >= 3.13):", "",
          "```sh",
-         "python3.11 -m venv /work/venv-peers && /work/venv-peers/bin/pip install -e . 'frontrun[process]==0.7.0' "
-         "'filelock<4' praisonaiagents==1.7.17",
-         "python3.13 -m venv /work/venv-peers-313 && /work/venv-peers-313/bin/pip install -e . interleave-test==0.1.0 "
-         "ploom==0.1.1 'filelock<4' praisonaiagents==1.7.17",
+         "benchmarks/peers/setup.sh   # requirements-py311.txt into /work/venv-peers, requirements-py313.txt into "
+         "/work/venv-peers-313",
          "```", "",
          "## What was run", "",
          "Every target is tested by every tool with the same two writers on one session, each writer with its own "
@@ -404,10 +433,24 @@ def render(meta: dict, rows: list[Row]) -> str:
          "generated program) per second of the call. Outcomes: *found* = the tool reported the invariant broken; "
          "*pass*; *false alarm* = the tool reported a failure that is not the invariant (a hang, a crash inside the "
          "tool); *inconclusive* = the tool said it could not decide; *error* = it could not run the case.", ""]
+    workloads = meta.get("workloads", ["handed"])
     L += ["## Summary: the bar (sessioncheck finds what the peers find, in at most their time)", "",
           "Median seconds to the first failure; the fastest peer is the peer configuration with the smallest median "
-          "among those that found the bug at least once.", ""]
-    L += summary_table(rows, targets)
+          "among those that found the bug at least once. sessioncheck's rows are the same in both tables: it is "
+          "told only the store.", ""]
+    if "generic" in workloads:
+        L += ["### On equal terms: the peers run the generic workload", "",
+              "Each peer is given what sessioncheck is given, the store and its generic contract, not the bug: "
+              "the same workload on every target (`targets.py`, *generic*): after `persist_state({k: v0, j: w0})`, "
+              "writer A runs `add_message(m1)` then `persist_state({k: None})`, writer B `persist_state({j: w1})` "
+              "then `add_message(m2)`; the assertion is the generic one: m1 and m2 present, `k` cleared, `j` = w1. "
+              "On `praisonai` this workload fails in every order (its `update_session_metadata` skips `None`), so "
+              "there it is a bug, not a control.", ""]
+        L += summary_table(rows, targets, "generic")
+        L += [""]
+    if "handed" in workloads:
+        L += ["### The handed workloads: each peer test written for its target's bug", ""]
+        L += summary_table(rows, targets, "handed")
     L += ["", "## Results per target", ""]
     for t in targets:
         L += target_table(t, rows)

@@ -1,10 +1,20 @@
-"""The targets every tool is run on, and the one workload each is tested with.
+"""The targets every tool is run on, and the workloads each is tested with.
 
 A workload is two writers on one session, each with its own store instance
 on one shared directory (as two processes or two gateway workers would
 have), and an invariant checked by a third, fresh instance after both are
 done.  Every peer test in this folder wires exactly these functions into its
 tool's API, so the tools differ only in how they schedule the writers.
+
+Two ways to choose the workload (``PEERS_WORKLOAD``):
+
+- *handed* (the default): each target's own workload, written for its bug
+  (``Target.workload``): two operations and an assertion about that bug.
+- *generic*: the same workload for every target, what a user writes who
+  knows the store's contract and not its bug (the information sessioncheck
+  gets): two writers, each a mix of ``add_message`` and ``persist_state``
+  with ``None`` among the values, and the generic assertion: every
+  acknowledged message is present and each field shows its last write.
 
 This module imports no testing tool: it is loaded by every tool's runner,
 each in its own virtual environment.
@@ -36,10 +46,18 @@ class Target:
     workload: str
     buggy: tuple[str, ...]
     needs: str = ""  # importable package the store needs ("" = none)
+    #: where the generic workload can fail, when not where the handed one can
+    generic_buggy: tuple[str, ...] | None = None
 
     @property
     def control(self) -> bool:
         return not self.buggy
+
+    def buggy_under(self, workload: str) -> tuple[str, ...]:
+        """The actor modes in which ``workload`` (handed or generic) can fail."""
+        if workload == "generic" and self.generic_buggy is not None:
+            return self.generic_buggy
+        return self.buggy
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -48,7 +66,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("thread-lock-only", "mutant:thread-lock-only", "add-add", ("processes",)),
     Target("json", "json", "add-persist", ()),
     Target("praisonai-prefix", "praisonai-prefix", "add-persist", ("threads", "processes"), "praisonaiagents"),
-    Target("praisonai", "praisonai", "add-persist", (), "praisonaiagents"),
+    # update_session_metadata skips None: the generic workload's clear never
+    # lands, in every order (the store's real behaviour)
+    Target("praisonai", "praisonai", "add-persist", (), "praisonaiagents", ("threads", "processes")),
 )}
 
 
@@ -121,6 +141,28 @@ def no_message_lost(state: Any) -> bool:
     return {"m1", "m2"} <= set(_contents(state))
 
 
+def generic_prepare(store: Any) -> None:
+    store.persist_state(SESSION, {"k": "v0", "j": "w0"})
+
+
+def generic_a(store: Any) -> None:
+    store.add_message(SESSION, {"role": "user", "content": "m1"})
+    store.persist_state(SESSION, {"k": None})
+
+
+def generic_b(store: Any) -> None:
+    store.persist_state(SESSION, {"j": "w1"})
+    store.add_message(SESSION, {"role": "assistant", "content": "m2"})
+
+
+def contract_holds(state: Any) -> bool:
+    """generic: both acknowledged messages are there, and every field shows
+    its last write (each field has one writer, so its last write is known):
+    ``k`` was cleared, ``j`` is ``w1``."""
+    return ({"m1", "m2"} <= set(_contents(state)) and state.metadata.get("k") is None
+            and state.metadata.get("j") == "w1")
+
+
 @dataclass(frozen=True)
 class Workload:
     prepare: Callable[[Any], None] | None  # run once, sequentially, before the writers
@@ -132,7 +174,20 @@ WORKLOADS: dict[str, Workload] = {
     "add-persist": Workload(None, (add_m1, set_k), both_kept),
     "clear-add": Workload(set_k, (clear_k, add_m1), cleared_and_kept),
     "add-add": Workload(None, (add_m1, add_m2), no_message_lost),
+    "generic": Workload(generic_prepare, (generic_a, generic_b), contract_holds),
 }
+
+WORKLOAD_CHOICES = ("handed", "generic")
+
+
+def workload_of(target: Target) -> str:
+    """The workload a case of ``target`` runs: its own (``PEERS_WORKLOAD``
+    unset or ``handed``) or the generic one.  An environment variable, so
+    that a tool's process workers, started by the tool, run the same."""
+    choice = os.environ.get("PEERS_WORKLOAD", "handed")
+    if choice not in WORKLOAD_CHOICES:
+        raise ValueError(f"PEERS_WORKLOAD={choice!r}: expected one of {', '.join(WORKLOAD_CHOICES)}")
+    return "generic" if choice == "generic" else target.workload
 
 
 def scratch_root() -> str | None:
@@ -156,7 +211,7 @@ class Case:
 
     def __init__(self, target: Target, instances: bool = True) -> None:
         self.target = target
-        self.work = WORKLOADS[target.workload]
+        self.work = WORKLOADS[workload_of(target)]
         self.dir = tempfile.mkdtemp(prefix="peers-", dir=scratch_root())
         if self.work.prepare is not None:
             self.work.prepare(open_store(target.spec, self.dir))
@@ -178,6 +233,6 @@ class Case:
 def holds_at(target: Target, directory: str) -> bool:
     """The invariant for a directory written by process workers (then removed)."""
     try:
-        return WORKLOADS[target.workload].invariant(open_store(target.spec, directory).read(SESSION))
+        return WORKLOADS[workload_of(target)].invariant(open_store(target.spec, directory).read(SESSION))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
