@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import frontrun  # noqa: E402
 from timing import Measurement, Probe, cli, first_line  # noqa: E402
-from targets import TARGETS, Case, Target, preload, holds_at, open_store, WORKLOADS  # noqa: E402
+from targets import TARGETS, Case, Target, preload, holds_at, open_store, WORKLOADS, workload_of  # noqa: E402
 
 TRACE = ["sessioncheck.stores.*", "praisonaiagents.session.*"]
 
@@ -46,7 +46,7 @@ def _setup_process(target_name: str) -> tuple[str, str]:
 def _process_writer(i: int):
     def writer(state: tuple[str, str]) -> None:
         name, directory = state
-        WORKLOADS[TARGETS[name].workload].writers[i](open_store(TARGETS[name].spec, directory))
+        WORKLOADS[workload_of(TARGETS[name])].writers[i](open_store(TARGETS[name].spec, directory))
     return writer
 
 
