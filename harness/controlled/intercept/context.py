@@ -82,16 +82,52 @@ class ActorContext:
         self.events: list[tuple] = []
         self.now = 0.0  # virtual seconds, set by the transport at each resume
         self.held: dict[int, tuple] = {}  # fd -> lock key it holds
+        #: lock files outside the store's directory (:meth:`adopt`), as
+        #: spelled and resolved
+        self.lock_paths: set[str] = set()
 
     def watches(self, path: str | bytes) -> bool:
         """Whether ``path`` (absolute, ``str`` or ``bytes``) is under the
         store's directory, spelled as given or with symlinks resolved (as
-        ``/proc/self/fd`` reports it)."""
+        ``/proc/self/fd`` reports it), or is a lock file the actor locked
+        or created exclusively elsewhere (:meth:`adopt`)."""
         path = os.fsdecode(path)
         for root in (self.root, self.real_root):
             if path == root or path.startswith(root + os.sep):
                 return True
-        return False
+        return bool(self.lock_paths) and (path in self.lock_paths or os.path.realpath(path) in self.lock_paths)
+
+    def adopt(self, path: str, fd: int | None = None) -> bool:
+        """Model ``path``, a file outside the store's directory the actor
+        locks (an ``flock``, ``lockf`` or ``fcntl`` lock on ``fd``) or
+        creates with ``O_EXCL``: a lock kept elsewhere (a sibling lock
+        directory, a fixed path) orders the actors as one inside does.
+        From then on its opens, closes and unlinks are points and locks on
+        it are lock events.  False for what is not a regular file's path."""
+        if not path.startswith("/"):
+            return False  # "pipe:[..]", "socket:[..]"
+        if fd is not None:
+            try:
+                import stat
+
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return False
+            except OSError:
+                return False
+            self.fd_paths[fd] = path
+        self.lock_paths.update((path, os.path.realpath(path)))
+        return True
+
+    def adopt_fd(self, fd: int) -> bool:
+        """:meth:`adopt` for a lock call on an fd the actor has no record
+        of (opened outside the store's directory): its path from the kernel."""
+        if fd in self.fd_paths:
+            return True
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return False
+        return self.adopt(path, fd)
 
     def rel(self, path: str | bytes) -> str:
         path = os.fsdecode(path)
@@ -100,6 +136,9 @@ class ActorContext:
                 return "."
             if path.startswith(root + os.sep):
                 return path[len(root) + 1:]
+        if path in self.lock_paths:
+            # a lock file elsewhere, named from the store's directory
+            return os.path.relpath(os.path.realpath(path), self.real_root)
         return path
 
     def point(self, kind: str, path: str = "", detail: str = "") -> None:
