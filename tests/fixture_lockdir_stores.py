@@ -75,3 +75,22 @@ class LockDirPersistUnlocked(LockDirStore):
         self._save(session_id, data)
 
 
+
+
+class SoftLockStore(JsonFileStore):
+    """The reference JSON store locked with ``filelock.SoftFileLock`` (an
+    O_EXCL lock file, unlinked on release) next to each session (correct)."""
+
+    def _lock(self, session_id: str):  # type: ignore[override]
+        from filelock import SoftFileLock
+
+        return SoftFileLock(str(self._path(session_id)) + ".lock", timeout=self.lock_timeout)
+
+
+class SoftLockPersistUnlocked(SoftLockStore):
+    """BUG: persist_state rewrites the session file without the soft lock."""
+
+    def persist_state(self, session_id, fields):
+        data = self._load(session_id)
+        merge_fields(data, fields)
+        self._save(session_id, data)
