@@ -7,6 +7,7 @@ import io
 import mmap
 import os
 import sqlite3
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -142,9 +143,35 @@ class ActorContext:
         return path
 
     def point(self, kind: str, path: str = "", detail: str = "") -> None:
+        if kind not in _WAITS and importing():
+            # A module imported lazily inside an operation runs its own
+            # code once per process (the first example, not the next):
+            # its I/O, and importlib's writing of .pyc files, is not the
+            # store's shared access.  A wait still is a point, and so is a
+            # sleep: an import that blocks on (or polls for) a lock a parked
+            # actor holds needs the baton.
+            return
         err = self._point(kind, self.rel(path) if path else "", detail)
         if err:
             raise OSError(err, f"{os.strerror(err)} (injected)", path or None)
+
+
+#: points that stay points inside an import: where an actor waits for
+#: another (scheduler.WAITS), and a sleep (a poll for a lock it cannot see)
+_WAITS = ("flock-wait", "lock-wait", "sleep")
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def importing() -> bool:
+    """Is the calling thread executing an import (a frame of importlib's
+    bootstrap on its stack: finding, loading, running a module's body,
+    writing its .pyc)?"""
+    f: Any = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_filename in _IMPORTLIB:
+            return True
+        f = f.f_back
+    return False
 
 
 def current() -> ActorContext | None:
