@@ -18,7 +18,11 @@ directory.  The instance has
 
 Methods may be coroutine functions.  An operation that raises ``OSError``,
 ``TimeoutError`` or ``sqlite3.OperationalError`` was "not acknowledged";
-any other exception is a failure (I4).
+so was one whose error ``--allow-errors`` matches.  Any other exception is
+a finding if the operation does not raise it alone (E1, an operation
+failed only under concurrency), else a configuration error: the store
+fails with no concurrency at all, here as in the search
+(``engine.Executor._classify_errors``).
 
 :func:`check` opens one instance on an empty location, under a watchdog,
 and checks all of this; a breach is a :class:`ConfigError` naming the
@@ -107,9 +111,14 @@ def _short(value: Any) -> str:
 
 
 def _refused(exc: BaseException) -> bool:
+    """A refusal the harness knows, or an error ``--allow-errors`` names."""
     from sessioncheck.controlled.actor import UNAVAILABLE
+    from sessioncheck.controlled.refusals import allowed, describe_chain
 
-    return isinstance(exc, UNAVAILABLE)
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    patterns = getattr(_probing, "allowed", ())
+    return bool(patterns) and allowed(describe_chain(exc), patterns)
 
 
 def _describe(exc: BaseException) -> str:
@@ -207,14 +216,22 @@ def _call(spec: StoreSpec, store: Any, method: str, *args: Any) -> Any:
         raise _fail(spec, f"{method}({', '.join(map(repr, args))}) on an empty location {_describe(exc)}") from None
 
 
-def check(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10.0) -> Probed:
+def check(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10.0,
+          allow_errors: tuple[str, ...] = ()) -> Probed:
     """Open one instance on an empty location and check the contract.
 
     Runs in a thread of its own, marked as store code (``os._exit`` raises
     there), bounded by ``watchdog`` seconds: a factory or call that blocks
     is a :class:`ConfigError`, not a hang.  Without ``location`` the probe
-    makes its own and removes it afterwards."""
+    makes its own and removes it afterwards.  An error ``allow_errors``
+    matches (``--allow-errors``) counts as a refusal, as in the search."""
     from sessioncheck.controlled import exits
+    from sessioncheck.controlled.refusals import compile_allowed
+
+    try:
+        patterns = compile_allowed(allow_errors)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
     own = location is None
     from sessioncheck.scratch import scratch_dir
@@ -228,6 +245,7 @@ def check(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10
 
             with exits.inside_store(), Uncontrolled() as settle:
                 _probing.settle = settle
+                _probing.allowed = patterns
                 box["result"] = _probe(spec, where)
         except BaseException as exc:  # noqa: BLE001 - carried to the caller
             box["error"] = exc

@@ -45,6 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all")
     parser.addini("sessioncheck_suppress_health_check", type="args", default=[],
                   help="health checks not to fail a check on (as --sessioncheck-suppress-health-check)")
+    g.addoption("--sessioncheck-allow-errors", action="append", default=[], metavar="PATTERN",
+                help="a regular expression: an exception whose 'Type: message' (or that of one in its "
+                     "chain) it matches counts as 'not acknowledged' (repeatable)")
+    parser.addini("sessioncheck_allow_errors", type="linelist", default=[],
+                  help="regular expressions of errors that count as 'not acknowledged', one a line "
+                       "(as --sessioncheck-allow-errors)")
     g.addoption("--sessioncheck-db", default=None, metavar="DIR|none",
                 help="Hypothesis example database directory, or none (default: the profile's, "
                      ".sessioncheck/examples)")
@@ -77,7 +83,8 @@ def gate(config: pytest.Config):
             # would be inherited by a pytest run started inside a worker
             worker=getattr(config, "workerinput", {}).get("workerid", "main"),
             suppress_health_check=[*config.getini("sessioncheck_suppress_health_check"),
-                                   *opt("sessioncheck_suppress_health_check")])
+                                   *opt("sessioncheck_suppress_health_check")],
+            allow_errors=[*config.getini("sessioncheck_allow_errors"), *opt("sessioncheck_allow_errors")])
     return config.stash[_GATE]
 
 

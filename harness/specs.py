@@ -22,6 +22,8 @@ from sessioncheck.protocol import Capabilities, StoreSpec, capabilities_of
 BUILTIN = {
     "json": "sessioncheck.stores.reference.json_store:JsonFileStore",
     "sqlite": "sessioncheck.stores.reference.sqlite_store:SqliteStore",
+    # the schema made on first use, checked and created in one transaction
+    "sqlite-checked-create": "sessioncheck.stores.reference.checked_create_store:CheckedCreateStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",

@@ -58,7 +58,8 @@ class StoreViolation(AssertionError):
 def check_store(store: str, *, budget: float = 30.0, actors: str = "threads", faults: str = "",
                 examples: int | None = None, seed: int | None = None,
                 report_dir: str | os.PathLike | None = None, database: Any = None,
-                shrink_budget: float = 10.0, suppress_health_check: Any = ()) -> Result:
+                shrink_budget: float = 10.0, suppress_health_check: Any = (),
+                allow_errors: tuple[str, ...] | list[str] = ()) -> Result:
     """Explore ``store`` within the budget; raise :class:`StoreViolation`
     on a violation, return the :class:`Result` otherwise.
 
@@ -66,11 +67,15 @@ def check_store(store: str, *, budget: float = 30.0, actors: str = "threads", fa
     too little to be a verdict) raises
     :class:`~sessioncheck.health.HealthCheckFailed` unless its name is in
     ``suppress_health_check``; so does a store that breaks the adapter
-    contract (:class:`~sessioncheck.errors.ConfigError`)."""
+    contract (:class:`~sessioncheck.errors.ConfigError`).  ``allow_errors``:
+    regular expressions; an exception whose "Type: message" (or that of one
+    in its chain) matches one counts as "not acknowledged"
+    (``--allow-errors``)."""
     __tracebackhide__ = True
     result = verify(store, mode=actors, faults=parse_faults(faults), budget=budget, max_examples=examples,
                     seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
-                    shrink_budget=shrink_budget, suppress_health_check=suppress_health_check)
+                    shrink_budget=shrink_budget, suppress_health_check=suppress_health_check,
+                    allow_errors=tuple(allow_errors))
     if result.found:
         raise StoreViolation(result)
     return result
@@ -131,12 +136,14 @@ class Gate:
     faults: str = ""
     worker: str = "main"
     suppress_health_check: tuple = ()
+    allow_errors: tuple = ()
     _stream: random.Random | None = field(default=None, repr=False)
 
     @classmethod
     def from_options(cls, *, profile: str, root: Path, report_dir: str | None, db: str | None,
                      budget: float | None, examples: int | None, seed: int | None, actors: str,
-                     faults: str, worker: str = "main", suppress_health_check: Any = ()) -> "Gate":
+                     faults: str, worker: str = "main", suppress_health_check: Any = (),
+                     allow_errors: Any = ()) -> "Gate":
         """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main`` without it."""
         if profile not in PROFILES:
             raise ConfigError(f"unknown sessioncheck profile {profile!r}; choose {', '.join(PROFILES)}")
@@ -165,7 +172,14 @@ class Gate:
             seed = 0 if prof.deterministic else random.SystemRandom().getrandbits(32)
         # each worker its own directory: no two processes write one file
         out = Path(report_dir) if report_dir else root / ".sessioncheck" / "reports" / "gate"
-        return cls(prof, out / worker, database, budget, examples, seed, actors, faults, worker, suppressed)
+        from sessioncheck.controlled.refusals import compile_allowed
+
+        try:
+            compile_allowed(allow_errors)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return cls(prof, out / worker, database, budget, examples, seed, actors, faults, worker, suppressed,
+                   tuple(allow_errors))
 
     def seed_for(self, check_id: str) -> int:
         """ci: a function of the base seed and the check's identity; fuzz:
@@ -188,7 +202,7 @@ class Gate:
                       examples=self.examples or self.profile.max_examples,
                       actors=self.actors, faults=self.faults, seed=seed, report_dir=self.report_dir,
                       database=self.database, shrink_budget=self.profile.shrink_budget,
-                      suppress_health_check=self.suppress_health_check)
+                      suppress_health_check=self.suppress_health_check, allow_errors=self.allow_errors)
         kwargs.update(overrides)
         props = properties if properties is not None else []
         props += [("sessioncheck_store", store), ("sessioncheck_profile", self.profile.name),

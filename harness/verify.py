@@ -95,12 +95,12 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
     it had to assume is appended to ``notes``."""
     from sessioncheck.contract import check as check_contract
 
-    probed = check_contract(spec, watchdog=watchdog)
+    cfg = base or ModelConfig()
+    probed = check_contract(spec, watchdog=watchdog, allow_errors=cfg.allow_errors)
     caps = probed.capabilities
     if notes is not None and not probed.declared:
         notes.append(f"{spec.name} declares no capabilities: assumed the defaults (metadata={caps.metadata}, "
                      f"delete={caps.delete}); declare `capabilities = Capabilities(...)` on the store")
-    cfg = base or ModelConfig()
     if "crash" in faults and mode == "threads":
         raise ConfigError("crash faults need process actors: add --actors processes (or mixed)")
     return replace(
@@ -149,7 +149,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
            report_dir: Path | None = None, save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
            shrink_budget: float = 10.0, settings_kwargs: dict | None = None,
-           suppress_health_check: Any = ()) -> Result:
+           suppress_health_check: Any = (), allow_errors: tuple[str, ...] = ()) -> Result:
     """Explore ``store`` and tell the story of the smallest violation.
 
     The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
@@ -159,8 +159,13 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     and is not in ``suppress_health_check`` raises
     :class:`~sessioncheck.health.HealthCheckFailed` (exit 2).  The adapter
     contract is checked before the search
-    (:mod:`sessioncheck.contract`)."""
+    (:mod:`sessioncheck.contract`).  ``allow_errors`` (regular
+    expressions, ``--allow-errors``) adds to ``cfg.allow_errors``: an error
+    one matches, anywhere in its exception chain, is "not acknowledged"."""
     suppressed = health.parse_suppressed(suppress_health_check)
+    if allow_errors:
+        cfg = replace(cfg or ModelConfig(),
+                      allow_errors=tuple(dict.fromkeys((*(cfg.allow_errors if cfg else ()), *allow_errors))))
     if mode not in ("threads", "processes", "mixed"):
         raise ConfigError(f"unknown actor mode {mode!r}; choose threads, processes or mixed")
     if budget <= 0:

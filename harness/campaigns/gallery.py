@@ -52,9 +52,10 @@ PLAN: dict[str, MutantPlan] = {
     "none-skipped": MutantPlan(ANY, ("I3",)),
     "unlocked-rmw": MutantPlan(ANY, ("I1", "I3")),
     "thread-lock-only": MutantPlan(("processes", "mixed"), ("I1", "I3")),
-    # Torn reads without faults; after a crash or a power loss the session
-    # (never created durably: no directory fsync) is gone.
-    "non-atomic-write": MutantPlan(ANY, ("I4", "I1"), faulted=(
+    # Torn reads without faults (a read that returns a torn state is I4, one
+    # that raises on it, which it never does alone, E1); after a crash or a
+    # power loss the session (never created durably: no directory fsync) is gone.
+    "non-atomic-write": MutantPlan(ANY, ("I4", "E1", "I1"), faulted=(
         ("processes", ("crash",), ("I1", "I4", "I6")),
         ("threads", ("power-loss",), ("I6", "I1", "I4")))),
     "no-fsync": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I1", "I4")),
@@ -71,6 +72,9 @@ PLAN: dict[str, MutantPlan] = {
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),
     "sqlite-rmw": MutantPlan(ANY, ("I1", "I3")),
+    # Two instances opening a new database both find no table: the second
+    # CREATE TABLE raises, which it never does alone (E1).
+    "create-race": MutantPlan(ANY, ("E1",)),
     # Server-backed (a private redis-server): no file faults apply.
     "redis-get-set": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
     "redis-watch-ignored": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
@@ -82,7 +86,7 @@ PLAN: dict[str, MutantPlan] = {
     "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
     # Below Python's file objects: a cached fd rewritten in place (a torn
     # read between pwrite and ftruncate is I4), and paths relative to a dir fd.
-    "pread-rmw": MutantPlan(ANY, ("I1", "I3", "I4")),
+    "pread-rmw": MutantPlan(ANY, ("I1", "I3", "I4", "E1")),
     "dir-fd-rmw": MutantPlan(ANY, ("I1", "I3")),
     "fsync-before-write": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I4", "I1")),
                                                       ("processes", ("power-loss",), ("I6", "I4", "I1")))),

@@ -12,4 +12,10 @@ INVARIANTS = {
     "I4": "no torn state",
     "I5": "liveness",
     "I6": "durability",
+    # An operation raised an exception it does not raise when the same
+    # actor's operations run alone on a fresh store: the failure comes from
+    # what ran beside it (a first-use race in schema creation, a file
+    # another writer left half-written).  Not an invariant of the state a
+    # read returns, so it has a name of its own (engine.Executor.run).
+    "E1": "no operation fails only under concurrency",
 }

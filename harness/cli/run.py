@@ -28,7 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to save the report of a violation (default: .sessioncheck/reports/)")
     parser.add_argument("--stats", action="store_true", help="print what was explored")
     add_health_option(parser)
+    add_allow_errors_option(parser)
     add_model_options(parser)
+
+
+def add_allow_errors_option(parser: argparse.ArgumentParser) -> None:
+    """``--allow-errors PATTERN`` (repeatable), shared with ``stress``."""
+    parser.add_argument("--allow-errors", action="append", default=[], metavar="PATTERN",
+                        help="a regular expression: an exception whose 'Type: message' (or that of one "
+                             "in its chain) it matches counts as 'not acknowledged', like a refusal "
+                             "(repeatable)")
 
 
 def add_health_option(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
                 args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
                 seed=seed, report_path=args.report, database=database_for(args),
                 cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
-                suppress_health_check=suppressed,
+                suppress_health_check=suppressed, allow_errors=tuple(args.allow_errors),
             )
     except Terminated as exc:
         import signal

@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds the checker may search before the verdict is unknown (default 300)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the operation plans (default 0)")
     parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
-    from sessioncheck.cli.run import add_health_option
+    from sessioncheck.cli.run import add_allow_errors_option, add_health_option
 
+    add_allow_errors_option(parser)
     add_health_option(parser)
 
 
@@ -55,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
-                          seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget)
+                          seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget,
+                          allow_errors=tuple(args.allow_errors))
     config.validate()
     from sessioncheck.health import parse_suppressed
 

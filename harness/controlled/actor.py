@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sessioncheck.controlled.refusals import REFUSALS, declared_refusals, is_refusal
+from sessioncheck.controlled.refusals import REFUSALS, chain, declared_refusals, is_refusal
 from sessioncheck.protocol import SessionState, StoreSpec
 
 
@@ -44,6 +44,9 @@ class Done:
     value: Any = None
     error: str | None = None
     events: list = field(default_factory=list)
+    #: for an error, "Type: message" of every exception in its chain
+    #: (refusals.chain), outermost first: what ``allow_errors`` matches
+    causes: tuple = ()
 
 
 Stop = Point | Done
@@ -127,7 +130,8 @@ class Runner:
                 value = self._dispatch(spec, location, call)
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
             refused = is_refusal(exc, declared_refusals(self.store, spec and spec.factory))
-            return Done("info" if refused else "error", error=_describe(exc, location))
+            causes = () if refused else tuple(_describe(e, location) for e in chain(exc))
+            return Done("info" if refused else "error", error=_describe(exc, location), causes=causes)
         except (Crashed, Unsupported):
             raise  # the harness's own unwinding, and a store it cannot run (exit 2)
         except BaseException as exc:  # noqa: BLE001 - a store ending its actor

@@ -18,7 +18,7 @@ from typing import Any
 
 from sessioncheck import servers
 from sessioncheck.controlled import intercept
-from sessioncheck.controlled.actor import Actor, ActorDied, OpCall, Stuck, read_value
+from sessioncheck.controlled.actor import Actor, ActorDied, Done, OpCall, Stuck, read_value
 from sessioncheck.checking.history import Operation
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
@@ -110,6 +110,13 @@ class Executor:
         self.mode = mode
         self.cfg = cfg or ModelConfig()
         self.watchdog = watchdog
+        from sessioncheck.controlled.refusals import compile_allowed
+        from sessioncheck.errors import ConfigError
+
+        try:
+            self._allowed = compile_allowed(self.cfg.allow_errors)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.kinds = actor_kinds(mode, self.cfg.actors)
         self.names = [chr(ord("A") + i) for i in range(self.cfg.actors)]
         self.actors: list[Actor | None] = [None] * self.cfg.actors
@@ -227,7 +234,77 @@ class Executor:
                     self._retire(name)
             shutil.rmtree(location, ignore_errors=True)
             self.resources.reset()
+        self._classify_errors(sched)
         return self._outcome(program, sched, violations, warnings)
+
+    # -- an operation that raised -------------------------------------------
+    def _classify_errors(self, sched: Scheduler) -> None:
+        """Decide, for every operation that raised an unexpected exception,
+        what the exception says (``op.meta["error_kind"]``):
+
+        - ``allowed``: its chain matches ``--allow-errors``: a refusal;
+        - ``after-fault``: a kill or an injected I/O error came before it:
+          the store met a state the fault left (I4);
+        - ``concurrent``: run alone it does not raise (E1);
+        - run alone it raises too: the store or its adapter fails without
+          any concurrency, a :class:`ConfigError` (exit 2), as the adapter
+          contract treats a call that fails on an empty location.
+
+        "Alone" is deterministic: the operations the same actor started up
+        to and including the one that raised, in the same order with the
+        same arguments, each run to completion by the same actor on a fresh
+        location (and empty servers) with no other actor taking a step: the
+        run minus everything concurrent."""
+        from sessioncheck.controlled.refusals import allowed
+
+        patterns = self._allowed
+        faults = [e["t"] for e in sched.trace if e["ev"] in ("crash", "fault")]
+        for op in sched.ops:
+            if op.meta.get("error_kind") != "error":
+                continue
+            if patterns and allowed(op.meta.get("causes", [op.error or ""]), patterns):
+                op.meta["error_kind"] = "allowed"
+            elif faults and min(faults) < op.start:
+                op.meta["error_kind"] = "after-fault"
+            else:
+                prefix = [o for o in sched.ops if o.process == op.process and o.start <= op.start]
+                alone = self._alone(op.process, prefix)
+                if alone is not None and alone.status == "error":
+                    from sessioncheck.errors import ConfigError
+
+                    calls = "; ".join(o.describe() for o in prefix)
+                    raise ConfigError(
+                        f"store {self.spec.name!r}: {op.describe()} raised {op.error}, and it raises "
+                        f"{alone.error} with no other actor running too ({calls}, alone on a fresh "
+                        "location): the store or its adapter fails without any concurrency, which is "
+                        "not a finding about concurrency (fix the adapter, or let "
+                        "--allow-errors PATTERN count this error as 'not acknowledged')")
+                op.meta["error_kind"] = "concurrent"
+                op.meta["alone"] = alone.status if alone is not None else "did not finish"
+
+    def _alone(self, name: str, prefix: list[Operation]) -> "Done | None":
+        """Run ``prefix`` (one actor's operations) alone on a fresh
+        location; the last one's result, None if the store did not let the
+        replay finish (it got stuck or ended its actor)."""
+        i = self.names.index(name)
+        location = tempfile.mkdtemp(prefix="sessioncheck-alone-", dir=scratch_dir())
+        sched = Scheduler([])
+        last = None
+        try:
+            actor = self._actor(i)
+            actor.set_location(location)
+            sched = Scheduler([actor], now=self.epoch)
+            for o in prefix:
+                last = sched.run_alone(name, OpCall(o.f, o.session, o.value))
+            sched.run_alone(name, OpCall("close"))
+        except (Stuck, Deadlock, ActorDied):
+            self._retire(name)
+            last = None
+        finally:
+            self.epoch = max(self.epoch, sched.now) + 1.0
+            shutil.rmtree(location, ignore_errors=True)
+            self.resources.reset()
+        return last
 
     def _apply(self, sched: Scheduler, step: Step, counters: dict) -> None:
         # Steps name their actor directly, so deleting a step while
@@ -418,8 +495,14 @@ class Executor:
                                                                for g in m.groups() if g),
                                    v.summary)
                 v.raw_times = False
-        for op in ops:
-            if op.meta.get("error_kind") == "error":
+        for op in reversed(ops):
+            kind = op.meta.get("error_kind")
+            if kind == "concurrent":
+                violations.insert(0, Violation(
+                    "E1", f"{op.describe()} raised {op.error}; the same operations of {op.process} run "
+                          "alone on a fresh store do not raise: it fails only beside the other actors' "
+                          "operations", ops=[op.index]))
+            elif kind in ("after-fault", "error"):
                 violations.insert(0, Violation(
                     "I4", f"{op.describe()} raised {op.error}: the store met a state it cannot handle",
                     ops=[op.index]))

@@ -129,7 +129,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                     _send(up_w, ("unsupported", why or "unsupported"))
                 else:
                     events, ctx.events = ctx.events, []
-                    _send(up_w, ("done", done.status, done.value, done.error, events))
+                    _send(up_w, ("done", done.status, done.value, done.error, events, done.causes))
     except (EOFError, OSError):
         pass
     finally:
@@ -224,7 +224,7 @@ class ProcessActor:
             return Point(msg[1], msg[2], msg[3], msg[4])
         if msg[1] == "died":
             raise ActorDied(f"actor {self.name}: {msg[3]}")
-        return Done(msg[1], msg[2], msg[3], msg[4])
+        return Done(msg[1], msg[2], msg[3], msg[4], tuple(msg[5]))
 
     def _check(self) -> None:
         # Sticky: once the store did something unsupported, every later

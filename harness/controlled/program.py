@@ -139,6 +139,10 @@ class ModelConfig:
     #: operations left out although the store supports them (a bug already
     #: known in one, while looking for the next)
     without: tuple[str, ...] = ()
+    #: regular expressions (``--allow-errors``): an exception whose
+    #: "Type: message", or that of one behind it in its chain, matches one
+    #: is a refusal ("not acknowledged"), not a finding
+    allow_errors: tuple[str, ...] = ()
 
     def functions(self) -> list[str]:
         fs = ["add", "read"]

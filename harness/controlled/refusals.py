@@ -17,8 +17,9 @@ may declare more refusal types in
 """
 from __future__ import annotations
 
+import re
 import sqlite3
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 #: Always refusals, wherever they sit in the chain.
 REFUSALS: tuple[type, ...] = (OSError, TimeoutError)
@@ -89,3 +90,26 @@ def declared_refusals(store: Any, factory: Any = None) -> tuple[type, ...]:
         if isinstance(caps, Capabilities):
             return tuple(t for t in caps.refusals if isinstance(t, type) and issubclass(t, BaseException))
     return ()
+
+
+def compile_allowed(patterns: Iterable[str]) -> tuple[re.Pattern, ...]:
+    """``--allow-errors`` patterns, compiled; ValueError names a bad one."""
+    out = []
+    for p in patterns:
+        try:
+            out.append(re.compile(p))
+        except re.error as exc:
+            raise ValueError(f"--allow-errors {p!r} is not a regular expression: {exc}") from None
+    return tuple(out)
+
+
+def allowed(causes: Iterable[str], patterns: Iterable[re.Pattern]) -> bool:
+    """Does one of ``causes`` ("Type: message" of each exception in an
+    error's chain) match one of ``patterns`` (``re.search``)?"""
+    texts = list(causes)
+    return any(p.search(t) for p in patterns for t in texts)
+
+
+def describe_chain(exc: BaseException) -> list[str]:
+    """"Type: message" of ``exc`` and of every exception behind it."""
+    return [f"{type(e).__name__}: {e}" for e in chain(exc)]

@@ -153,6 +153,8 @@ class Scheduler:
                 op.end = float("inf")
                 op.error = done.error
             op.meta["error_kind"] = done.status
+            if done.causes:
+                op.meta["causes"] = list(done.causes)
         self._log(name, "done", status=done.status, value=value, error=done.error,
                   call=op.f if op else None)
         if (self.on_ack is not None and op is not None and done.status == "ok"

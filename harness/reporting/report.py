@@ -65,7 +65,8 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
         "version": VERSION,
         "store": store,
         "mode": mode,
-        "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without)},
+        "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without),
+                   "allow_errors": list(cfg.allow_errors)},
         "seed": seed,
         "program": program_to_json(program),
         "violations": [v.to_json() for v in violations],
@@ -158,6 +159,16 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
 
             if not isinstance(value, list) or any(v not in OPTIONAL for v in value):
                 raise ReportError(f"{path}: config without must list {', '.join(OPTIONAL)}")
+            value = tuple(value)
+        elif key == "allow_errors":
+            from sessioncheck.controlled.refusals import compile_allowed
+
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ReportError(f"{path}: config allow_errors must list regular expressions")
+            try:
+                compile_allowed(value)
+            except ValueError as exc:
+                raise ReportError(f"{path}: config allow_errors: {exc}") from None
             value = tuple(value)
         elif key in ("metadata", "delete", "crash", "power_loss"):
             if not isinstance(value, bool):

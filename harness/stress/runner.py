@@ -80,6 +80,9 @@ class StressConfig:
     seed: int = 0
     op_timeout: float = 30.0
     check_budget: float = 300.0  # seconds of metadata search before the verdict is unknown
+    #: regular expressions (``--allow-errors``): an error whose chain
+    #: matches one is "not acknowledged", never a finding
+    allow_errors: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.threads < 1:
@@ -96,6 +99,12 @@ class StressConfig:
             raise ConfigError("--op-timeout must be a positive number of seconds")
         if not (self.check_budget > 0 and math.isfinite(self.check_budget)):
             raise ConfigError("--check-budget must be a positive number of seconds")
+        from sessioncheck.controlled.refusals import compile_allowed
+
+        try:
+            compile_allowed(self.allow_errors)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def actor_names(self) -> list[str]:
@@ -141,11 +150,20 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
     return out
 
 
+#: appended to the recorded error of an exception ``--allow-errors`` matches
+ALLOWED_MARK = " (allowed by --allow-errors)"
+
+
 def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
-              barrier: Any = None, counts: Any = None, slot: int = 0) -> None:
+              barrier: Any = None, counts: Any = None, slot: int = 0, allow_errors: tuple[str, ...] = ()) -> None:
     """Issue ``ops`` against ``store`` at full speed, appending to ``record``
     ``(type, f, session, value, time, error)`` tuples.  Starts at the
-    barrier (if any) and stops issuing after ``duration`` seconds."""
+    barrier (if any) and stops issuing after ``duration`` seconds.  The
+    error of an exception ``allow_errors`` matches (anywhere in its chain)
+    ends with :data:`ALLOWED_MARK`."""
+    from sessioncheck.controlled.refusals import allowed, compile_allowed, describe_chain
+
+    patterns = compile_allowed(allow_errors)
     mono = time.monotonic
     ap = record.append
     add, persist, read = store.add_message, store.persist_state, store.read
@@ -172,7 +190,8 @@ def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
                 state = read(session)
                 out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
         except Exception as exc:  # the store's own error: outcome unknown
-            ap(("info", f, session, None, mono(), f"{type(exc).__name__}: {exc}"))
+            mark = ALLOWED_MARK if patterns and allowed(describe_chain(exc), patterns) else ""
+            ap(("info", f, session, None, mono(), f"{type(exc).__name__}: {exc}{mark}"))
         else:
             ap(("ok", f, session, out, mono(), None))
         done += 1
@@ -230,7 +249,8 @@ class StressResult:
 
 
 def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: list[list[Planned]],
-                slots: list[int], duration: float, op_timeout: float, barrier: Any, counts: Any) -> None:
+                slots: list[int], duration: float, op_timeout: float, barrier: Any, counts: Any,
+                allow_errors: tuple[str, ...] = ()) -> None:
     """A worker process: run one actor thread per name (each opens its own
     store instance), send ``("ok", [(name, records, finished)])`` or
     ``("error", text)`` to the parent, exit."""
@@ -242,7 +262,7 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         go = threading.Event()  # set by the first actor through the barrier
         threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
                                     args=(factory, Path(location), p, rec, duration, barrier, counts,
-                                          slot, go, errors))
+                                          slot, go, errors, allow_errors))
                    for n, p, rec, slot in zip(names, plans, records, slots)]
         for t in threads:
             t.start()
@@ -269,7 +289,7 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
 
 def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list, duration: float,
                  barrier: Any, counts: Any, slot: int, go: threading.Event | None,
-                 errors: list[str]) -> None:
+                 errors: list[str], allow_errors: tuple[str, ...] = ()) -> None:
     """One actor: open its own store instance *in its own thread* (some
     stores, e.g. SQLite connections, belong to the thread that made them),
     meet the others at the barrier, run, close."""
@@ -290,7 +310,8 @@ def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list,
 
         try:
             with exits.inside_store():  # os._exit raises here: the harness lives on to say so
-                run_actor(store, ops, record, duration=duration, counts=counts, slot=slot)
+                run_actor(store, ops, record, duration=duration, counts=counts, slot=slot,
+                          allow_errors=allow_errors)
         except BaseException as exc:  # noqa: BLE001 - a store ending its actor is reported
             errors.append(f"{VANISHED}actor {threading.current_thread().name}: {exits.describe(exc)}")
     finally:
@@ -347,7 +368,7 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                 rec: list = []
                 t = threading.Thread(target=_thread_main, daemon=True, name=n,
                                      args=(spec, location, plans[i], rec, config.duration, barrier,
-                                           counts, i, None, errors))
+                                           counts, i, None, errors, config.allow_errors))
                 t.start()
                 threads.append((n, t, rec))
         else:
@@ -357,7 +378,7 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                 proc = ctx.Process(target=_child_main, daemon=True, name=f"sessioncheck-p{p}",
                                    args=(child_conn, config.store, tmp, [names[i] for i in idx],
                                          [plans[i] for i in idx], idx, config.duration,
-                                         config.op_timeout, barrier, counts))
+                                         config.op_timeout, barrier, counts, config.allow_errors))
                 proc.start()
                 child_conn.close()
                 children.append((proc, parent_conn, [names[i] for i in idx]))
@@ -481,7 +502,7 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
             a.info += 1
             if is_lock_timeout(op.error):
                 a.lock_timeouts += 1
-            elif op.f == "read":
+            elif op.f == "read" and not (op.error or "").endswith(ALLOWED_MARK):
                 run_findings.append(Finding("I4", op.session, None,
                                             f"the read by {op.process} at t={op.start - t0:.4f}s raised "
                                             f"{op.error}; with no fault injected a read must return a "

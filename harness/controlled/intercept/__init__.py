@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+import sys
+from typing import Any
 import sqlite3.dbapi2
 import threading
 import time
@@ -86,4 +88,26 @@ def install() -> None:
     fcntl.fcntl = locks._fcntl
     locks.install_process_locks()
     postgres_statements.install()  # psycopg 3 statements, only if it is importable
+    _quiet_abandoned_finalizers()
     _installed = True
+
+
+def _quiet_abandoned_finalizers() -> None:
+    """An abandoned actor's finalizers end quietly.
+
+    An actor the scheduler abandons (stuck, retired, shut down while parked)
+    unwinds through :class:`Crashed` and performs no more I/O: every later
+    point raises ``Crashed`` again.  A finalizer that runs as the unwinding
+    drops its objects (``filelock.BaseFileLock.__del__`` releasing the lock)
+    meets that too, and Python reports an exception raised in a finalizer
+    as "Exception ignored in ...", with a traceback, on stderr.  That
+    ``Crashed`` is the harness stopping the I/O on purpose: nothing to
+    report.  Every other unraisable exception goes to the previous hook."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, Crashed):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook

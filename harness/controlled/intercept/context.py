@@ -7,6 +7,7 @@ import io
 import mmap
 import os
 import sqlite3
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -82,16 +83,52 @@ class ActorContext:
         self.events: list[tuple] = []
         self.now = 0.0  # virtual seconds, set by the transport at each resume
         self.held: dict[int, tuple] = {}  # fd -> lock key it holds
+        #: lock files outside the store's directory (:meth:`adopt`), as
+        #: spelled and resolved
+        self.lock_paths: set[str] = set()
 
     def watches(self, path: str | bytes) -> bool:
         """Whether ``path`` (absolute, ``str`` or ``bytes``) is under the
         store's directory, spelled as given or with symlinks resolved (as
-        ``/proc/self/fd`` reports it)."""
+        ``/proc/self/fd`` reports it), or is a lock file the actor locked
+        or created exclusively elsewhere (:meth:`adopt`)."""
         path = os.fsdecode(path)
         for root in (self.root, self.real_root):
             if path == root or path.startswith(root + os.sep):
                 return True
-        return False
+        return bool(self.lock_paths) and (path in self.lock_paths or os.path.realpath(path) in self.lock_paths)
+
+    def adopt(self, path: str, fd: int | None = None) -> bool:
+        """Model ``path``, a file outside the store's directory the actor
+        locks (an ``flock``, ``lockf`` or ``fcntl`` lock on ``fd``) or
+        creates with ``O_EXCL``: a lock kept elsewhere (a sibling lock
+        directory, a fixed path) orders the actors as one inside does.
+        From then on its opens, closes and unlinks are points and locks on
+        it are lock events.  False for what is not a regular file's path."""
+        if not path.startswith("/"):
+            return False  # "pipe:[..]", "socket:[..]"
+        if fd is not None:
+            try:
+                import stat
+
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return False
+            except OSError:
+                return False
+            self.fd_paths[fd] = path
+        self.lock_paths.update((path, os.path.realpath(path)))
+        return True
+
+    def adopt_fd(self, fd: int) -> bool:
+        """:meth:`adopt` for a lock call on an fd the actor has no record
+        of (opened outside the store's directory): its path from the kernel."""
+        if fd in self.fd_paths:
+            return True
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return False
+        return self.adopt(path, fd)
 
     def rel(self, path: str | bytes) -> str:
         path = os.fsdecode(path)
@@ -100,12 +137,41 @@ class ActorContext:
                 return "."
             if path.startswith(root + os.sep):
                 return path[len(root) + 1:]
+        if path in self.lock_paths:
+            # a lock file elsewhere, named from the store's directory
+            return os.path.relpath(os.path.realpath(path), self.real_root)
         return path
 
     def point(self, kind: str, path: str = "", detail: str = "") -> None:
+        if kind not in _WAITS and importing():
+            # A module imported lazily inside an operation runs its own
+            # code once per process (the first example, not the next):
+            # its I/O, and importlib's writing of .pyc files, is not the
+            # store's shared access.  A wait still is a point, and so is a
+            # sleep: an import that blocks on (or polls for) a lock a parked
+            # actor holds needs the baton.
+            return
         err = self._point(kind, self.rel(path) if path else "", detail)
         if err:
             raise OSError(err, f"{os.strerror(err)} (injected)", path or None)
+
+
+#: points that stay points inside an import: where an actor waits for
+#: another (scheduler.WAITS), and a sleep (a poll for a lock it cannot see)
+_WAITS = ("flock-wait", "lock-wait", "sleep")
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def importing() -> bool:
+    """Is the calling thread executing an import (a frame of importlib's
+    bootstrap on its stack: finding, loading, running a module's body,
+    writing its .pyc)?"""
+    f: Any = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_filename in _IMPORTLIB:
+            return True
+        f = f.f_back
+    return False
 
 
 def current() -> ActorContext | None:

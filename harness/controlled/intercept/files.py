@@ -233,6 +233,10 @@ def _open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
 def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
     ctx = current()
     p = _resolve(ctx, path, dir_fd) if ctx is not None else None
+    if ctx is not None and p is not None and flags & os.O_CREAT and flags & os.O_EXCL and not ctx.watches(p):
+        # a lock file created exclusively outside the store's directory:
+        # creating it is taking a lock (ActorContext.adopt)
+        ctx.adopt(p)
     if ctx is None or p is None or not ctx.watches(p):
         return _real["os.open"](path, flags, mode, dir_fd=dir_fd)
     if (flags & 3) == os.O_RDONLY and not flags & os.O_CREAT and os.path.isdir(p):

@@ -22,7 +22,7 @@ def _inode_key(fd: int) -> tuple:
 def _flock(fd: Any, operation: int) -> None:
     ctx = current()
     n = fd if isinstance(fd, int) else fd.fileno()
-    if ctx is None or n not in ctx.fd_paths:
+    if ctx is None or not ctx.adopt_fd(n):
         return _real["flock"](fd, operation)
     path = ctx.fd_paths[n]
     if operation & fcntl.LOCK_UN:
@@ -237,7 +237,7 @@ def _record_lock(ctx: Any, n: int, unlock: bool, blocking: bool, detail: str, tr
 def _lockf(fd: Any, cmd: int, len: int = 0, start: int = 0, whence: int = 0) -> Any:  # noqa: A002
     ctx = current()
     n = fd if isinstance(fd, int) else fd.fileno()
-    if ctx is None or n not in ctx.fd_paths:
+    if ctx is None or not ctx.adopt_fd(n):
         return _real_lockf(fd, cmd, len, start, whence)
     blocking = not cmd & fcntl.LOCK_NB
     return _record_lock(ctx, n, bool(cmd & fcntl.LOCK_UN), blocking, "lockf",
@@ -250,7 +250,7 @@ def _fcntl(fd: Any, cmd: int, arg: Any = 0) -> Any:
     if ctx is None or cmd not in _SETLK:
         return _real_fcntl(fd, cmd, arg)
     n = fd if isinstance(fd, int) else fd.fileno()
-    if n not in ctx.fd_paths or not isinstance(arg, (bytes, bytearray)):
+    if not isinstance(arg, (bytes, bytearray)) or not ctx.adopt_fd(n):
         return _real_fcntl(fd, cmd, arg)
     l_type = struct.unpack_from("h", arg)[0]
     ofd = cmd not in (fcntl.F_SETLK, fcntl.F_SETLKW)

@@ -1,0 +1,1 @@
+"""A package a store imports only when it first needs it (tests)."""
