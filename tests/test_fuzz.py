@@ -50,7 +50,7 @@ def test_fuzz_finds_the_none_skipped_bug_once_and_resumes(tmp_path):
     # the saved failure replays to its own story, byte for byte
     rel = saved[0].relative_to(tmp_path)
     r = sc("replay", str(rel), "--store", "mutant:none-skipped", cwd=tmp_path, timeout=120)
-    assert r.returncode == 1 and r.stdout == report["story"]
+    assert r.returncode == 1 and r.stdout == "replayed: the same story, byte for byte\n\n" + report["story"]
     # a second run resumes: the example database replays the failure first,
     # and it is counted against the saved report, not saved again
     again = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.002", "--workers", "1", cwd=tmp_path)
