@@ -170,3 +170,22 @@ def test_stores_names_the_extra_of_an_adapter(tmp_path):
     for name, (_, extra, _) in ADAPTERS.items():
         assert rows[name] in (f"adapter, not installed: pip install 'sessioncheck[{extra}]'",
                               f"adapter (extra {extra}): installed"), rows[name]
+
+
+@pytest.mark.parametrize("args,says", [
+    (("run", "--store", "nosuch"), "unknown store 'nosuch'"),
+    (("stress", "--store", "nosuch"), "unknown store 'nosuch'"),
+    (("fuzz", "--store", "nosuch", "--hours", "0.01"), "unknown store 'nosuch'"),
+    (("gallery", "--only", "nosuch"), "nosuch"),
+    (("scenario", "no-such-scenario"), "unknown scenario"),
+    (("scenarios", "--store", "nosuch"), "unknown store 'nosuch'"),
+    (("replay", "missing.json", "--store", "json"), "missing.json"),
+    (("explain", "missing.json"), "missing.json"),
+    (("report", "missing.json", "--html", "out.html"), "missing.json"),
+    (("check", "missing.jsonl"), "missing.jsonl"),
+])
+def test_every_verb_says_a_configuration_error_in_one_line_on_stderr(tmp_path, args, says):
+    p = sc(*args, cwd=tmp_path, timeout=120)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "" and p.stderr.startswith("sessioncheck: error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert says in p.stderr, p.stderr

@@ -69,6 +69,9 @@ def main(args: argparse.Namespace) -> int:
     from sessioncheck.health import parse_suppressed
 
     suppressed = parse_suppressed(args.suppress_health_check)
+    from sessioncheck.specs import resolve
+
+    resolve(config.store)  # a bad spec: one line on stderr, before the banner on stdout
     actors = len(config.actor_names)
     where = f"{plural(config.processes, 'process', 'processes')} x {plural(config.threads, 'thread')}" \
         if config.processes else f"{plural(config.threads, 'thread')} in one process"
