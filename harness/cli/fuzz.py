@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from sessioncheck.specs import resolve
 
     resolve(config.store)  # a bad spec: one line, before the banner
-    where = f"on {config.cluster}" if config.cluster else f"{config.workers} local workers"
+    where = f"on {config.cluster}" if config.cluster else _n(config.workers, "local worker")
     err.print(f"fuzz: {config.store} ({config.mode}), {where}, for {config.hours:g} h "
               f"({config.hours * 3600:.0f} s); Ctrl-C stops and prints the summary")
     display = Display(err, config)
