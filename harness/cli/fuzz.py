@@ -5,8 +5,9 @@ cluster of ``--workers`` processes until ``--hours`` are up or Ctrl-C,
 saves each distinct failure once under ``--out`` (default
 ``.sessioncheck/fuzz``), shows live progress on a terminal (stderr), and
 prints a summary on stdout at the end, Ctrl-C included.  Exit 1 if any
-failure was met in this run, 0 if none, 2 for a usage or configuration
-error (or rounds that all failed without finding anything).
+failure was met in this run, 0 if none, 130 when Ctrl-C stopped it (after
+the summary), 2 for a usage or configuration error (or rounds that all
+failed without finding anything).
 """
 from __future__ import annotations
 
