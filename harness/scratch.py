@@ -38,6 +38,11 @@ done
 '''
 
 
+#: reapers still waiting for a forked child to let go of their pipe: held
+#: here so that they are polled (reaped) later, not dropped while running
+_later: list = []
+
+
 def scratch_dir() -> str | None:
     """``$SESSIONCHECK_TMPDIR``, else ``/dev/shm`` (real files and real
     locks, but an fsync costs nothing there; what is durable is the
@@ -113,7 +118,8 @@ def private_folder(prefix: str = "sessioncheck-run-", base: str | None = None) -
                     # then the reaper waits for it and is reaped later
                     reaper.wait(timeout=1.0)
                 except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
-                    pass
+                    _later.append(reaper)
+                _later[:] = [p for p in _later if p.poll() is None]
         finally:
             for s, h in saved.items():
                 signal.signal(s, h)
