@@ -78,6 +78,22 @@ def start_reaper(folder: str):
 
 
 @contextlib.contextmanager
+def tempfiles_in(folder: str) -> Iterator[None]:
+    """While the block runs, ``tempfile``'s default directory is
+    ``folder`` (``tempfile.tempdir``, the documented default for ``dir=``),
+    so that code making its files with ``tempfile`` alone makes them in a
+    private folder."""
+    import tempfile
+
+    saved = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
+@contextlib.contextmanager
 def private_folder(prefix: str = "sessioncheck-run-", base: str | None = None) -> Iterator[str]:
     """A folder of the command's own, made in ``base`` (default
     :func:`scratch_dir`), with ``$SESSIONCHECK_TMPDIR`` pointing at it

@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from sessioncheck.scratch import private_folder
+    from sessioncheck.scratch import private_folder, tempfiles_in
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     # drawn here when not given, so that the summary can say it
@@ -75,9 +75,10 @@ def main(args: argparse.Namespace) -> int:
               f"({config.hours * 3600:.0f} s); Ctrl-C stops and prints the summary")
     display = Display(err, config)
     try:
-        # every location of the local cluster's workers in one folder,
-        # removed even when the harness is killed outright
-        with private_folder("sessioncheck-fuzz-run-"):
+        # every location of the local cluster's workers, and the
+        # cluster's own directory, in one folder, removed even when the
+        # harness is killed outright
+        with private_folder("sessioncheck-fuzz-run-") as mine, tempfiles_in(mine):
             result = run_fuzz(config, display.update)
     finally:
         display.close()

@@ -133,16 +133,10 @@ def _private_temp() -> Iterator[None]:
     the reaper removes even when the harness is killed outright."""
     import tempfile
 
-    from sessioncheck.scratch import private_folder
+    from sessioncheck.scratch import private_folder, tempfiles_in
 
-    saved = tempfile.tempdir
-    base = tempfile.gettempdir()
-    with private_folder("sessioncheck-stress-run-", base=base) as mine:
-        tempfile.tempdir = mine  # the documented default for dir=
-        try:
-            yield
-        finally:
-            tempfile.tempdir = saved
+    with private_folder("sessioncheck-stress-run-", base=tempfile.gettempdir()) as mine, tempfiles_in(mine):
+        yield
 
 
 def _with_progress(console, config: StressConfig, done: Callable[[int], None]) -> StressResult:
