@@ -189,7 +189,10 @@ class Summary:
             tr.write_line(f"{c['store']} [{c.get('worker')}, {c.get('profile')}, seed {c.get('seed')}]: {verdict}"
                           + where + (f"; report {c['report']}" if c.get("report") else ""))
         path = self._write()
-        tr.write_line(f"{len(self.checks)} checks, {len(found)} violations; merged summary: {path}")
+        from sessioncheck.words import plural
+
+        tr.write_line(f"{plural(len(self.checks), 'check')}, {plural(len(found), 'violation')}; "
+                      f"merged summary: {path}")
 
     def _write(self) -> Path | None:
         opt = self.config.getoption

@@ -22,6 +22,7 @@ from sessioncheck.controlled.program import ModelConfig, Step
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.specs import resolve
 from sessioncheck.reporting.story import render
+from sessioncheck.words import plural
 
 FAULTS = ("crash", "power-loss", "io-error")
 
@@ -49,13 +50,14 @@ class Result:
 
     def summary(self) -> str:
         x = self.exploration
-        what = (f"{x.examples} examples, {len(x.interleavings)} distinct interleavings, "
+        what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')}, "
                 f"{x.seconds:.1f} s")
         if self.found:
-            text = (f"violation found in {self.store} ({self.mode}) after {x.first_failure_example} examples "
+            text = (f"violation found in {self.store} ({self.mode}) after "
+                    f"{plural(x.first_failure_example or 0, 'example')} "
                     f"({x.first_failure_seconds:.2f} s); {what} in all")
         else:
-            unknown = (f"; the checker ran out of budget on {x.unknown} examples (verdict unknown)"
+            unknown = (f"; the checker ran out of budget on {plural(x.unknown, 'example')} (verdict unknown)"
                        if x.unknown else "")
             text = f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
         if self.seed is not None:
@@ -68,7 +70,7 @@ class Result:
         x = self.exploration
         out = [f"note: {n}" for n in self.notes]
         if x.clock_cut:
-            out.append(f"note: the time budget ended the search after {x.examples} examples, before the "
+            out.append(f"note: the time budget ended the search after {plural(x.examples, 'example')}, before the "
                        "example limit: a seeded run is reproducible by its example count only when the "
                        "example limit ends it (--examples)")
         if x.shrink_cut:
@@ -149,7 +151,8 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
            report_dir: Path | None = None, save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
            shrink_budget: float = 10.0, settings_kwargs: dict | None = None,
-           suppress_health_check: Any = (), allow_errors: tuple[str, ...] = ()) -> Result:
+           suppress_health_check: Any = (), allow_errors: tuple[str, ...] = (),
+           seed_chosen: bool = True) -> Result:
     """Explore ``store`` and tell the story of the smallest violation.
 
     The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
@@ -161,7 +164,12 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     contract is checked before the search
     (:mod:`sessioncheck.contract`).  ``allow_errors`` (regular
     expressions, ``--allow-errors``) adds to ``cfg.allow_errors``: an error
-    one matches, anywhere in its exception chain, is "not acknowledged"."""
+    one matches, anywhere in its exception chain, is "not acknowledged".
+
+    ``seed_chosen=False`` says the caller drew ``seed`` itself (it is
+    printed, so the run can be searched again): the search is then bounded
+    by the clock like an unseeded one and makes no reproducibility note
+    (:func:`~sessioncheck.controlled.search.explore`)."""
     suppressed = health.parse_suppressed(suppress_health_check)
     if allow_errors:
         cfg = replace(cfg or ModelConfig(),
@@ -184,7 +192,8 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
 
     with Executor(spec, mode, model, watchdog=watchdog) as ex:
         x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
-                    on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs)
+                    on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
+                    seed_chosen=seed_chosen)
     result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed)
     result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed)
     if x.outcome is None:

@@ -54,7 +54,10 @@ def test_run_stats_prints_coverage(tmp_path):
     p = subprocess.run([sys.executable, "-m", "sessioncheck", "run", "--store", "json", "--examples", "30",
                         "--seed", "0", "--stats"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "examples: 30" in p.stderr
-    assert "distinct interleavings:" in p.stderr
-    assert "distinct preemption points reached per operation:" in p.stderr and "  add: " in p.stderr
-    assert "point kinds never reached:" in p.stderr and "sql" in p.stderr.split("never reached:")[1]
+    # statistics are results: on stdout, after the summary
+    assert p.stdout.startswith("no violation found in json (threads): 30 examples, ")
+    assert "examples: 30" in p.stdout
+    assert "distinct interleavings:" in p.stdout
+    assert "distinct preemption points reached per operation:" in p.stdout and "  add: " in p.stdout
+    assert "point kinds never reached:" in p.stdout and "sql" in p.stdout.split("never reached:")[1]
+    assert p.stderr == ""

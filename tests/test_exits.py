@@ -59,8 +59,16 @@ def test_factory_that_blocks_is_a_configuration_error_within_the_watchdog(tmp_pa
 
 
 def _children(pid: int) -> list[str]:
+    """Every child of ``pid``: its actors and the reaper of its run folder."""
     out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout
     return out.split()
+
+
+def _is_reaper(pid: str) -> bool:
+    try:
+        return b"sessioncheck-reaper" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
 
 
 def _alive(pids: list[str]) -> list[str]:
@@ -85,33 +93,40 @@ def _start_with_actors(tmp_path):
     for _ in range(200):
         time.sleep(0.1)
         kids = _children(p.pid)
-        if len(kids) >= 3:
+        if len([k for k in kids if not _is_reaper(k)]) >= 3:
             break
-    assert kids, "no actor processes started"
+    assert len([k for k in kids if not _is_reaper(k)]) >= 3, "no actor processes started"
     time.sleep(0.5)
-    return p, kids
+    return p, _children(p.pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signals_reap_actors_and_remove_run_directories(tmp_path, sig):
     p, kids = _start_with_actors(tmp_path)
     p.send_signal(sig)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode in (128 + sig, 130), err
-    assert "Traceback" not in err
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + sig, err
+    assert "Traceback" not in err and err.endswith(f"sessioncheck: interrupted by {sig.name}\n"), err
+    assert out.startswith("interrupted in json (processes): ") and "; seed " in out, out
     assert not _alive(kids)
     assert not list((tmp_path / "scratch").iterdir())
 
 
-def test_kill_9_of_the_harness_leaves_no_running_actor(tmp_path):
+def test_kill_9_of_the_harness_leaves_no_process_and_no_run_folder(tmp_path):
     p, kids = _start_with_actors(tmp_path)
+    scratch = tmp_path / "scratch"
+    assert [k for k in kids if _is_reaper(k)], "the run folder has no reaper"
+    folders = list(scratch.iterdir())
+    assert [f.name for f in folders if f.name.startswith("sessioncheck-run-")], folders
+    assert any(f.iterdir() for f in folders)  # the run is under way in it
     p.kill()
     p.wait(timeout=30)
     for _ in range(50):
-        if not _alive(kids):
+        if not _alive(kids) and not list(scratch.iterdir()):
             break
         time.sleep(0.1)
-    assert not _alive(kids)
+    assert not _alive(kids)  # the actors (parent-death signal) and the reaper
+    assert not list(scratch.iterdir())  # removed by the reaper within 5 s
 
 
 def test_budget_holds_with_a_slow_store(tmp_path):
@@ -135,9 +150,27 @@ def test_search_grace_is_ten_percent_bounded():
 
 def test_a_seeded_run_says_when_the_clock_ended_it(tmp_path):
     r = sc(tmp_path, "run", "--store", "json", "--budget", "2", "--seed", "1", "--examples", "100000")
-    assert r.returncode == 0 and "the time budget ended the search" in r.stderr
+    assert r.returncode == 0 and "note: the time budget ended the search" in r.stdout, r.stdout + r.stderr
     r = sc(tmp_path, "run", "--store", "json", "--budget", "100", "--seed", "1", "--examples", "30")
-    assert r.returncode in (0, 2) and "the time budget ended the search" not in r.stderr
+    assert r.returncode in (0, 2) and "the time budget ended the search" not in r.stdout + r.stderr
+    # a seed drawn by the harness (no --seed) promises a time bound, not a
+    # count: the clock ending it is what was asked for, and no note says otherwise
+    r = sc(tmp_path, "run", "--store", "json", "--budget", "2", "--examples", "100000")
+    assert r.returncode == 0 and "; seed " in r.stdout, r.stdout + r.stderr
+    assert "the time budget ended the search" not in r.stdout + r.stderr
+
+
+def test_a_drawn_seed_is_not_a_reproducibility_promise_to_the_search():
+    """verify tells the search whether the seed was the user's: a drawn
+    one leaves the clock bounds of an unseeded search in force."""
+    from sessioncheck.verify import verify
+
+    chosen = verify("json", budget=1.0, max_examples=10**6, seed=1, save_report=False,
+                    suppress_health_check="all")
+    drawn = verify("json", budget=1.0, max_examples=10**6, seed=1, save_report=False,
+                   suppress_health_check="all", seed_chosen=False)
+    assert chosen.exploration.clock_cut and not drawn.exploration.clock_cut
+    assert drawn.seed == 1 and drawn.summary().splitlines()[0].endswith("; seed 1")
 
 
 def test_a_run_stuck_while_shrinking_costs_one_watchdog_period():
@@ -171,3 +204,29 @@ def test_an_actor_process_killed_by_a_signal_is_not_a_pass(tmp_path):
     r = sc(tmp_path, "run", "--store", "misbehaving_stores:KillsItselfStore", "--actors", "processes",
            "--examples", "50", "--seed", "1")
     assert r.returncode == 2 and "killed by signal 9" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_signal_swallowed_by_a_finaliser_is_raised_again_without_a_traceback(tmp_path):
+    """Ctrl-C landing in a ``__del__`` (or a gc callback, as Hypothesis
+    has): Python swallows the handler's exception and prints it; the
+    harness raises it again at the next check and prints nothing of it."""
+    script = tmp_path / "finaliser.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from sessioncheck.controlled.exits import terminate_cleanly, check_signals\n"
+        "class D:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.2)\n"
+        "try:\n"
+        "    with terminate_cleanly():\n"
+        "        D()\n"
+        "        print('swallowed')\n"
+        "        check_signals()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('raised again')\n")
+    from signals import sigint_as_in_a_terminal
+
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                       preexec_fn=sigint_as_in_a_terminal)
+    assert r.stdout == "swallowed\nraised again\n" and r.stderr == "", (r.stdout, r.stderr)

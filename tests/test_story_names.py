@@ -119,5 +119,6 @@ def test_replay_from_another_folder_tells_the_same_story(tmp_path):
     report = p.stdout.rstrip().splitlines()[-1].split()[3]
     r = sc("replay", str(run_dir / report), "--store", "mutant:dir-fd-rmw", cwd=other)
     assert r.returncode == 1, r.stderr
-    assert "story differs" not in r.stderr and "the same story" in r.stderr, r.stderr
+    assert r.stdout.startswith("replayed: the same story"), r.stdout + r.stderr
+    assert "story differs" not in r.stdout + r.stderr
     assert Path(run_dir / report).exists()

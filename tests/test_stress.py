@@ -8,6 +8,7 @@ a few seconds.  The full-size run of the README
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -246,12 +247,40 @@ def test_interrupted_run_reaps_its_workers_and_removes_its_directory(sig, code, 
         assert len(kids) >= 2, "the workers did not start"
         time.sleep(1.0)
         os.killpg(proc.pid, getattr(signal, sig))
-        proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == code
+    # what was done so far on stdout (after the banner), the signal on stderr
+    assert re.search(r"^interrupted: \d+ operations? completed in \d+\.\d s, not checked; seed 0$", out, re.M), out
+    assert err.endswith(f"sessioncheck: interrupted by {sig}\n") and "Traceback" not in err, err
     time.sleep(0.2)
     assert not [k for k in kids if _running(k)]
+    assert _leftover_dirs(str(tmp_path)) == set()
+
+
+def test_kill_9_of_stress_leaves_no_directory(tmp_path):
+    """The run's folder is removed by its reaper once the harness and the
+    workers it forked are gone (the workers end within --duration)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "sessioncheck", "stress", "--store", "json",
+                             "--processes", "2", "--threads", "1", "--ops", "100000", "--duration", "3"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _leftover_dirs(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _leftover_dirs(str(tmp_path)), "the run made no directory"
+        time.sleep(1.0)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 30  # the workers' --duration and their op timeout bound it
+    while _leftover_dirs(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert _leftover_dirs(str(tmp_path)) == set()

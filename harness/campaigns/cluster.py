@@ -32,6 +32,7 @@ import uuid
 from typing import Any, Callable
 
 from sessioncheck.errors import ConfigError
+from sessioncheck.words import plural
 
 TICK = 0.25  # seconds between two looks at the futures and the progress events
 CONNECT_TIMEOUT = 15.0  # seconds to reach a scheduler and see its first worker
@@ -94,7 +95,7 @@ def connect(config: Any, scratch: str, opened: dict) -> tuple[str, int]:
     finally:
         signal.signal(signal.SIGINT, old)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    return f"local cluster, {config.workers} processes", config.workers
+    return f"local cluster, {plural(config.workers, 'process', 'processes')}", config.workers
 
 
 def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, list], None] | None, *,
@@ -176,7 +177,7 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         result.where = f"cluster {config.cluster}" if config.cluster else \
-            f"local cluster, {config.workers} processes"
+            f"local cluster, {plural(config.workers, 'process', 'processes')}"
         started = time.monotonic()
         result.where, slots = connect(config, scratch, opened)
         result.startup_seconds = time.monotonic() - started

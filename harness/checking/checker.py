@@ -66,6 +66,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 from sessioncheck.errors import HistoryError
 from sessioncheck.checking.history import Event, Operation, pair
+from sessioncheck.words import plural
 
 INF = math.inf
 
@@ -930,7 +931,7 @@ def explain(finding: Finding, t0: float = 0.0) -> list[str]:
             msgs = op.output.get("messages") or []
             tail = ", ".join(map(str, msgs[-8:]))
             more = "..., " if len(msgs) > 8 else ""
-            out = f" -> {len(msgs)} messages [{more}{tail}], metadata {op.output.get('metadata')}"
+            out = f" -> {plural(len(msgs), 'message')} [{more}{tail}], metadata {op.output.get('metadata')}"
         extra = f" ({op.error})" if op.error else ""
         lines.append(f"    {op.describe()}  [{op.status}{extra}, t={t(op.start)}..{t(op.end)}]{out}")
     return lines

@@ -109,15 +109,17 @@ def database_for(args: argparse.Namespace):
 
 @contextlib.contextmanager
 def progress(budget: float, examples: int | None) -> Iterator[Callable]:
-    """A progress bar on a terminal for runs longer than a second."""
+    """A progress bar on a terminal (stderr: stdout is for results) for
+    runs longer than a second."""
     if not sys.stderr.isatty() or budget <= 1:
         yield lambda stats: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     t0 = time.monotonic()
     with Progress(TextColumn("[bold]exploring"), BarColumn(), TextColumn("{task.fields[n]} examples"),
-                  TimeRemainingColumn(), transient=True, console=None) as bar:
+                  TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         total = float(examples) if examples else budget
         task = bar.add_task("run", total=total, n=0)
         last = [0.0]

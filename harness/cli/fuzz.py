@@ -5,13 +5,15 @@ cluster of ``--workers`` processes until ``--hours`` are up or Ctrl-C,
 saves each distinct failure once under ``--out`` (default
 ``.sessioncheck/fuzz``), shows live progress on a terminal (stderr), and
 prints a summary on stdout at the end, Ctrl-C included.  Exit 1 if any
-failure was met in this run, 0 if none, 2 for a usage or configuration
-error (or rounds that all failed without finding anything).
+failure was met in this run, 0 if none, 130 when Ctrl-C stopped it (after
+the summary), 2 for a usage or configuration error (or rounds that all
+failed without finding anything).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from sessioncheck.campaigns.fuzz import Failure, FuzzConfig, FuzzResult, run_fuz
 from sessioncheck.verify import FAULTS, parse_faults
 from sessioncheck.cli.common import add_model_options, model_from_args
 from sessioncheck.cli.numbers import count, seconds, seed
+from sessioncheck.words import plural as _n
 
 REFRESH = 4  # live display refreshes per second
 PLAIN_EVERY = 10.0  # seconds between two progress lines when stderr is not a terminal
@@ -50,27 +53,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import secrets
+
     from rich.console import Console
 
+    from sessioncheck.scratch import private_folder, tempfiles_in
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # drawn here when not given, so that the summary can say it
+    base_seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     config = FuzzConfig(store=args.store, hours=args.hours, workers=args.workers, mode=args.actors,
-                        faults=parse_faults(args.faults), seed=args.seed, out_dir=args.out,
+                        faults=parse_faults(args.faults), seed=base_seed, out_dir=args.out,
                         database=None if args.no_db else args.database, round_seconds=args.round,
                         cfg=model_from_args(args), watchdog=args.watchdog, cluster=args.cluster)
     config.validate()
     from sessioncheck.specs import resolve
 
     resolve(config.store)  # a bad spec: one line, before the banner
-    where = f"on {config.cluster}" if config.cluster else f"{config.workers} local workers"
+    where = f"on {config.cluster}" if config.cluster else _n(config.workers, "local worker")
     err.print(f"fuzz: {config.store} ({config.mode}), {where}, for {config.hours:g} h "
               f"({config.hours * 3600:.0f} s); Ctrl-C stops and prints the summary")
     display = Display(err, config)
     try:
-        result = run_fuzz(config, display.update)
+        # every location of the local cluster's workers, and the
+        # cluster's own directory, in one folder, removed even when the
+        # harness is killed outright
+        with private_folder("sessioncheck-fuzz-run-") as mine, tempfiles_in(mine):
+            result = run_fuzz(config, display.update)
     finally:
         display.close()
-    print_summary(result, args.stats)
+    print_summary(result, args.stats, seed=base_seed)
     met = result.current
+    if result.interrupted:
+        print("sessioncheck: interrupted by SIGINT", file=sys.stderr)
+        return 130
     if result.worker_errors and not met:
         return 2 if result.rounds == 0 or len(result.worker_errors) >= result.rounds else 0
     return 1 if met else 0
@@ -114,9 +130,9 @@ class Display:
         total = self.config.hours * 3600
         examples = result.live_examples()
         return (f"{result.where or 'starting'}: {min(elapsed, total):.0f} / {total:.0f} s, "
-                f"{examples} examples ({examples / max(elapsed, 1e-9):.0f}/s), "
-                f"{result.live_interleavings()} distinct interleavings, "
-                f"{_n(len(result.current), 'finding')}, {result.rounds} rounds done")
+                f"{_n(examples, 'example')} ({examples / max(elapsed, 1e-9):.0f}/s), "
+                f"{_n(result.live_interleavings(), 'distinct interleaving')}, "
+                f"{_n(len(result.current), 'finding')}, {_n(result.rounds, 'round')} done")
 
     def render(self, result: FuzzResult):
         from rich.console import Group
@@ -145,9 +161,10 @@ class Display:
             self.live = None
 
 
-def print_summary(result: FuzzResult, stats: bool = False) -> None:
+def print_summary(result: FuzzResult, stats: bool = False, seed: int | None = None) -> None:
     """The table of findings, then each report's path on a line of its
-    own (never wrapped, so it can be copied), then the totals."""
+    own (never wrapped, so it can be copied), then the totals (with the
+    base ``seed``), on stdout; worker errors on stderr."""
     from rich.console import Console
     from rich.table import Table
 
@@ -177,19 +194,16 @@ def print_summary(result: FuzzResult, stats: bool = False) -> None:
     fixed = sum(1 for f in result.failures.values() if f.fixed and not f.hits)
     console.print(f"{result.where or 'no cluster'}: {_n(result.workers, 'worker')}, {result.seconds:.1f} s, "
                   f"{_n(result.rounds, 'round')}, {_n(result.examples, 'example')}, "
-                  f"{len(x.interleavings)} distinct interleavings; "
+                  f"{_n(len(x.interleavings), 'distinct interleaving')}; "
                   f"{_n(len(met), 'distinct failure')} met ({_n(hits, 'hit')}), "
-                  f"{fixed} fixed (passes now)")
+                  f"{fixed} fixed (passes now)" + (f"; seed {seed}" if seed is not None else ""))
     for name in sorted(result.per_worker):
         w = result.per_worker[name]
         console.print(f"  worker {name}: {_n(w.rounds, 'round')}, {_n(w.examples, 'example')}, "
-                      f"{len(w.interleavings)} distinct interleavings, {_n(w.findings, 'failure')} met")
+                      f"{_n(len(w.interleavings), 'distinct interleaving')}, {_n(w.findings, 'failure')} met")
     for e in result.worker_errors:
-        console.print(f"worker error: {e}")
+        print(f"worker error: {e}", file=sys.stderr)
     if stats:
         for line in x.lines():
             console.print(line)
 
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")

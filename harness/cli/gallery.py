@@ -18,6 +18,7 @@ from pathlib import Path
 from sessioncheck.errors import ConfigError
 from sessioncheck.campaigns.gallery import Attempt, Case, Row, correct_stores, plan, run
 from sessioncheck.cli.numbers import count, seconds
+from sessioncheck.words import plural
 
 DEFAULT_BUDGET = 30.0
 DEFAULT_CONTROL_BUDGET = 2.0
@@ -62,15 +63,19 @@ def main(args: argparse.Namespace) -> int:
     # A terminated gallery stops its workers too (they are reaped on the
     # way out of ``run``), as on Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    from sessioncheck.scratch import private_folder
+
     t0 = time.monotonic()
-    with _progress(len(cases) * args.seeds) as tick:
+    # every run location of every worker in one folder, removed even when
+    # the gallery is killed outright
+    with private_folder("sessioncheck-gallery-run-"), _progress(len(cases) * args.seeds) as tick:
         rows = run(cases, seeds=args.seeds, budget=args.budget, control_budget=args.control_budget,
                    shrink_runs=args.shrink_runs, jobs=args.jobs, on_attempt=tick, systematic=args.systematic)
     seconds = time.monotonic() - t0
     print_tables(rows, args.seeds)
     ok = all(r.ok for r in rows)
     print(f"{'all targets met' if ok else 'TARGETS MISSED'}: {sum(r.ok for r in rows)}/{len(rows)} rows ok, "
-          f"{seconds:.0f} s in all", file=sys.stderr)
+          f"{seconds:.0f} s in all")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"command": " ".join(["sessioncheck", *sys.argv[1:]]) if sys.argv else "sessioncheck gallery",
@@ -118,10 +123,10 @@ class _progress:
         if attempt.error:
             what = attempt.error
         elif attempt.found:
-            what = (f"{attempt.invariant} after {attempt.first_failure_example} examples "
+            what = (f"{attempt.invariant} after {plural(attempt.first_failure_example or 0, 'example')} "
                     f"({attempt.first_failure_seconds:.2f} s)")
         else:
-            what = f"nothing found in {attempt.examples} examples"
+            what = f"nothing found in {plural(attempt.examples, 'example')}"
         print(f"[{self.done}/{self.total}] {case.name} {case.label} seed {attempt.seed}: {what}",
               file=sys.stderr, flush=True)
 

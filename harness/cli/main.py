@@ -4,7 +4,11 @@ This module only wires verbs to their modules in ``sessioncheck.cli``;
 each verb module has ``add_arguments(parser)`` and ``main(args) -> int``.
 
 Exit codes everywhere: 0 nothing found, 1 a violation found, 2 a usage or
-configuration error (one line on stderr saying what and how to fix it).
+configuration error (one line on stderr saying what and how to fix it),
+128 + N for signal N (130 for Ctrl-C).
+
+Streams everywhere: results (summaries, stories, tables, statistics) on
+stdout; errors, warnings and live progress on stderr.
 """
 from __future__ import annotations
 
@@ -99,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sessioncheck: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sessioncheck: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM or SIGHUP where a verb turned them into one
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

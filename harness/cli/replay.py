@@ -54,15 +54,18 @@ def main(args: argparse.Namespace) -> int:
     outcome, story = rerun(store, mode, data["_config"], data["_program"], args.report, args.watchdog)
     if not outcome.failed:
         whose = f"; the report was saved for {data['store']!r}" if other else ""
-        print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule{whose}",
-              file=sys.stderr)
+        print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule{whose}")
         return 0
-    sys.stdout.write(story)
+    # the verdict first, then the story (as ``run`` prints its summary
+    # first): the story's last line stays the Replay: line
     if mode == data["mode"] and story == data["story"]:
-        print("replayed: the same story, byte for byte", file=sys.stderr)
+        verdict = "replayed: the same story, byte for byte"
     elif mode == data["mode"] and _told(story) == _told(data["story"]):
-        print("replayed: the same story (only the path of the report in its last line differs)", file=sys.stderr)
+        verdict = "replayed: the same story (only the path of the report in its last line differs)"
     elif mode == data["mode"]:
         diff = difflib.unified_diff(_told(data["story"]), _told(story), "saved", "replayed", lineterm="")
-        print("replayed: the violation happened again, but the story differs:\n" + "\n".join(diff), file=sys.stderr)
+        verdict = "replayed: the violation happened again, but the story differs:\n" + "\n".join(diff)
+    else:
+        verdict = f"replayed with {mode} actors (the report's: {data['mode']}): the violation happened again"
+    sys.stdout.write(f"{verdict}\n\n{story}")
     return 1

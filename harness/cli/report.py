@@ -3,7 +3,6 @@ self-contained HTML timeline (see :mod:`sessioncheck.reporting.html`)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from sessioncheck.reporting import report as reports
@@ -32,5 +31,5 @@ def main(args: argparse.Namespace) -> int:
         args.html.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {args.html}: {exc.strerror or exc}") from None
-    print(f"wrote {args.html}", file=sys.stderr)
+    print(f"wrote {args.html}")
     return 0

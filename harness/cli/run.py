@@ -10,6 +10,7 @@ from pathlib import Path
 from sessioncheck.verify import FAULTS, parse_faults, verify
 from sessioncheck.cli.common import add_model_options, add_store_option, database_for, model_from_args, progress
 from sessioncheck.cli.numbers import count, seconds, seed
+from sessioncheck.words import plural
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,41 +51,44 @@ def add_health_option(parser: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def private_scratch() -> Iterator[None]:
-    """Every run location of this command in one directory of its own,
-    removed at the end whatever happens: a signal that lands between a
-    location's creation and its removal (Ctrl-C, SIGTERM, SIGHUP) leaves
-    nothing behind.  The removal itself runs with those signals ignored."""
-    import os
-    import shutil
-    import signal
-    import tempfile
+    """Every run location of this command in one folder of its own,
+    removed at the end whatever happens, ``kill -9`` included
+    (:func:`sessioncheck.scratch.private_folder`)."""
+    from sessioncheck.scratch import private_folder
 
-    from sessioncheck.scratch import scratch_dir
-
-    old = os.environ.get("SESSIONCHECK_TMPDIR")
-    mine = tempfile.mkdtemp(prefix="sessioncheck-run-", dir=scratch_dir())
-    os.environ["SESSIONCHECK_TMPDIR"] = mine
-    try:
+    with private_folder("sessioncheck-run-"):
         yield
-    finally:
-        if old is None:
-            os.environ.pop("SESSIONCHECK_TMPDIR", None)
-        else:
-            os.environ["SESSIONCHECK_TMPDIR"] = old
-        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        try:
-            saved = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
-        except ValueError:  # not the main thread
-            saved = {}
-        try:
-            shutil.rmtree(mine, ignore_errors=True)
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
+
+
+class Explored:
+    """What the search explored so far, for a summary when a signal cuts
+    it short: ``on_example`` passes every example's statistics through."""
+
+    def __init__(self, seed: int, tick) -> None:
+        import time
+
+        self.seed, self.tick, self.t0, self.stats = seed, tick, time.monotonic(), None
+
+    def __call__(self, stats) -> None:
+        self.stats = stats
+        self.tick(stats)
+
+    def summary(self, store: str, mode: str) -> str:
+        import time
+
+        x = self.stats
+        examples = x.examples if x is not None else 0
+        distinct = len(x.interleavings) if x is not None else 0
+        what = (f"{plural(examples, 'example')}, {plural(distinct, 'distinct interleaving')}, "
+                f"{time.monotonic() - self.t0:.1f} s; seed {self.seed}")
+        if x is not None and x.first_failure_example is not None:
+            return (f"interrupted in {store} ({mode}) while shrinking a violation found after "
+                    f"{plural(x.first_failure_example, 'example')} (no report saved): {what}")
+        return f"interrupted in {store} ({mode}): no violation found so far in {what}"
 
 
 def main(args: argparse.Namespace) -> int:
-    from sessioncheck.controlled.exits import Terminated, terminate_cleanly
+    from sessioncheck.controlled.exits import terminate_cleanly
     from sessioncheck.health import parse_suppressed
 
     import secrets
@@ -95,29 +99,37 @@ def main(args: argparse.Namespace) -> int:
     # searched again the same way (the example database still replays
     # earlier failures first: database_for looks at --seed as given).
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    explored = None
     try:
         with terminate_cleanly(), private_scratch(), progress(args.budget, args.examples) as tick:
+            explored = Explored(seed, tick)
             result = verify(
                 args.store, mode=args.actors, faults=faults, budget=args.budget, max_examples=args.examples,
                 seed=seed, report_path=args.report, database=database_for(args),
-                cfg=model_from_args(args), watchdog=args.watchdog, on_example=tick,
+                cfg=model_from_args(args), watchdog=args.watchdog, on_example=explored,
                 suppress_health_check=suppressed, allow_errors=tuple(args.allow_errors),
+                seed_chosen=args.seed is not None,
             )
-    except Terminated as exc:
-        import signal
-
-        print(f"sessioncheck: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
-        return 128 + exc.signum
-    if args.seed is None:
-        # the seed was drawn, not asked for: a time-bounded search is what
-        # the user wanted, and the reproducibility note is not theirs
-        result.exploration.clock_cut = False
-    print(result.summary(), file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated)
+        return interrupted(exc, explored.summary(args.store, args.actors) if explored else None)
+    print(result.summary())
     for text, example in result.exploration.warnings.values():
         print(f"warning (example {example}): {text}", file=sys.stderr)
     if args.stats and result.coverage is not None:
-        print("\n".join(result.coverage.lines()) + f"\nseconds: {result.exploration.seconds:.2f}", file=sys.stderr)
+        print("\n".join(result.coverage.lines()) + f"\nseconds: {result.exploration.seconds:.2f}")
     if result.found:
         sys.stdout.write("\n" + result.story)
         return 1
     return 0
+
+
+def interrupted(exc: KeyboardInterrupt, summary: str | None) -> int:
+    """What was explored on stdout, the signal on stderr; exit 128 + its
+    number (130 for Ctrl-C)."""
+    import signal
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    if summary:
+        print(summary, flush=True)
+    print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum

@@ -38,8 +38,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"scenario {scenario.name} on {args.store}: passes; expected {result.expected.text()}: {verdict}")
         for w in result.outcome.warnings if result.outcome else []:
-            print(f"Warning: {w}")
+            print(f"warning: {w}", file=sys.stderr)
     if not result.ok:
         print(f"UNEXPECTED: {args.store} must show {result.expected.text()} in scenario {scenario.name}, "
-              f"but showed {result.observed}", file=sys.stderr)
+              f"but showed {result.observed}")
     return 0 if result.ok else 1

@@ -17,13 +17,16 @@ configuration error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from typing import Callable, Iterator
 
 from sessioncheck.checking.checker import explain
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import write_jsonl
 from sessioncheck.stress.runner import StressConfig, StressResult, percentile, run_stress
 from sessioncheck.cli.numbers import count, seconds, seed
+from sessioncheck.words import plural
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,9 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import sys
+
     from rich.console import Console
 
+    from sessioncheck.controlled.exits import terminate_cleanly
+
+    # results on stdout, live progress on stderr
     console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget,
@@ -62,16 +71,30 @@ def main(args: argparse.Namespace) -> int:
     from sessioncheck.health import parse_suppressed
 
     suppressed = parse_suppressed(args.suppress_health_check)
-    _terminate_cleanly()
+    from sessioncheck.specs import resolve
+
+    resolve(config.store)  # a bad spec: one line on stderr, before the banner on stdout
     actors = len(config.actor_names)
-    where = f"{config.processes} processes x {config.threads} threads" if config.processes else \
-        f"{config.threads} threads in one process"
-    console.print(f"stress: store {config.store}, {actors} actors ({where}), {config.sessions} sessions, "
-                  f"{config.ops} ops, at most {config.duration:g} s, seed {config.seed}")
-    if console.is_terminal:
-        result = _with_progress(console, config)
-    else:
-        result = run_stress(config)
+    where = f"{plural(config.processes, 'process', 'processes')} x {plural(config.threads, 'thread')}" \
+        if config.processes else f"{plural(config.threads, 'thread')} in one process"
+    console.print(f"stress: store {config.store}, {plural(actors, 'actor')} ({where}), "
+                  f"{plural(config.sessions, 'session')}, {plural(config.ops, 'op')}, at most "
+                  f"{config.duration:g} s, seed {config.seed}", markup=False)
+    done = Done()
+    try:
+        # SIGTERM and SIGHUP unwind like Ctrl-C, so that the runner still
+        # kills and reaps its workers; its folder is a private one, removed
+        # even on kill -9 (sessioncheck.scratch)
+        with terminate_cleanly(), _private_temp():
+            if err.is_terminal:
+                result = _with_progress(err, config, done)
+            else:
+                result = run_stress(config, progress=done)
+    except KeyboardInterrupt as exc:
+        from sessioncheck.cli.run import interrupted
+
+        return interrupted(exc, f"interrupted: {plural(done.count, 'operation')} completed in "
+                                f"{done.seconds():.1f} s, not checked; seed {config.seed}")
     if args.history:
         try:
             write_jsonl(result.events, args.history)
@@ -83,26 +106,42 @@ def main(args: argparse.Namespace) -> int:
     for name, text in health.check(config.store, None, None, suppressed=suppressed,
                                    found=health.stress_failures(result)):
         console.print(f"note: health check {name} suppressed: {text.split(';')[0]}", markup=False)
+    sys.stdout.flush()
     return 0 if result.verdict == "ok" else 1
 
 
-def _terminate_cleanly() -> None:
-    """Turn SIGTERM (a CI timeout, ``kill``) into an exception, so that the
-    runner still kills and reaps its workers and removes its directory."""
-    import signal
-    import threading
+class Done:
+    """The runner's progress callback: operations completed so far, and
+    since when (for the summary of an interrupted run)."""
 
-    if threading.current_thread() is not threading.main_thread():
-        return
+    def __init__(self) -> None:
+        import time
 
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
+        self.count, self.t0 = 0, time.monotonic()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    def __call__(self, done: int) -> None:
+        self.count = done
+
+    def seconds(self) -> float:
+        import time
+
+        return time.monotonic() - self.t0
 
 
-def _with_progress(console, config: StressConfig) -> StressResult:
+@contextlib.contextmanager
+def _private_temp() -> Iterator[None]:
+    """The runner's directory (made by ``tempfile`` in the system's
+    temporary directory, as always) inside a private folder there, which
+    the reaper removes even when the harness is killed outright."""
+    import tempfile
+
+    from sessioncheck.scratch import private_folder, tempfiles_in
+
+    with private_folder("sessioncheck-stress-run-", base=tempfile.gettempdir()) as mine, tempfiles_in(mine):
+        yield
+
+
+def _with_progress(console, config: StressConfig, done: Callable[[int], None]) -> StressResult:
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -113,12 +152,13 @@ def _with_progress(console, config: StressConfig) -> StressResult:
         task = bar.add_task("running", total=config.ops, rate="-")
         started = [0.0]
 
-        def progress(done: int) -> None:
+        def progress(n: int) -> None:
+            done(n)
             now = time.monotonic()
             if not started[0]:
                 started[0] = now
             elapsed = now - started[0]
-            bar.update(task, completed=done, rate=f"{done / elapsed:.0f}" if elapsed > 0.2 else "-")
+            bar.update(task, completed=n, rate=f"{n / elapsed:.0f}" if elapsed > 0.2 else "-")
 
         return run_stress(config, progress=progress)
 
@@ -132,7 +172,7 @@ def _print(console, result: StressResult, history_path: str | None) -> None:
 
     done = result.completed
     rate = done / result.seconds if result.seconds > 0 else 0.0
-    console.print(f"{done} operations in {result.seconds:.2f} s: {rate:.0f} ops/s overall")
+    console.print(f"{plural(done, 'operation')} in {result.seconds:.2f} s: {rate:.0f} ops/s overall")
     lat = Table("operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", title="latency")
     for f, values in result.latencies.items():
         if not values and f == "delete":
@@ -166,7 +206,7 @@ def _print(console, result: StressResult, history_path: str | None) -> None:
                       + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) + f"; {shown} shown)")
     verdict = result.verdict
     if verdict == "ok":
-        console.print(f"[bold green]OK[/bold green]: {result.check.stats['ops']} operations checked, "
+        console.print(f"[bold green]OK[/bold green]: {plural(result.check.stats['ops'], 'operation')} checked, "
                       "no violation of I1-I5")
     elif verdict == "violation":
         console.print(f"[bold red]VIOLATION[/bold red]: {len(findings)} shown")

@@ -108,8 +108,14 @@ def terminate_cleanly() -> Iterator[None]:
     """While the block runs (in the main thread), SIGTERM and SIGHUP raise
     :class:`Terminated` and SIGINT ``KeyboardInterrupt``, and each is
     remembered for :func:`check_signals`.  The previous handlers come back
-    afterwards."""
+    afterwards.
+
+    Where Python swallows the handler's exception (a gc callback, a
+    ``__del__``) it would print it with a traceback ("Exception ignored
+    in ..."); since :func:`check_signals` raises it again, that print is
+    left out (``sys.unraisablehook``), and every other one is kept."""
     import signal
+    import sys
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -119,12 +125,21 @@ def terminate_cleanly() -> Iterator[None]:
         _pending.append(signum)
         raise _interruption(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if _pending and isinstance(info.exc_value, KeyboardInterrupt):
+            return  # raised again by check_signals: not lost, not printed
+        previous_hook(info)
+
     old = {}
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         old[sig] = signal.signal(sig, handler)
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        sys.unraisablehook = previous_hook
         _pending.clear()

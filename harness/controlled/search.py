@@ -80,7 +80,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             seed: int | None = None, database: Any = None,
             shrink_budget: float = 10.0, shrink_runs: int = 400,
             on_example: Callable[[Exploration], None] | None = None,
-            settings_kwargs: dict | None = None, systematic: bool = True) -> Exploration:
+            settings_kwargs: dict | None = None, systematic: bool = True,
+            seed_chosen: bool = True) -> Exploration:
     """Search for a violating program within ``budget`` seconds and at most
     ``max_examples`` examples.  Returns the shrunk counterexample in
     ``.outcome``, or ``None`` if none was found within the budget.
@@ -104,7 +105,12 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     ``clock_cut`` says when the clock ended a seeded search.
 
     ``systematic=False`` (or phases without ``Phase.explicit``) skips the
-    systematic pass (:mod:`sessioncheck.controlled.systematic`): the random search alone."""
+    systematic pass (:mod:`sessioncheck.controlled.systematic`): the random search alone.
+
+    ``seed_chosen=False``: the seed was drawn by the caller, not asked for
+    by the user, so the run promises a time bound, not reproducibility:
+    shrinking is bounded by ``shrink_budget`` as in an unseeded search and
+    ``clock_cut`` stays ``False``."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
@@ -128,13 +134,15 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
 
     from sessioncheck.controlled.exits import check_signals
 
+    reproducible = seed is not None and seed_chosen
+
     def body(raw: list) -> None:
         check_signals()  # a signal whose exception something swallowed
         if not shrinking[0] and (stats.examples >= limit or time.monotonic() > deadline):
             # A BaseException that is not an Exception ends Hypothesis at
             # once: no shrinking, no "flaky" verdict.
             stats.budget_exhausted = True
-            if stats.examples < limit and seed is not None:
+            if stats.examples < limit and reproducible:
                 stats.clock_cut = True
             raise BudgetSpent()
         program = decode(raw, cfg)
@@ -145,7 +153,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                     shrink["why"] = f"shrinking stopped at its limit of {shrink_runs} runs"
                 elif now > hard_end:
                     shrink["why"] = (f"shrinking was cut short by the time budget after {shrink['runs']} runs")
-                elif seed is None and now > shrink["until"]:
+                elif not reproducible and now > shrink["until"]:
                     shrink["why"] = (f"shrinking was cut short after {shrink_budget:g} s "
                                      f"({shrink['runs']} runs)")
             if shrink["why"]:
