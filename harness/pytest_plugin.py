@@ -324,8 +324,9 @@ class Summary:
                 what = "the saved violation happens again" if c["outcome"] == "failed" else "passes (fixed)"
                 tr.write_line(f"replay of {c['replay']}: {what}")
         path = self._write()
-        tr.write_line(f"{_plural(len(checks), 'check')}, {_plural(len(found), 'violation')}; "
-                      f"merged summary: {path}")
+        if checks:
+            tr.write_line(f"{_plural(len(checks), 'check')}, {_plural(len(found), 'violation')}; "
+                          f"merged summary: {path}")
         if _run_value(self.config, "statistics", False):
             self._statistics(tr, checks)
 
