@@ -297,12 +297,18 @@ class Summary:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
-        props: dict = {}
+        # one test may run several checks: each begins with its store (or replay)
+        rows: list[dict] = []
         for key, value in report.user_properties:
-            if key.startswith("sessioncheck_"):
-                props[key[len("sessioncheck_"):]] = value
-        if "store" in props or "replay" in props:
-            self.checks.append({"test": report.nodeid, "outcome": report.outcome, **props})
+            if not key.startswith("sessioncheck_"):
+                continue
+            name = key[len("sessioncheck_"):]
+            if name in ("store", "replay") or not rows:
+                rows.append({"test": report.nodeid, "outcome": "passed"})
+            rows[-1][name] = value
+        if rows:
+            rows[-1]["outcome"] = report.outcome  # the earlier checks of a test passed, or it would have ended
+        self.checks.extend(r for r in rows if "store" in r or "replay" in r)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.checks:

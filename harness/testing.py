@@ -262,8 +262,16 @@ class Gate:
                                       shrink_budget=self.profile.shrink_budget)
         kwargs.update({k: v for k, v in settings.items() if v is not None})
         props = properties if properties is not None else []
+        import json
+
+        model = {k: kwargs.get(k, d) for k, d in (("actors", "threads"), ("faults", ()), ("actor_count", 3),
+                                                  ("sessions", 2), ("max_steps", 24), ("without", ()),
+                                                  ("watchdog", 10.0))}
+        model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
         props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
-                  ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker)]
+                  ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),
+                  ("sessioncheck_model", json.dumps(model, sort_keys=True)),
+                  ("sessioncheck_budget", kwargs["budget"]), ("sessioncheck_max_examples", kwargs["examples"])]
         from sessioncheck.health import HealthCheckFailed
 
         try:
