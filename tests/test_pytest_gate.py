@@ -167,4 +167,4 @@ def test_bad_gate_option_is_a_usage_error(pytester):
     pytester.makepyfile(test_gate=GATE)
     r = pytester.runpytest_subprocess("--sessioncheck-budget", "0", timeout=60)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--sessioncheck-budget must be a positive number" in r.stderr.str()
+    assert "--sessioncheck-budget: 0 must be more than 0" in r.stderr.str()
