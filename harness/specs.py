@@ -60,13 +60,49 @@ def mutant_names() -> list[str]:
     return sorted(p.stem.replace("_", "-") for p in here.glob("*.py") if p.stem != "__init__")
 
 
-def resolve(spec: str) -> StoreSpec:
+#: Factory objects handed over in-process (a class or callable passed to
+#: the pytest fixture or ``check_store``), by the name :func:`name_of` gave
+#: them, so that everything downstream keeps working with a name.
+_OBJECTS: dict[str, Any] = {}
+
+
+def name_of(factory: Any) -> str:
+    """A spec name for a factory object (``module:qualname``), remembered so
+    that :func:`resolve` of that name returns this very object, not a fresh
+    import: a class defined in a test, a closure or a ``functools.partial``
+    works as well as one at module level.  A later object of the same name
+    replaces the earlier one."""
+    if isinstance(factory, str) or not callable(factory):
+        raise ConfigError(f"a store is a spec string or a factory (a class or callable), not {factory!r}")
+    target = getattr(factory, "func", factory)  # functools.partial: name it by its function
+    module = getattr(target, "__module__", None) or "__main__"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = f"{module}:{qualname}"
+    _OBJECTS[name] = factory
+    return name
+
+
+def resolve(spec: Any) -> StoreSpec:
     """Turn a spec into a factory, or raise :class:`ConfigError`.
 
     A spec is a built-in name (``json``, ``sqlite``), ``mutant:<name>``, an
-    adapter name from ``sessioncheck.stores.adapters``, or ``package.module:factory``.
+    adapter name from ``sessioncheck.stores.adapters``, ``package.module:factory``,
+    or a factory object itself (named by :func:`name_of`).
     Only this function imports code named by the user.
     """
+    if not isinstance(spec, str):
+        spec = name_of(spec)
+    given = _OBJECTS.get(spec)
+    if given is not None:
+        # already imported by its owner, so interception cannot go in
+        # before its module's import: names bound there at import time
+        # (``from os import replace``) are the unpatched ones
+        from sessioncheck import servers
+        from sessioncheck.controlled import intercept
+
+        intercept.install()
+        factory = servers.bind(given) if servers.needs(given) else given
+        return StoreSpec(name=spec, factory=factory, module=spec.partition(":")[0])
     spec = spec.strip()
     if not spec:
         raise ConfigError("empty store spec; try --store json")

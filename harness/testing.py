@@ -15,11 +15,13 @@ of one pytest worker.
 Profiles (``--sessioncheck-profile``):
 
 ``ci``
-    bounded and deterministic, for a gate that must not flake: at most
-    ``max_examples`` examples (1000) under a time ceiling (120 s); the seed
-    of a check is a function of the base seed and the check's identity, so
-    the same test explores the same schedules on any xdist worker, in any
-    order, with or without ``-n``.
+    bounded and deterministic, for a gate that must not flake (Hypothesis'
+    CI recipe: derandomised, no database writes): at most ``max_examples``
+    examples (1000) under a time ceiling (120 s); the seed of a check is a
+    function of the base seed and the check's identity, and no example
+    database is used unless one is given (then read only), so the same
+    commit explores the same schedules on every runner, on any xdist
+    worker, in any order, with or without ``-n``.
 ``fuzz``
     long and random: a time budget (600 s per check) and no example bound;
     each worker draws its seeds from its own stream.
@@ -28,9 +30,11 @@ Each profile's Hypothesis side is a registered Hypothesis settings profile,
 ``sessioncheck-ci`` and ``sessioncheck-fuzz``, holding ``max_examples`` and
 ``database``.  The plugin registers them only if the project has not: a
 ``conftest.py`` that registers its own (for example with a shared Redis
-database) wins.  Both use Hypothesis' example database, a directory
-(``.sessioncheck/examples``) by default, so a failure found once is
-replayed first the next time, before anything new is generated.
+database) wins, database and all.  ``fuzz`` uses Hypothesis' example
+database, a directory (``.sessioncheck/examples``) by default, so a
+failure found once is replayed first the next time, before anything new is
+generated; ``ci`` reads such a directory only when it is given
+(``--sessioncheck-db DIR``), and never writes to it.
 """
 from __future__ import annotations
 
@@ -55,13 +59,17 @@ class StoreViolation(AssertionError):
         self.result = result
 
 
-def check_store(store: str, *, budget: float = 30.0, actors: str = "threads", faults: str = "",
+def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", faults: Any = "",
                 examples: int | None = None, seed: int | None = None,
                 report_dir: str | os.PathLike | None = None, database: Any = None,
                 shrink_budget: float = 10.0, suppress_health_check: Any = (),
-                allow_errors: tuple[str, ...] | list[str] = ()) -> Result:
-    """Explore ``store`` within the budget; raise :class:`StoreViolation`
-    on a violation, return the :class:`Result` otherwise.
+                actor_count: int = 3, sessions: int = 2, max_steps: int = 24, without: Any = (),
+                watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = ()) -> Result:
+    """Explore ``store`` (a spec string, or a factory object: a class or
+    callable taking a directory) within the budget; raise
+    :class:`StoreViolation` on a violation, return the :class:`Result`
+    otherwise.  ``actor_count``, ``sessions``, ``max_steps``, ``without``
+    and ``watchdog`` are the model options of ``sessioncheck run``.
 
     A health check that fails (:mod:`sessioncheck.health`: the run tested
     too little to be a verdict) raises
@@ -72,13 +80,69 @@ def check_store(store: str, *, budget: float = 30.0, actors: str = "threads", fa
     in its chain) matches one counts as "not acknowledged"
     (``--allow-errors``)."""
     __tracebackhide__ = True
-    result = verify(store, mode=actors, faults=parse_faults(faults), budget=budget, max_examples=examples,
+    from sessioncheck.controlled.program import ModelConfig
+    from sessioncheck.specs import name_of
+
+    name = store if isinstance(store, str) else name_of(store)
+    fault_list = parse_faults(faults) if isinstance(faults, str) else parse_faults(",".join(faults))
+    cfg = ModelConfig(actors=actor_count, sessions=sessions, max_steps=max_steps,
+                      without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)))
+    result = verify(name, mode=actors, faults=fault_list, budget=budget, max_examples=examples,
                     seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
                     shrink_budget=shrink_budget, suppress_health_check=suppress_health_check,
-                    allow_errors=tuple(allow_errors))
+                    cfg=cfg, watchdog=watchdog, allow_errors=tuple(allow_errors))
     if result.found:
         raise StoreViolation(result)
     return result
+
+
+class ReplayFailed(AssertionError):
+    """A saved violation happened again; ``str()`` is its story."""
+
+
+def replay_report(report: str | os.PathLike, store: Any = None, *, actors: str | None = None,
+                  watchdog: float = 10.0) -> Any:
+    """Run the program saved in ``report`` against its store again (the
+    ``sessioncheck replay`` of a test): raise :class:`ReplayFailed` with
+    the story if the violation happens again, return the outcome when it
+    does not (the store is fixed).
+
+    The report is data (:func:`sessioncheck.reporting.report.load`: read
+    bounded, never evaluated); the store it names is loaded only if it is
+    built in, so a report of another store is refused unless ``store`` is
+    given (a spec string or a factory object)."""
+    __tracebackhide__ = True
+    from sessioncheck.cli.replay import store_for
+    from sessioncheck.reporting import report as reports
+    from sessioncheck.specs import name_of
+    from sessioncheck.verify import rerun
+
+    from sessioncheck.errors import ConfigError
+
+    data = reports.load(report)
+    given = None if store is None else store if isinstance(store, str) else name_of(store)
+    try:
+        name = store_for(data, given)
+    except ConfigError:
+        raise ConfigError(f"{report} was saved for store {data['store']!r}, which is not built in, and a report "
+                          f"never names the code to load: pass store={data['store']!r} (or the factory object) "
+                          "to replay it") from None
+    mode = actors or data["mode"]
+    outcome, story = rerun(name, mode, data["_config"], data["_program"], Path(report), watchdog)
+    if outcome.failed:
+        whose = "" if name == data["store"] else f"(the report was saved for {data['store']!r})\n"
+        raise ReplayFailed(f"the saved violation happens again: {report}\n{whose}{story}")
+    return outcome
+
+
+def reproduce(report: str | os.PathLike, store: Any = None, **kwargs: Any) -> Any:
+    """``@reproduce("report.json")``: the test replays the saved report
+    (``@pytest.mark.sessioncheck(replay=..., store=...)``); it fails with
+    the story while the violation happens, and passes once it is fixed.
+    A relative path is taken from the test file's directory."""
+    import pytest
+
+    return pytest.mark.sessioncheck(replay=str(report), store=store, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -105,7 +169,10 @@ DEFAULT_DB = Path(".sessioncheck") / "examples"
 
 def hypothesis_profile(name: str, root: Path) -> Any:
     """The Hypothesis settings profile ``sessioncheck-<name>``, registered
-    with the defaults if the project has not registered its own."""
+    with the defaults if the project has not registered its own: ``ci``
+    without a database (Hypothesis' CI recipe: what a check explores is
+    its seed's alone, the same on every runner), ``fuzz`` with the
+    directory ``.sessioncheck/examples``."""
     from hypothesis import settings
     from hypothesis.database import DirectoryBasedExampleDatabase
     from hypothesis.errors import InvalidArgument
@@ -114,11 +181,15 @@ def hypothesis_profile(name: str, root: Path) -> Any:
     try:
         return settings.get_profile(key)
     except InvalidArgument:
-        settings.register_profile(key, max_examples=PROFILES[name].max_examples,
-                                  database=DirectoryBasedExampleDatabase(str(root / DEFAULT_DB)))
+        database = None if PROFILES[name].deterministic else DirectoryBasedExampleDatabase(str(root / DEFAULT_DB))
+        settings.register_profile(key, max_examples=PROFILES[name].max_examples, database=database)
         return settings.get_profile(key)
 
 
+#: what :meth:`Gate.check` passes on to :func:`check_store` when a test or
+#: the run sets it (the rest comes from the profile)
+CHECK_KEYWORDS = ("budget", "examples", "actors", "faults", "actor_count", "sessions", "max_steps", "without",
+                  "watchdog", "suppress_health_check", "allow_errors")
 
 
 @dataclass
@@ -129,32 +200,19 @@ class Gate:
     profile: Profile
     report_dir: Path  # this worker's own directory
     database: Any = None
-    budget: float | None = None  # overrides the profile's
-    examples: int | None = None  # overrides the profile's
     base_seed: int = 0
-    actors: str = "threads"
-    faults: str = ""
     worker: str = "main"
-    suppress_health_check: tuple = ()
-    allow_errors: tuple = ()
     _stream: random.Random | None = field(default=None, repr=False)
 
     @classmethod
     def from_options(cls, *, profile: str, root: Path, report_dir: str | None, db: str | None,
-                     budget: float | None, examples: int | None, seed: int | None, actors: str,
-                     faults: str, worker: str = "main", suppress_health_check: Any = (),
-                     allow_errors: Any = ()) -> "Gate":
-        """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main`` without it."""
+                     seed: int | None, worker: str = "main") -> "Gate":
+        """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main``
+        without it.  ``db``: a directory, ``none``, or ``None`` for the
+        profile's database; in ci a directory given here is read, never
+        written (the seed alone decides what is generated after it)."""
         if profile not in PROFILES:
             raise ConfigError(f"unknown sessioncheck profile {profile!r}; choose {', '.join(PROFILES)}")
-        if budget is not None and budget <= 0:
-            raise ConfigError("--sessioncheck-budget must be a positive number of seconds")
-        if examples is not None and examples < 1:
-            raise ConfigError("--sessioncheck-examples must be at least 1")
-        parse_faults(faults)
-        from sessioncheck.health import parse_suppressed
-
-        suppressed = tuple(sorted(parse_suppressed(suppress_health_check)))
         hyp = hypothesis_profile(profile, root)
         base = PROFILES[profile]
         prof = Profile(base.name, base.budget, int(hyp.max_examples), base.deterministic, base.shrink_budget)
@@ -163,23 +221,18 @@ class Gate:
         elif db.lower() == "none":
             database = None
         else:
-            from hypothesis.database import DirectoryBasedExampleDatabase
+            from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
 
             database = DirectoryBasedExampleDatabase(str(Path(db)))
+            if prof.deterministic:
+                database = ReadOnlyDatabase(database)
         if seed is None:
             # ci: a fixed base, so the gate is the same on every run; fuzz:
             # a fresh one (the seed of each check is in its report)
             seed = 0 if prof.deterministic else random.SystemRandom().getrandbits(32)
         # each worker its own directory: no two processes write one file
         out = Path(report_dir) if report_dir else root / ".sessioncheck" / "reports" / "gate"
-        from sessioncheck.controlled.refusals import compile_allowed
-
-        try:
-            compile_allowed(allow_errors)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return cls(prof, out / worker, database, budget, examples, seed, actors, faults, worker, suppressed,
-                   tuple(allow_errors))
+        return cls(prof, out / worker, database, seed, worker)
 
     def seed_for(self, check_id: str) -> int:
         """ci: a function of the base seed and the check's identity; fuzz:
@@ -190,49 +243,72 @@ class Gate:
             self._stream = random.Random(f"{self.base_seed}|{self.worker}")
         return self._stream.getrandbits(32)
 
-    def check(self, store: str, check_id: str, *, properties: list | None = None, **overrides: Any) -> Result:
-        """Run one check; append what it found to ``properties`` (pytest's
-        ``user_properties``: they reach the JUnit XML and, under xdist, the
-        controlling process), then raise :class:`StoreViolation` if a store
-        broke an invariant."""
+    def check(self, store: Any, check_id: str, *, properties: list | None = None, seed: int | None = None,
+              **settings: Any) -> Result:
+        """Run one check of ``store`` (a spec or a factory object) with
+        ``settings`` (:data:`CHECK_KEYWORDS`; what is missing is the
+        profile's or :func:`check_store`'s default) and ``seed`` (the
+        check's own; by default :meth:`seed_for`); append what it found to
+        ``properties`` (pytest's ``user_properties``: they reach the JUnit
+        XML and, under xdist, the controlling process), then raise
+        :class:`StoreViolation` if a store broke an invariant."""
         __tracebackhide__ = True
-        seed = overrides.pop("seed", None)
+        unknown = sorted(set(settings) - set(CHECK_KEYWORDS))
+        if unknown:
+            raise ConfigError(f"unknown check setting {unknown[0]!r}; known: {', '.join(CHECK_KEYWORDS)}")
+        from sessioncheck.specs import name_of
+
+        name = store if isinstance(store, str) else name_of(store)
         seed = self.seed_for(check_id) if seed is None else seed
-        kwargs = dict(budget=self.budget or self.profile.budget,
-                      examples=self.examples or self.profile.max_examples,
-                      actors=self.actors, faults=self.faults, seed=seed, report_dir=self.report_dir,
-                      database=self.database, shrink_budget=self.profile.shrink_budget,
-                      suppress_health_check=self.suppress_health_check, allow_errors=self.allow_errors)
-        kwargs.update(overrides)
+        kwargs: dict[str, Any] = dict(budget=self.profile.budget, examples=self.profile.max_examples,
+                                      report_dir=self.report_dir, database=self.database,
+                                      shrink_budget=self.profile.shrink_budget)
+        kwargs.update({k: v for k, v in settings.items() if v is not None})
         props = properties if properties is not None else []
-        props += [("sessioncheck_store", store), ("sessioncheck_profile", self.profile.name),
-                  ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker)]
+        import json
+
+        model = {k: kwargs.get(k, d) for k, d in (("actors", "threads"), ("faults", ()), ("actor_count", 3),
+                                                  ("sessions", 2), ("max_steps", 24), ("without", ()),
+                                                  ("watchdog", 10.0))}
+        model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
+        props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
+                  ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),
+                  ("sessioncheck_model", json.dumps(model, sort_keys=True)),
+                  ("sessioncheck_budget", kwargs["budget"]), ("sessioncheck_max_examples", kwargs["examples"])]
         from sessioncheck.health import HealthCheckFailed
 
         try:
-            result = check_store(store, **kwargs)
+            result = check_store(store, seed=seed, **kwargs)
         except StoreViolation as exc:
             _record(props, exc.result)
             raise
         except HealthCheckFailed as exc:
-            props.append(("sessioncheck_health", ", ".join(exc.names)))
+            props.append(("sessioncheck_health", "failed: " + ", ".join(exc.names)))
             raise
         _record(props, result)
         x = result.exploration
         if self.profile.deterministic and x.budget_exhausted and x.examples < kwargs["examples"]:
             import warnings
 
-            warnings.warn(f"sessioncheck: the {kwargs['budget']:g} s ceiling ended the check of {store} after "
+            warnings.warn(f"sessioncheck: the {kwargs['budget']:g} s ceiling ended the check of {name} after "
                           f"{x.examples} of {kwargs['examples']} examples, so this pass depends on the "
-                          "machine's speed; lower --sessioncheck-examples or raise --sessioncheck-budget",
-                          stacklevel=2)
+                          "machine's speed; lower the examples or raise the budget (--sessioncheck-examples, "
+                          "--sessioncheck-budget)", stacklevel=2)
         return result
 
 
 def _record(props: list, result: Result) -> None:
+    import json
+
     x = result.exploration
+    points = result.coverage.to_json()["points_per_operation"] if result.coverage is not None else {}
+    health = "ok" if not result.suppressed else "suppressed: " + ", ".join(n for n, _ in result.suppressed)
+    # plain strings and numbers only: user_properties travel from xdist
+    # workers and into the JUnit XML
     props += [("sessioncheck_examples", x.examples), ("sessioncheck_interleavings", len(x.interleavings)),
-              ("sessioncheck_seconds", round(x.seconds, 2))]
+              ("sessioncheck_seconds", round(x.seconds, 2)),
+              ("sessioncheck_points", json.dumps(points, sort_keys=True)),
+              ("sessioncheck_health", health)]
     if result.found:
         props += [("sessioncheck_invariant", result.outcome.violations[0].invariant),
                   ("sessioncheck_report", str(result.report_path.resolve()) if result.report_path else "")]
