@@ -87,10 +87,15 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
     fault_list = parse_faults(faults) if isinstance(faults, str) else parse_faults(",".join(faults))
     cfg = ModelConfig(actors=actor_count, sessions=sessions, max_steps=max_steps,
                       without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)))
-    result = verify(name, mode=actors, faults=fault_list, budget=budget, max_examples=examples,
-                    seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
-                    shrink_budget=shrink_budget, suppress_health_check=suppress_health_check,
-                    cfg=cfg, watchdog=watchdog, allow_errors=tuple(allow_errors))
+    from sessioncheck.scratch import private_folder
+
+    # every location, probe and private server of the check in one folder
+    # of its own, with a reaper: a kill -9 of the test process leaves nothing
+    with private_folder("sessioncheck-check-"):
+        result = verify(name, mode=actors, faults=fault_list, budget=budget, max_examples=examples,
+                        seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
+                        shrink_budget=shrink_budget, suppress_health_check=suppress_health_check,
+                        cfg=cfg, watchdog=watchdog, allow_errors=tuple(allow_errors))
     if result.found:
         raise StoreViolation(result)
     return result

@@ -129,6 +129,36 @@ def test_kill_9_of_the_harness_leaves_no_process_and_no_run_folder(tmp_path):
     assert not list(scratch.iterdir())  # removed by the reaper within 5 s
 
 
+def test_kill_9_of_a_pytest_gate_leaves_no_process_and_no_check_folder(tmp_path):
+    """The gate's checks run in a private folder with a reaper too."""
+    (tmp_path / "test_gate.py").write_text(
+        "def test_gate(sessioncheck):\n"
+        "    sessioncheck('json', actors='processes', budget=120, examples=100000)\n")
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_gate.py"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         env=env_for(tmp_path))
+    scratch = tmp_path / "scratch"
+    kids: list[str] = []
+    for _ in range(300):
+        time.sleep(0.1)
+        kids = _children(p.pid)
+        if len([k for k in kids if not _is_reaper(k)]) >= 3:
+            break
+    assert len([k for k in kids if not _is_reaper(k)]) >= 3, "no actor processes started"
+    time.sleep(0.5)
+    kids = _children(p.pid)
+    assert [k for k in kids if _is_reaper(k)], "the check's folder has no reaper"
+    assert [f.name for f in scratch.iterdir() if f.name.startswith("sessioncheck-check-")]
+    p.kill()
+    p.communicate(timeout=30)
+    for _ in range(50):
+        if not _alive(kids) and not list(scratch.iterdir()):
+            break
+        time.sleep(0.1)
+    assert not _alive(kids)
+    assert not list(scratch.iterdir())
+
+
 def test_budget_holds_with_a_slow_store(tmp_path):
     """A store whose every call costs real CPU time: the run, shrinking
     included, ends within its budget plus the grace and one watchdog."""
