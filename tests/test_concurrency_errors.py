@@ -114,13 +114,10 @@ def test_stress_allow_errors():
 def test_gate_allow_errors(tmp_path):
     from sessioncheck.testing import Gate, StoreViolation
 
-    def gate(allow):
-        return Gate.from_options(profile="ci", root=tmp_path, report_dir=str(tmp_path / "r"), db="none",
-                                 budget=120, examples=200, seed=1, actors="threads", faults="",
-                                 allow_errors=allow)
-
+    gate = Gate.from_options(profile="ci", root=tmp_path, report_dir=str(tmp_path / "r"), db="none", seed=1)
     with pytest.raises(StoreViolation):
-        gate(()).check("mutant:create-race", "t")
-    assert not gate(["already exists"]).check("mutant:create-race", "t").found
+        gate.check("mutant:create-race", "t", budget=120, examples=200, allow_errors=())
+    assert not gate.check("mutant:create-race", "t", budget=120, examples=200,
+                          allow_errors=("already exists",)).found
     with pytest.raises(ConfigError):
-        gate(["("])
+        gate.check("mutant:create-race", "t", budget=120, examples=200, allow_errors=("(",))

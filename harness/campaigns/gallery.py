@@ -56,8 +56,8 @@ PLAN: dict[str, MutantPlan] = {
     # that raises on it, which it never does alone, E1); after a crash or a
     # power loss the session (never created durably: no directory fsync) is gone.
     "non-atomic-write": MutantPlan(ANY, ("I4", "E1", "I1"), faulted=(
-        ("processes", ("crash",), ("I1", "I4", "I6")),
-        ("threads", ("power-loss",), ("I6", "I1", "I4")))),
+        ("processes", ("crash",), ("I1", "I4", "I6", "E1")),
+        ("threads", ("power-loss",), ("I6", "I1", "I4", "E1")))),
     "no-fsync": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I1", "I4")),
                                             ("processes", ("power-loss",), ("I6", "I1", "I4")))),
     "eio-empty": MutantPlan((), (), faulted=(("threads", ("io-error",), ("I6", "I1")),
