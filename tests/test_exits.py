@@ -89,15 +89,20 @@ def _start_with_actors(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "sessioncheck", "run", "--store", "json", "--actors",
                           "processes", "--budget", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, cwd=tmp_path, env=env_for(tmp_path), preexec_fn=sigint_as_in_a_terminal)
+    return p, _wait_for_actors(p)
+
+
+def _wait_for_actors(p, tries: int = 200) -> list[str]:
+    """The children of ``p`` once three actor processes run (reaper aside)."""
     kids: list[str] = []
-    for _ in range(200):
+    for _ in range(tries):
         time.sleep(0.1)
         kids = _children(p.pid)
         if len([k for k in kids if not _is_reaper(k)]) >= 3:
             break
     assert len([k for k in kids if not _is_reaper(k)]) >= 3, "no actor processes started"
     time.sleep(0.5)
-    return p, _children(p.pid)
+    return _children(p.pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
@@ -138,15 +143,7 @@ def test_kill_9_of_a_pytest_gate_leaves_no_process_and_no_check_folder(tmp_path)
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                          env=env_for(tmp_path))
     scratch = tmp_path / "scratch"
-    kids: list[str] = []
-    for _ in range(300):
-        time.sleep(0.1)
-        kids = _children(p.pid)
-        if len([k for k in kids if not _is_reaper(k)]) >= 3:
-            break
-    assert len([k for k in kids if not _is_reaper(k)]) >= 3, "no actor processes started"
-    time.sleep(0.5)
-    kids = _children(p.pid)
+    kids = _wait_for_actors(p, tries=300)
     assert [k for k in kids if _is_reaper(k)], "the check's folder has no reaper"
     assert [f.name for f in scratch.iterdir() if f.name.startswith("sessioncheck-check-")]
     p.kill()
