@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sessioncheck.controlled.process_actor import die_with_parent
 from sessioncheck.checking.checker import CheckResult, Finding, check
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import Event, pair
@@ -255,6 +256,9 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
     store instance), send ``("ok", [(name, records, finished)])`` or
     ``("error", text)`` to the parent, exit."""
     status = 0
+    # A kill -9 of the harness must not leave a worker running (nor holding
+    # the run folder's reaper pipe open until its --duration ends).
+    die_with_parent()
     try:
         factory = resolve(spec)
         records: list[list] = [[] for _ in names]
