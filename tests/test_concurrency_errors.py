@@ -121,3 +121,25 @@ def test_gate_allow_errors(tmp_path):
                           allow_errors=("already exists",)).found
     with pytest.raises(ConfigError):
         gate.check("mutant:create-race", "t", budget=120, examples=200, allow_errors=("(",))
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_close_that_raises_only_beside_others_is_E1(mode):
+    r = verify("fixture_error_stores:CloseFailsBesideOthers", mode=mode, max_examples=100, budget=60,
+               seed=1, save_report=False)
+    assert r.found, r.summary()
+    first = r.outcome.violations[0]
+    assert first.invariant == "E1", [v.summary for v in r.outcome.violations]
+    assert "close() of the store raised RuntimeError" in first.summary and "run alone" in first.summary
+
+
+def test_a_close_that_raises_alone_too_is_a_configuration_error():
+    with pytest.raises(ConfigError) as info:
+        verify("fixture_error_stores:CloseAlwaysFails", max_examples=50, budget=60, seed=1, save_report=False)
+    assert "close() raised RuntimeError" in str(info.value) and "no other actor running" in str(info.value)
+
+
+def test_a_close_error_can_be_allowed():
+    r = verify("fixture_error_stores:CloseFailsBesideOthers", max_examples=100, budget=60, seed=1,
+               save_report=False, allow_errors=("other instance",))
+    assert not r.found, r.story

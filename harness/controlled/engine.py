@@ -184,6 +184,7 @@ class Executor:
     # -- one run ------------------------------------------------------------
     def run(self, program: list[Step]) -> Outcome:
         self.runs += 1
+        self._close_errors: list[tuple[str, str]] = []  # (actor, error) of each close() that raised
         location = tempfile.mkdtemp(prefix="sessioncheck-", dir=scratch_dir())
         sched = Scheduler([])
         violations: list[Violation] = []
@@ -235,6 +236,7 @@ class Executor:
             shutil.rmtree(location, ignore_errors=True)
             self.resources.reset()
         self._classify_errors(sched)
+        self._classify_close(sched, violations)
         return self._outcome(program, sched, violations, warnings)
 
     # -- an operation that raised -------------------------------------------
@@ -282,9 +284,10 @@ class Executor:
                 op.meta["error_kind"] = "concurrent"
                 op.meta["alone"] = alone.status if alone is not None else "did not finish"
 
-    def _alone(self, name: str, prefix: list[Operation]) -> "Done | None":
+    def _alone(self, name: str, prefix: list[Operation], close: bool = False) -> "Done | None":
         """Run ``prefix`` (one actor's operations) alone on a fresh
-        location; the last one's result, None if the store did not let the
+        location, then close the instance; the last operation's result (or
+        with ``close``, close()'s), None if the store did not let the
         replay finish (it got stuck or ended its actor)."""
         i = self.names.index(name)
         location = tempfile.mkdtemp(prefix="sessioncheck-alone-", dir=scratch_dir())
@@ -296,7 +299,9 @@ class Executor:
             sched = Scheduler([actor], now=self.epoch)
             for o in prefix:
                 last = sched.run_alone(name, OpCall(o.f, o.session, o.value))
-            sched.run_alone(name, OpCall("close"))
+            closed = sched.run_alone(name, OpCall("close"))
+            if close:
+                last = closed
         except (Stuck, Deadlock, ActorDied):
             self._retire(name)
             last = None
@@ -419,9 +424,42 @@ class Executor:
         for name in closing:
             sched.begin(name, OpCall("close"), None)
         sched.drain()
-        for e in sched.trace:
-            if e["ev"] == "done" and e.get("call") == "close" and e.get("status") == "error":
-                violations.append(Violation("I4", f"{e['actor']}: close() of the store raised {e.get('error')}"))
+        self._close_errors = [(e["actor"], e.get("error") or "") for e in sched.trace
+                              if e["ev"] == "done" and e.get("call") == "close" and e.get("status") == "error"]
+
+    def _classify_close(self, sched: Scheduler, violations: list[Violation]) -> None:
+        """Decide what a ``close()`` that raised says, as
+        :meth:`_classify_errors` does for operations: allowed by
+        ``--allow-errors``; I4 after a fault (the store met a state the
+        fault left); E1 when the same actor's operations and its close, run
+        alone, do not raise; a configuration error when they do."""
+        from sessioncheck.controlled.refusals import allowed
+
+        faults = [e["t"] for e in sched.trace if e["ev"] in ("crash", "fault")]
+        for name, error in self._close_errors:
+            if self._allowed and allowed([error], self._allowed):
+                continue
+            if name == "final":  # the fresh instance that read the final state
+                violations.insert(0, Violation("I4", f"the final instance's close() raised {error}: the "
+                                                     "store met a state it cannot handle"))
+                continue
+            if faults:
+                violations.insert(0, Violation("I4", f"{name}: close() of the store raised {error}, "
+                                                     "after a fault: the store met a state it cannot handle"))
+                continue
+            prefix = [o for o in sched.ops if o.process == name]
+            closed = self._alone(name, prefix, close=True)
+            if closed is not None and closed.status == "error":
+                from sessioncheck.errors import ConfigError
+
+                raise ConfigError(
+                    f"store {self.spec.name!r}: close() raised {error}, and it raises {closed.error} "
+                    "with no other actor running too (the same actor's operations, then close(), alone "
+                    "on a fresh location): the store or its adapter fails without any concurrency "
+                    "(fix the adapter, or let --allow-errors PATTERN count this error)")
+            violations.insert(0, Violation(
+                "E1", f"{name}: close() of the store raised {error}; the same operations and close() "
+                      "run alone on a fresh store do not raise: it fails only beside the other actors"))
 
     def _call(self, spec: OpSpec | None, counters: dict) -> OpCall:
         assert spec is not None
@@ -475,7 +513,10 @@ class Executor:
         finally:
             close = getattr(store, "close", None)
             if callable(close):
-                settle(close())
+                try:
+                    settle(close())
+                except Exception as exc:  # noqa: BLE001 -- decided with the actors' closes
+                    self._close_errors.append(("final", f"{type(exc).__name__}: {exc}"))
 
     def _outcome(self, program: list[Step], sched: Scheduler, violations: list[Violation],
                  warnings: list[str]) -> Outcome:
