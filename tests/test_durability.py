@@ -119,8 +119,13 @@ def test_nothing_leaks(tmp_path):
         verify("mutant:non-atomic-write", mode="mixed", faults=("crash",), budget=30, seed=1, save_report=False)
         verify("misbehaving_stores:HangsLaterStore", mode="processes", budget=30, max_examples=3, seed=1,
                save_report=False, watchdog=2.0, cfg=ModelConfig(actors=1))
-        kids = [p for p in os.listdir("/proc") if p.isdigit()
-                and open(f"/proc/{{p}}/stat").read().split(")")[1].split()[1] == str(os.getpid())]
+        def parent_of(pid):
+            try:  # a process of the machine may end while we look
+                with open(f"/proc/{{pid}}/stat") as f:
+                    return f.read().split(")")[1].split()[1]
+            except OSError:
+                return None
+        kids = [p for p in os.listdir("/proc") if p.isdigit() and parent_of(p) == str(os.getpid())]
         print("children", len(kids), multiprocess.active_children())
         print("fds", len(os.listdir("/proc/self/fd")) - fds_before)
         print("dirs", os.listdir(os.environ["SESSIONCHECK_TMPDIR"]))
