@@ -35,7 +35,7 @@ def table_rows(stdout: str) -> list[list[str]]:
 
 
 def test_fuzz_finds_the_none_skipped_bug_once_and_resumes(tmp_path):
-    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.01", "--workers", "2", cwd=tmp_path)
+    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.004", "--workers", "2", cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert "sessioncheck fuzz: time is up" in p.stdout
     rows = table_rows(p.stdout)
@@ -53,7 +53,7 @@ def test_fuzz_finds_the_none_skipped_bug_once_and_resumes(tmp_path):
     assert r.returncode == 1 and r.stdout == "replayed: the same story, byte for byte\n\n" + report["story"]
     # a second run resumes: the example database replays the failure first,
     # and it is counted against the saved report, not saved again
-    again = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.002", "--workers", "1", cwd=tmp_path)
+    again = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.0015", "--workers", "1", cwd=tmp_path)
     assert again.returncode == 1, again.stderr
     rows = table_rows(again.stdout)
     assert len(rows) == 1 and rows[0][2] == "earlier run" and int(rows[0][3]) >= 1
@@ -88,7 +88,7 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     """After the fix (the findings' store replaced by a correct one), a
     rerun replays the old finding, sees it pass, and marks it fixed: not
     met, not listed as current, exit 0."""
-    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.006", "--workers", "1", cwd=tmp_path)
+    p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.003", "--workers", "1", cwd=tmp_path)
     assert p.returncode == 1, p.stdout + p.stderr
     saved = list((tmp_path / ".sessioncheck" / "fuzz").rglob("*.json"))
     assert len(saved) == 1
@@ -96,7 +96,7 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     (tmp_path / "fixed").mkdir()
     target = tmp_path / "fixed" / "json-threads"
     saved[0].parent.rename(target)
-    again = sc("fuzz", "--store", "json", "--hours", "0.003", "--workers", "1", "--out", "fixed",
+    again = sc("fuzz", "--store", "json", "--hours", "0.0015", "--workers", "1", "--out", "fixed",
                "--no-db", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     rows = table_rows(again.stdout)
@@ -155,7 +155,7 @@ def test_ctrl_c_prints_the_summary_and_reaps_every_worker(tmp_path):
 
 
 def test_bad_store_is_a_usage_error(tmp_path):
-    p = sc("fuzz", "--store", "nosuch", "--hours", "0.01", "--workers", "2", cwd=tmp_path, timeout=60)
+    p = sc("fuzz", "--store", "nosuch", "--hours", "0.004", "--workers", "2", cwd=tmp_path, timeout=60)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "unknown store" in p.stderr
 
 
