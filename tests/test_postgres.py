@@ -350,9 +350,10 @@ def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, base) -> None:
     p = _harness("postgres", "120", tmp_path, base)
     try:
         deadline = time.monotonic() + 60
-        while _leftovers(base)[0] < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
         running = _leftovers(base)
+        while not (running[0] >= 3 and running[1] == 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            running = _leftovers(base)
         # a supervisor, a postmaster and its workers, in one directory
         assert running[0] >= 3 and running[1] == 1, running
         time.sleep(1.0)  # the search is under way
