@@ -357,10 +357,19 @@ def test_server_crash_run_exits_2_on_a_user_server_and_leaves_nothing(tmp_path):
     out, err = p.communicate(timeout=TIME_CAP)
     assert p.returncode == 0, err
     assert wait_gone(mark, tmp_path, timeout=5.0) == ([], [], [])
-    p = harness(tmp_path, "run", "--store", "redis", "--faults", "server-crash", "--redis-url",
-                "unix:///nonexistent/redis.sock", "--examples", "5", "--no-db", mark=mark)
-    out, err = p.communicate(timeout=TIME_CAP)
-    assert p.returncode == 2, (out, err)
+    from sessioncheck.servers.redis import RedisResource
+
+    own = RedisResource()
+    own.start()
+    try:
+        p = harness(tmp_path, "run", "--store", "redis", "--faults", "server-crash", "--redis-url", own.address,
+                    "--examples", "5", "--no-db", mark=mark)
+        out, err = p.communicate(timeout=TIME_CAP)
+        assert p.returncode == 2, (out, err)
+        assert "kills only servers it started" in out + err, (out, err)
+        assert own._admin.ping()  # not killed
+    finally:
+        own.stop()
 
 
 # -- redis.asyncio --------------------------------------------------------------------
