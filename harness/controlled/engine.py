@@ -321,7 +321,7 @@ class Executor:
         if step.kind == "server-crash":
             from sessioncheck.controlled.server_crash import crash_servers
 
-            crash_servers(sched, self.resources, self._violations)
+            crash_servers(sched, self.resources, self._violations, Violation)
             return
         name = self.names[step.actor % len(self.names)]
         if name not in sched.state:

@@ -42,12 +42,11 @@ def promise(kind: str, settings: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(settings.items()))
 
 
-def crash_servers(sched: Any, resources: Any, violations: list) -> None:
+def crash_servers(sched: Any, resources: Any, violations: list, violation: Any) -> None:
     """Kill -9 and restart every server of ``resources`` (a
     :class:`~sessioncheck.servers.Holding`), log it in the story, and flag
-    acknowledged writes the configuration did not make durable."""
-    from sessioncheck.controlled.engine import Violation
-
+    acknowledged writes the configuration did not make durable (appending
+    ``violation(...)``, the engine's Violation type, to ``violations``)."""
     before = resources.crash()
     text = "; ".join(f"{kind} server KILLED (kill -9) and restarted from its files ({promise(kind, s)})"
                      for kind, s in before.items())
@@ -59,7 +58,7 @@ def crash_servers(sched: Any, resources: Any, violations: list) -> None:
     for kind, settings in before.items():
         durable = _DURABLE.get(kind)
         if durable is not None and not durable(settings):
-            violations.append(Violation(
+            violations.append(violation(
                 "I6", f"the {kind} server's configuration ({promise(kind, settings)}) does not make a write "
                       f"durable before its reply, and the store acknowledged {len(acked)} "
                       f"write{'s' if len(acked) != 1 else ''} under it before the crash at t={entry['t']}: "
