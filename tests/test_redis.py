@@ -371,21 +371,3 @@ def test_server_crash_run_exits_2_on_a_user_server_and_leaves_nothing(tmp_path):
     finally:
         own.stop()
 
-
-# -- redis.asyncio --------------------------------------------------------------------
-
-def test_async_client_commands_are_points(tmp_path):
-    """redis.asyncio: commands are points as for the sync client; a GET
-    then SET of a blob is caught with a story that names both, and the
-    reference layout written with the async client passes."""
-    from sessioncheck.verify import verify
-
-    bad = verify("async_redis_stores:AsyncGetSetStore", budget=TIME_CAP, max_examples=MUTANT_EXAMPLES, seed=0,
-                 report_dir=tmp_path, save_report=False, shrink_budget=5.0)
-    assert bad.found, f"missed in {bad.exploration.examples} examples"
-    assert bad.outcome.violations[0].invariant in ("I1", "I3"), bad.story
-    assert "GET s0" in bad.story and "SET s0" in bad.story, bad.story
-    ok = verify("async_redis_stores:AsyncRedisStore", budget=TIME_CAP, max_examples=100, seed=0,
-                report_dir=tmp_path, save_report=False)
-    assert not ok.found, ok.story
-    assert not servers._active

@@ -17,14 +17,8 @@ Patched (sync client, ``redis.Redis`` and ``redis.client.Pipeline``):
 Not points: what redis-py does on its own connection (``HELLO``,
 ``SELECT``, ``CLIENT SETINFO`` when it connects, the ``UNWATCH`` of a
 pipeline reset) and the connection pool's locks; they are private to one
-actor.
-
-``redis.asyncio`` (``redis.asyncio.Redis`` and its ``Pipeline``) is patched
-the same way: the point comes before the command is awaited, on the
-actor's own event loop (:mod:`sessioncheck.controlled.aio`); a pipeline
-without a transaction is sent command by command there too.
-
-Pub/sub and blocking commands (``BLPOP``, ``WAIT``) are not controlled: a store that blocks in the server is reported
+actor.  ``redis.asyncio``, pub/sub and blocking commands (``BLPOP``,
+``WAIT``) are not controlled: a store that blocks in the server is reported
 stuck by the watchdog (I5), never waited out.
 
 Outside actors (the harness's own client, a final read) nothing changes.
@@ -100,54 +94,5 @@ def install() -> bool:
     Redis.execute_command = execute_command
     Pipeline.immediate_execute_command = immediate_execute_command
     Pipeline.execute = execute
-    _install_asyncio()
     _installed = True
     return True
-
-
-def _install_asyncio() -> None:
-    """The same points for ``redis.asyncio`` (its methods are coroutines)."""
-    try:
-        import redis.asyncio.client as aclient
-    except ImportError:
-        return
-    ARedis, APipeline = aclient.Redis, aclient.Pipeline
-    real_execute_command = ARedis.execute_command
-    real_immediate = APipeline.immediate_execute_command
-    real_execute = APipeline.execute
-
-    async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        if current() is not None:
-            _point(*label(args))
-        return await real_execute_command(self, *args, **options)
-
-    async def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        if current() is not None:
-            _point(*label(args))
-        return await real_immediate(self, *args, **options)
-
-    async def execute(self: Any, raise_on_error: bool = True) -> Any:
-        if current() is None:
-            return await real_execute(self, raise_on_error)
-        stack = list(self.command_stack)
-        if self.is_transaction or self.explicit_transaction:
-            if stack or self.watching:
-                _point(*transaction_label(stack))
-            return await real_execute(self, raise_on_error)
-        if not stack:
-            return await real_execute(self, raise_on_error)
-        responses: list = []
-        try:
-            for args, options in stack:
-                _point(*label(args))
-                self.command_stack = [(args, options)]
-                responses += await real_execute(self, False)
-        finally:
-            await self.reset()
-        if raise_on_error:
-            self.raise_first_error(stack, responses)
-        return responses
-
-    ARedis.execute_command = execute_command
-    APipeline.immediate_execute_command = immediate_execute_command
-    APipeline.execute = execute
