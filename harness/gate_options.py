@@ -57,7 +57,7 @@ def _choice(*names: str) -> Callable[[str], str]:
 
 
 def _faults(text: str) -> tuple[str, ...]:
-    known = ("crash", "power-loss", "io-error")  # sessioncheck.verify.FAULTS, without importing the engine
+    known = ("crash", "power-loss", "io-error", "server-crash")  # sessioncheck.verify.FAULTS, without importing the engine
     out = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
     bad = [f for f in out if f not in known]
     if bad:

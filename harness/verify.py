@@ -24,7 +24,7 @@ from sessioncheck.specs import resolve
 from sessioncheck.reporting.story import render
 from sessioncheck.words import plural
 
-FAULTS = ("crash", "power-loss", "io-error")
+FAULTS = ("crash", "power-loss", "io-error", "server-crash")
 
 
 @dataclass
@@ -111,6 +111,7 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
         delete=caps.delete,
         crash="crash" in faults,
         power_loss="power-loss" in faults,
+        server_crash="server-crash" in faults,
         io_faults=("EIO", "ENOSPC", "EACCES") if "io-error" in faults else (),
     )
 

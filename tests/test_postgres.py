@@ -364,3 +364,32 @@ def test_a_killed_harness_leaves_no_server_behind(sig, tmp_path, base) -> None:
             p.kill()
             p.wait()
     assert _settle(base) == (0, 0)
+
+
+# -- stress and server crashes -------------------------------------------------------
+
+def test_stress_runs_against_the_real_server(tmp_path) -> None:
+    """Free-running threads and processes on the module's server: the
+    reference store's history checks clean, the SELECT-then-UPDATE
+    mutant's does not, and a recorded history checks again as any other."""
+    from sessioncheck.checking.history import write_jsonl
+    from sessioncheck.stress.runner import StressConfig, run_stress
+
+    ok = run_stress(StressConfig(store="postgres", threads=3, processes=2, sessions=2, ops=200, duration=30))
+    assert ok.verdict == "ok", ok.verdict
+    write_jsonl(ok.events, str(tmp_path / "ok.jsonl"))
+    bad = run_stress(StressConfig(store="mutant:postgres-select-update", threads=2, processes=2, sessions=1,
+                                  ops=300, duration=30))
+    assert bad.verdict == "violation"
+    p = subprocess.run([sys.executable, "-m", "sessioncheck", "check", str(tmp_path / "ok.jsonl")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_server_crash_is_not_offered_for_postgres_yet(tmp_path) -> None:
+    from sessioncheck.errors import ConfigError
+    from sessioncheck.verify import verify
+
+    with pytest.raises(ConfigError, match="not yet for postgres"):
+        verify("postgres", faults=("server-crash",), max_examples=5, seed=0, report_dir=tmp_path,
+               save_report=False)

@@ -288,3 +288,86 @@ def test_stress_runs_against_the_real_server():
     assert bad.verdict == "violation"
     servers.shutdown()
     assert not servers._active
+
+
+# -- --faults server-crash ------------------------------------------------------------
+
+#: Examples for the server-crash tests: the systematic pass crashes the
+#: server after every write (seed 0 catches redis-aof-off at example 27).
+CRASH_EXAMPLES = 60
+
+
+def _crashes(stats, seen):
+    seen.append(sum(1 for e in stats.last.trace if e["ev"] == "server-crash"))
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_reference_store_survives_server_crashes(mode, tmp_path):
+    from sessioncheck.verify import verify
+
+    seen: list[int] = []
+    r = verify("redis", mode=mode, faults=("server-crash",), budget=TIME_CAP, max_examples=REFERENCE_EXAMPLES,
+               seed=0, report_dir=tmp_path, save_report=False, on_example=lambda s: _crashes(s, seen))
+    assert not r.found, r.story
+    assert sum(seen) >= 5, seen  # the server really was killed, many times
+    assert not servers._active
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_store_turning_persistence_off_is_caught_by_a_server_crash(mode, tmp_path):
+    from sessioncheck.verify import verify
+
+    quiet = verify("mutant:redis-aof-off", mode=mode, budget=TIME_CAP, max_examples=20, seed=0,
+                   report_dir=tmp_path, save_report=False)
+    assert not quiet.found, quiet.story  # without a crash nothing is lost
+    r = verify("mutant:redis-aof-off", mode=mode, faults=("server-crash",), budget=TIME_CAP,
+               max_examples=CRASH_EXAMPLES, seed=0, report_dir=tmp_path, save_report=False, shrink_budget=5.0)
+    assert r.found, f"missed in {r.exploration.examples} examples"
+    assert r.outcome.violations[0].invariant == "I6", r.story
+    assert "appendonly no" in r.story and "KILLED (kill -9) and restarted" in r.story, r.story
+    assert any(v.invariant == "I1" for v in r.outcome.violations), r.story  # really lost, too
+    assert not servers._active
+
+
+def test_server_crash_needs_the_harness_own_server(monkeypatch, tmp_path):
+    from sessioncheck.servers.redis import RedisResource
+    from sessioncheck.verify import verify
+
+    monkeypatch.delenv("SESSIONCHECK_REDIS_URL", raising=False)
+    own = RedisResource()
+    own.start()
+    try:
+        monkeypatch.setenv("SESSIONCHECK_REDIS_URL", own.address)
+        with pytest.raises(ConfigError, match="kills only servers it started"):
+            verify("redis", faults=("server-crash",), max_examples=5, seed=0, report_dir=tmp_path,
+                   save_report=False)
+        assert own.keys() == 0 and own._admin.ping()  # the user's server was not touched
+    finally:
+        own.stop()
+    monkeypatch.delenv("SESSIONCHECK_REDIS_URL")
+    with pytest.raises(ConfigError, match="asks for no server"):
+        verify("json", faults=("server-crash",), max_examples=5, seed=0, report_dir=tmp_path, save_report=False)
+    assert not servers._active
+
+
+def test_server_crash_run_exits_2_on_a_user_server_and_leaves_nothing(tmp_path):
+    mark = mark_of("server-crash")
+    p = harness(tmp_path, "run", "--store", "redis", "--faults", "server-crash", "--examples", "30", "--seed", "0",
+                "--no-db", mark=mark)
+    out, err = p.communicate(timeout=TIME_CAP)
+    assert p.returncode == 0, err
+    assert wait_gone(mark, tmp_path, timeout=5.0) == ([], [], [])
+    from sessioncheck.servers.redis import RedisResource
+
+    own = RedisResource()
+    own.start()
+    try:
+        p = harness(tmp_path, "run", "--store", "redis", "--faults", "server-crash", "--redis-url", own.address,
+                    "--examples", "5", "--no-db", mark=mark)
+        out, err = p.communicate(timeout=TIME_CAP)
+        assert p.returncode == 2, (out, err)
+        assert "kills only servers it started" in out + err, (out, err)
+        assert own._admin.ping()  # not killed
+    finally:
+        own.stop()
+

@@ -80,6 +80,11 @@ PLAN: dict[str, MutantPlan] = {
     "redis-watch-ignored": MutantPlan(ANY, ("I1", "I3"), resources=("redis",)),
     # A "None" read back is a value nobody wrote (I4) or a clear undone (I3).
     "redis-none-string": MutantPlan(ANY, ("I4", "I3"), resources=("redis",)),
+    # Persistence off: only a server crash loses what it acknowledged (I6;
+    # the final read misses it too, I1/I3).
+    "redis-aof-off": MutantPlan((), (), faulted=(("threads", ("server-crash",), ("I6", "I1", "I3")),
+                                                 ("processes", ("server-crash",), ("I6", "I1", "I3"))),
+                                resources=("redis",)),
     # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
     "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),

@@ -129,7 +129,7 @@ class Executor:
         # Servers the store asks for run for the executor's life; every run
         # starts and ends with their namespaces empty.
         self.resources = servers.acquire(spec.factory, power_loss=self.cfg.power_loss,
-                                         io_faults=self.cfg.io_faults)
+                                         io_faults=self.cfg.io_faults, server_crash=self.cfg.server_crash)
 
     def __enter__(self) -> "Executor":
         return self
@@ -207,6 +207,7 @@ class Executor:
             # any operation: a store that compacts or rewrites sessions in
             # __init__ meets concurrent writers.
             self._opened: set[str] = set()
+            self._violations = violations  # a server crash may add one
             counters = {"m": 0, "v": 0}
             for step in program:
                 self._apply(sched, step, counters)
@@ -261,11 +262,16 @@ class Executor:
 
         patterns = self._allowed
         faults = [e["t"] for e in sched.trace if e["ev"] in ("crash", "fault")]
+        downs = [e["t"] for e in sched.trace if e["ev"] == "server-crash"]
         for op in sched.ops:
             if op.meta.get("error_kind") != "error":
                 continue
             if patterns and allowed(op.meta.get("causes", [op.error or ""]), patterns):
                 op.meta["error_kind"] = "allowed"
+            elif any(op.start < t < op.end for t in downs):
+                # its server went down under it: not acknowledged, and
+                # whether it took effect is the final read's to say
+                op.meta["error_kind"] = "server-crash"
             elif faults and min(faults) < op.start:
                 op.meta["error_kind"] = "after-fault"
             else:
@@ -317,6 +323,11 @@ class Executor:
         # sequential: starting an operation on a busy actor first lets its
         # current one finish; if that cannot finish now (it waits for a
         # lock), the step does nothing, as does advancing an idle actor.
+        if step.kind == "server-crash":
+            from sessioncheck.controlled.server_crash import crash_servers
+
+            crash_servers(sched, self.resources, self._violations, Violation)
+            return
         name = self.names[step.actor % len(self.names)]
         if name not in sched.state:
             return  # an actor that never starts an operation: nothing to advance

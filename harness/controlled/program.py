@@ -83,7 +83,7 @@ def program_from_json(data: Any) -> list[Step]:
     steps = []
     for n, raw in enumerate(data):
         where = f"program step {n}"
-        if not isinstance(raw, list) or not raw or raw[0] not in ("start", "advance", "crash", "fault"):
+        if not isinstance(raw, list) or not raw or raw[0] not in ("start", "advance", "crash", "fault", "server-crash"):
             raise ReportError(f"{where}: not a step")
         kind = raw[0]
         if len(raw) < 2 or not _small_int(raw[1]):
@@ -135,6 +135,8 @@ class ModelConfig:
     delete: bool = False
     crash: bool = False
     power_loss: bool = False
+    #: kill -9 the store's server at a step and restart it from its files
+    server_crash: bool = False
     io_faults: tuple[str, ...] = ()
     #: operations left out although the store supports them (a bug already
     #: known in one, while looking for the next)
@@ -159,6 +161,8 @@ def step_kinds(cfg: ModelConfig) -> list[str]:
         kinds.append("crash")
     if cfg.io_faults:
         kinds.append("fault")
+    if cfg.server_crash:
+        kinds.append("server-crash")
     return kinds
 
 
@@ -204,6 +208,8 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
             out.append(Step("advance", actor, points=a % cfg.max_points + 1))
         elif kind == "crash":
             out.append(Step("crash", actor))
+        elif kind == "server-crash":
+            out.append(Step("server-crash", actor))
         else:
             out.append(Step("fault", actor, errno_name=cfg.io_faults[a % len(cfg.io_faults)]))
     return out

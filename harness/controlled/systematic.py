@@ -310,6 +310,17 @@ class Plan:
                 for k in range(1, len(self.profile(x, True))):
                     yield self.turn(A, add) + self.start(A, x) + self.advance(A, k) + [crash] + self.start(B, read)
 
+        # 6b. A crash of the store's server (kill -9, restarted from its
+        #     files) after a write is acknowledged, and after each access
+        #     of a write in flight; B reads what the server kept.
+        if cfg.server_crash:
+            down = (step_kinds(cfg).index("server-crash"), A, 0, 0)
+            read = next((o for o in ops if o.f == "read"), add)
+            for x in writes:
+                yield self.turn(A, x) + [down] + self.start(B, read)
+                for k in range(1, len(self.profile(x, True))):
+                    yield self.turn(A, add) + self.start(A, x) + self.advance(A, k) + [down] + self.start(B, read)
+
         # 7. Two preemptions, three lock acquisitions: A holds the lock, B
         #    queues for it, A releases and takes it again for a second
         #    operation while B goes on (a lock whose identity changes on

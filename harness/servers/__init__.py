@@ -44,6 +44,8 @@ from sessioncheck.errors import ConfigError
 #: Resource name -> where its implementation lives.
 KINDS = {"redis": "sessioncheck.servers.redis:RedisResource",
          "postgres": "sessioncheck.servers.postgres:PostgresResource"}
+#: Servers ``--faults server-crash`` can kill and restart.
+CRASHABLE = ("redis",)
 
 
 class ServerResource(Protocol):
@@ -155,6 +157,18 @@ class Holding:
     def settings(self) -> dict[str, dict[str, str]]:
         return {n: get(n).settings() for n in self.names}
 
+    def crash(self) -> dict[str, dict[str, str]]:
+        """Kill -9 every server this store uses and start it again from its
+        own files (``--faults server-crash``).  Returns each server's
+        durability settings as they were just before the kill: what the
+        configuration promised for the writes acknowledged until then."""
+        before = {}
+        for n in self.names:
+            res = get(n)
+            before[n] = res.settings()
+            res.crash()
+        return before
+
     def release(self) -> None:
         """End the hold; the last one stops the server.  Idempotent."""
         if self._released:
@@ -169,13 +183,30 @@ class Holding:
                 _stop(res)
 
 
-def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = ()) -> Holding:
+def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = (),
+            server_crash: bool = False) -> Holding:
     """Hold the servers ``factory`` needs for a campaign (starting them).
 
     Faults that model the store's own files (power loss, injected I/O
     errors) say nothing about a server-backed store: asking for them is a
-    configuration error, not a pass."""
+    configuration error, not a pass.  So is a server crash for a store
+    without a server, on a server the harness did not start (a user's is
+    never killed), or on a server that cannot be crashed yet."""
     names = needs(factory)
+    if server_crash:
+        if not names:
+            raise ConfigError("--faults server-crash kills the server a store keeps its data in; this store "
+                              "asks for no server (resources = (\"redis\",) or (\"postgres\",)): leave it out")
+        for n in names:
+            if n not in CRASHABLE:
+                raise ConfigError(f"--faults server-crash is implemented for {', '.join(CRASHABLE)} servers, "
+                                  f"not yet for {n}: leave it out")
+            res = get(n)
+            if not res.private:
+                _stop_unheld(names)
+                raise ConfigError(f"--faults server-crash kills the {n} server; the harness kills only servers "
+                                  f"it started itself, and this one is yours (--redis-url / --postgres-dsn): "
+                                  "leave the fault out, or let the harness start its own server")
     if names and (power_loss or tuple(io_faults)):
         what = "power-loss" if power_loss else "io-error"
         _stop_unheld(names)  # one a probe started for this campaign
@@ -231,13 +262,21 @@ os.register_at_fork(after_in_child=_after_fork)
 
 #: The supervisor: runs the server as its child, and on SIGTERM (sent by
 #: ``stop``, or by the kernel when the harness dies: PR_SET_PDEATHSIG) stops
-#: it, waits for it, and removes the server's private directory.
+#: it, waits for it, and removes the server's private directory.  A server
+#: that dies while a file ``restart`` is in its directory (an injected crash,
+#: ``--faults server-crash``) is started again on the same files.
 SUPERVISOR = r'''
 d=$1; shift
-"$@" &
-pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' TERM INT HUP
-while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+pid=; stop=
+trap 'stop=1; kill -TERM "$pid" 2>/dev/null' TERM INT HUP
+while :; do
+    "$@" &
+    pid=$!
+    [ -n "$stop" ] && kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+    # a server crash the harness injected: start again from the same files
+    [ -z "$stop" ] && [ -e "$d/restart" ] && rm -f -- "$d/restart" || break
+done
 rm -rf -- "$d"
 '''
 

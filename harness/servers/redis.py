@@ -191,6 +191,44 @@ class RedisResource:
             out.update({str(k): str(v) for k, v in self._admin.config_get(key).items()})
         return out
 
+    # -- an injected crash ---------------------------------------------------
+    def crash(self) -> None:
+        """Kill -9 the private server and start it again on its own files
+        (its append-only file); returns once the new server answers.  The
+        supervisor restarts it because of the ``restart`` file."""
+        import redis
+
+        if not self.private or self._proc is None:
+            raise ConfigError("only a Redis server the harness started can be crashed")
+        pidfile = os.path.join(self.directory, "redis.pid")
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot crash redis-server: no pid file ({exc})") from None
+        open(os.path.join(self.directory, "restart"), "w").close()
+        os.unlink(pidfile)  # the new server writes its own
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"redis-server {pid} outlived kill -9 for {STARTUP_TIMEOUT:g} s")
+            time.sleep(0.001)
+        while True:
+            if self._proc.poll() is not None:
+                raise ConfigError(f"redis-server did not come back after the crash: {self._tail() or 'no log'}")
+            if os.path.exists(pidfile):
+                try:
+                    # loading the append-only file answers LOADING until done
+                    if self._admin.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                    pass
+            if time.monotonic() > deadline:
+                raise ConfigError(f"redis-server did not answer within {STARTUP_TIMEOUT:g} s after the crash: "
+                                  f"{self._tail() or 'no log'}")
+            time.sleep(0.002)
+
     # -- stop ----------------------------------------------------------------
     def stop(self) -> None:
         if self._admin is not None:
@@ -223,6 +261,27 @@ class RedisResource:
                 os.kill(int(f.read().strip()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+
+
+def durable(settings: dict[str, str]) -> bool:
+    """Does this configuration make a write durable before its reply?
+    Only an append-only file synced before each reply does."""
+    return settings.get("appendonly") == "yes" and settings.get("appendfsync") == "always"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (the supervisor has not reaped it yet) is dead for us
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _with_db(url: str, db: int) -> str:
