@@ -57,7 +57,7 @@ def _choice(*names: str) -> Callable[[str], str]:
 
 
 def _faults(text: str) -> tuple[str, ...]:
-    known = ("crash", "power-loss", "io-error", "server-crash")  # sessioncheck.verify.FAULTS, without importing the engine
+    known = ("crash", "power-loss", "io-error", "server-crash", "cancel")  # sessioncheck.verify.FAULTS, without importing the engine
     out = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
     bad = [f for f in out if f not in known]
     if bad:
@@ -135,8 +135,8 @@ OPTIONS: tuple[Option, ...] = (
            "check's own seed", "N", RUN),
     Option("watchdog", seconds(0.0, 3600.0), "report an actor that reaches no preemption point for this long "
            "as stuck (default: 10)", "SECONDS", RUN),
-    Option("actors", _choice("threads", "processes", "mixed"), "how writers run (default: threads)",
-           "threads|processes|mixed", TEST),
+    Option("actors", _choice("threads", "processes", "mixed", "tasks"), "how writers run (default: threads)",
+           "threads|processes|mixed|tasks", TEST),
     Option("faults", _faults, "what may go wrong: crash,power-loss,io-error (default: none)", "LIST", TEST),
     Option("actor_count", count(1, 26), "actors writing at once (default: 3)", "N", TEST),
     Option("sessions", count(1, 26), "sessions in one location (default: 2)", "N", TEST),

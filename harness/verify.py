@@ -24,7 +24,7 @@ from sessioncheck.specs import resolve
 from sessioncheck.reporting.story import render
 from sessioncheck.words import plural
 
-FAULTS = ("crash", "power-loss", "io-error", "server-crash")
+FAULTS = ("crash", "power-loss", "io-error", "server-crash", "cancel")
 
 
 @dataclass
@@ -105,6 +105,9 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
                      f"delete={caps.delete}); declare `capabilities = Capabilities(...)` on the store")
     if "crash" in faults and mode == "threads":
         raise ConfigError("crash faults need process actors: add --actors processes (or mixed)")
+    from sessioncheck.controlled.task_faults import check_task_faults
+
+    check_task_faults(mode, faults)
     return replace(
         cfg,
         metadata=caps.metadata,
@@ -112,7 +115,8 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
         crash="crash" in faults,
         power_loss="power-loss" in faults,
         server_crash="server-crash" in faults,
-        io_faults=("EIO", "ENOSPC", "EACCES") if "io-error" in faults else (),
+        io_faults=(("EIO", "ENOSPC", "EACCES") if "io-error" in faults else ()) + (
+            ("cancel",) if "cancel" in faults else ()),
     )
 
 
@@ -125,7 +129,8 @@ def header(store: str, mode: str, cfg: ModelConfig, outcome: Outcome) -> str:
     first = outcome.violations[0]
     from sessioncheck.checking.invariants import INVARIANTS
 
-    kinds = {"threads": "thread actors", "processes": "process actors", "mixed": "mixed actors"}[mode]
+    kinds = {"threads": "thread actors", "processes": "process actors", "mixed": "mixed actors",
+             "tasks": "asyncio tasks of one event loop"}[mode]
     return (f"sessioncheck: {first.invariant} ({INVARIANTS.get(first.invariant, '')}) violated by store "
             f"{store} with {cfg.actors} {kinds}")
 
@@ -175,8 +180,8 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     if allow_errors:
         cfg = replace(cfg or ModelConfig(),
                       allow_errors=tuple(dict.fromkeys((*(cfg.allow_errors if cfg else ()), *allow_errors))))
-    if mode not in ("threads", "processes", "mixed"):
-        raise ConfigError(f"unknown actor mode {mode!r}; choose threads, processes or mixed")
+    if mode not in ("threads", "processes", "mixed", "tasks"):
+        raise ConfigError(f"unknown actor mode {mode!r}; choose threads, processes, mixed or tasks")
     if budget <= 0:
         raise ConfigError("--budget must be a positive number of seconds")
     spec = resolve(store)

@@ -92,9 +92,11 @@ def test_plan_covers_every_mutant_and_mode() -> None:
     covered = {c.name for c in MUTANT_CASES}
     assert covered == set(mutant_names())
     for c in MUTANT_CASES:
-        assert c.expect and c.mode in ("threads", "processes", "mixed")
+        assert c.expect and c.mode in ("threads", "processes", "mixed", "tasks")
     # thread-lock-only is correct with thread actors alone: a control there.
     assert Case("mutant:thread-lock-only", "threads") in CONTROL_CASES
+    # asyncio-lock-only is correct among tasks of one loop: a control there.
+    assert Case("mutant:asyncio-lock-only", "tasks") in CONTROL_CASES
     assert {("json", m) for m in ("threads", "processes", "mixed")} <= {(c.store, c.mode) for c in CONTROL_CASES}
 
 

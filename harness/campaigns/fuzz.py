@@ -208,7 +208,7 @@ class FuzzConfig:
             raise ConfigError("--hours must be a positive number")
         if not 1 <= self.workers <= 256:
             raise ConfigError("--workers must be between 1 and 256")
-        if self.mode not in ("threads", "processes", "mixed"):
+        if self.mode not in ("threads", "processes", "mixed", "tasks"):
             raise ConfigError(f"unknown actor mode {self.mode!r}")
         if not self.round_seconds > 0:
             raise ConfigError("--round must be a positive number of seconds")

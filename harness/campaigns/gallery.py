@@ -30,6 +30,10 @@ from sessioncheck.specs import BUILTIN, SERVER_BACKED, mutant_names
 
 ACTOR_MODES = ("threads", "processes", "mixed")
 ANY = ACTOR_MODES  # threads, processes and mixed all show it
+#: Controls with task actors (``--actors tasks``): the native async
+#: reference store, with and without cancellations, and the mutant whose
+#: asyncio.Lock is correct among tasks of one loop.
+TASK_CONTROLS = (("async-json", ()), ("async-json", ("cancel",)), ("mutant:asyncio-lock-only", ()))
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,13 @@ PLAN: dict[str, MutantPlan] = {
     # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
     "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
+    # Async stores (asyncio tasks of one loop as actors: --actors tasks).
+    "async-stale-write": MutantPlan(("tasks", *ANY), ("I1", "I3")),
+    # One loop's asyncio.Lock: holds among tasks (a control there, TASK_CONTROLS).
+    "asyncio-lock-only": MutantPlan(ANY, ("I1", "I3")),
+    "async-none-skipped": MutantPlan(("tasks", *ANY), ("I3", "I1")),
+    # Torn by a cancellation at the await between truncate and write.
+    "cancel-torn": MutantPlan((), (), faulted=(("tasks", ("cancel",), ("I4", "I1", "E1")),)),
     "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
     # Below Python's file objects: a cached fd rewritten in place (a torn
     # read between pwrite and ftruncate is I4), and paths relative to a dir fd.
@@ -196,6 +207,7 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         p = PLAN[m]
         if p.modes:
             cases += [Case(f"mutant:{m}", mode) for mode in ACTOR_MODES if mode not in p.modes]
+    cases += [Case(store, "tasks", faults) for store, faults in TASK_CONTROLS]
     skipped = unavailable()
     cases = [c for c in cases if c.store not in skipped]
     if only:
@@ -208,9 +220,9 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         cases = [c for c in cases if c.name in wanted]
     modes = set(modes)
     if modes:
-        bad = sorted(modes - set(ACTOR_MODES))
+        bad = sorted(modes - {*ACTOR_MODES, "tasks"})
         if bad:
-            raise ConfigError(f"--modes {bad[0]!r}: choose from {', '.join(ACTOR_MODES)}")
+            raise ConfigError(f"--modes {bad[0]!r}: choose from {', '.join(ACTOR_MODES)}, tasks")
         cases = [c for c in cases if c.mode in modes]
     return cases
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=str(Path(".sessioncheck") / "examples"), metavar="DIR|URL",
                         help="Hypothesis example database the workers share: a directory on shared storage "
                              "(default: .sessioncheck/examples) or redis://host:port/db, redis+unix:///path/to/socket")
-    parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed"),
+    parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed", "tasks"),
                         help="what each actor is (default: threads)")
     parser.add_argument("--faults", default="", metavar="LIST",
                         help=f"comma-separated faults to inject: {', '.join(FAULTS)}")

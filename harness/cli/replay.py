@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", type=Path, help="a report saved by sessioncheck run")
     parser.add_argument("--store", default=None,
                         help="the store to replay against (needed unless the report names a built-in store)")
-    parser.add_argument("--actors", default=None, choices=("threads", "processes", "mixed"),
+    parser.add_argument("--actors", default=None, choices=("threads", "processes", "mixed", "tasks"),
                         help="replay with other actors than the report's (the same program runs in any mode)")
     parser.add_argument("--watchdog", type=seconds(0.0, 3600.0), default=10.0, metavar="SECONDS")
 

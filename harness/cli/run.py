@@ -15,7 +15,7 @@ from sessioncheck.words import plural
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store_option(parser)
-    parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed"),
+    parser.add_argument("--actors", default="threads", choices=("threads", "processes", "mixed", "tasks"),
                         help="what each actor is (default: threads)")
     parser.add_argument("--faults", default="", metavar="LIST",
                         help=f"comma-separated faults to inject: {', '.join(FAULTS)}")

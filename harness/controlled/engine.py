@@ -70,7 +70,7 @@ class Outcome:
         return hashlib.sha1(data.encode()).hexdigest()[:12]
 
 
-MODES = ("threads", "processes", "mixed")
+MODES = ("threads", "processes", "mixed", "tasks")
 
 
 def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
@@ -90,6 +90,8 @@ def actor_kinds(mode: str, n: int) -> list[str]:
         return ["process"] * n
     if mode == "mixed":
         return [("process" if i % 2 == 0 else "thread") for i in range(n)]
+    if mode == "tasks":
+        return ["task"] * n  # asyncio tasks of one loop (controlled/task_actor.py)
     raise ValueError(mode)
 
 
@@ -120,6 +122,7 @@ class Executor:
         self.kinds = actor_kinds(mode, self.cfg.actors)
         self.names = [chr(ord("A") + i) for i in range(self.cfg.actors)]
         self.actors: list[Actor | None] = [None] * self.cfg.actors
+        self._tasks: Any = None  # the event loop of the task actors, made on first use
         self.runs = 0
         # Virtual time never goes back, not even from one run to the next:
         # stores keep time-ordered ids (uuid6, ULIDs) with a per-process
@@ -142,10 +145,19 @@ class Executor:
             if a is not None:
                 a.shutdown()
             self.actors[i] = None
+        if self._tasks is not None:
+            self._tasks.close()
         self.resources.release()
 
     def _actor(self, i: int, warm: bool = True) -> Actor:
         a = self.actors[i]
+        if a is None and self.kinds[i] == "task":
+            from sessioncheck.controlled.task_actor import task_actor
+
+            a, self._tasks = task_actor(self.names[i], self.spec, self._tasks, self.actors, self.watchdog)
+            self.actors[i] = a
+            if warm:
+                self._warm_up(a)
         if a is None:
             a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog)
             if warm:

@@ -32,7 +32,8 @@ FUNCTIONS = ("add", "persist", "read", "delete")
 #: protocol's core, always in.
 OPTIONAL = ("persist", "delete")
 #: The I/O errors a ``fault`` step may inject, by name.
-INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES}
+INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES,
+              "cancel": -1}  # cancel: Task.cancel() of a task actor at its await
 
 
 @dataclass(frozen=True)

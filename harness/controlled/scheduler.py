@@ -48,6 +48,8 @@ from sessioncheck.checking.history import Operation
 TICK = 1e-6
 WAITS = ("flock-wait", "lock-wait")
 #: Points where an injected I/O error means something: file system calls.
+#: Points where a task can be cancelled (``--faults cancel``): its awaits.
+CANCELLABLE = ("await", "sleep", "lock-wait")
 FAULTABLE = ("open", "read", "flush", "close", "replace", "rename", "unlink", "fsync", "truncate")
 
 
@@ -188,6 +190,10 @@ class Scheduler:
             # whose last statement found the database busy counts as
             # blocked until a statement of its succeeds.
             return True
+        if key[0] == "await":
+            # a task waiting for a future another task settles
+            # (controlled/task_actor.py): blocked until it is done
+            return not key[1].ready()
         if _counted(key):
             # no slot left: the count of slots taken is at the capacity
             return self.taken.get(key, 0) >= key[-1]
@@ -250,7 +256,7 @@ class Scheduler:
         from sessioncheck.controlled.program import INJECTABLE
 
         point = self.state[name].parked
-        if point is None or point.kind not in FAULTABLE:
+        if point is None or point.kind not in (CANCELLABLE if errno_name == "cancel" else FAULTABLE):
             return
         self.now += TICK
         self._log(name, "fault", kind=point.kind, path=point.path, detail=point.detail, errno=errno_name)

@@ -125,7 +125,7 @@ def load(path: str | Path) -> dict:
                       ("violations", list), ("story", str), ("trace", list)):
         if not isinstance(data.get(key), kind):
             raise ReportError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    if data["mode"] not in ("threads", "processes", "mixed"):
+    if data["mode"] not in ("threads", "processes", "mixed", "tasks"):
         raise ReportError(f"{path}: unknown mode {data['mode']!r}")
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):

@@ -37,6 +37,7 @@ POINT_TEXT = {
     "lock": "take threading lock",
     "lock-wait": "wait for threading lock",
     "sleep": "sleep {detail}s",
+    "await": "await in {detail}",  # a task actor suspended (controlled/task_actor.py)
     "sql": "{detail} on {path}",
     "redis": "{detail}",
 }
@@ -66,6 +67,8 @@ def point_text(e: dict, names: Names | None = None) -> str:
         return f"msync {path}"
     elif kind in ("write", "flush", "close") and detail == "sync":
         return POINT_TEXT[kind].format(path=path, detail="") + " (O_SYNC)"
+    if kind == "lock-wait" and detail.startswith("await "):
+        return f"{detail} (blocked)"  # a task waiting for another task
     if kind == "sql" and detail in ("CONNECT", "CLOSE"):
         return f"{detail.lower()} {path}"
     if kind == "sql" and not detail:

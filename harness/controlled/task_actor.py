@@ -1,0 +1,457 @@
+"""Task actors: asyncio tasks of one event loop, the loop the harness owns.
+
+Two requests served by one asyncio application interleave at every
+``await`` that really suspends, never in between.  Here each actor is one
+task of a loop shared by all the task actors of an executor (one thread
+runs it); each has its own store instance.  A task's coroutine is driven
+step by step by a wrapper (:func:`_TaskLoop._drive`): every time it
+suspends on a future the wrapper waits for that future to settle, with
+every other task held at its gate, and then parks the task at an
+``await`` point naming the coroutine and line it stopped at.  The
+scheduler decides which parked task resumes, from the same program data
+as thread and process actors, so shrinking, replay and stories are
+unchanged.
+
+While a task runs, the loop runs as asyncio runs it.  When it has nothing
+ready:
+
+- helper-thread work of the loop is outstanding (``run_in_executor``,
+  ``asyncio.to_thread``): the loop waits for it for real (the other tasks
+  are held at their gates, so the result does not depend on timing);
+- otherwise it waits a short grace period for real I/O (a socket, a
+  driver's own thread such as aiosqlite's); if nothing arrives, the task
+  is parked: at a ``sleep`` point when a timer is pending (virtual time:
+  when the scheduler resumes it the clock jumps to the timer, so a 10 s
+  timeout costs nothing), else at a ``lock-wait`` point, blocked until
+  what it awaits is done (an ``asyncio.Lock`` another task holds).
+
+File and lock calls inside a task are not points: code between two
+awaits runs without interruption in asyncio, and a synchronous store run
+in tasks is one atomic step per operation.
+
+``fault`` steps with ``cancel`` cancel the task at its current await
+(``Task.cancel()``), as a web server does when a client disconnects.
+
+Limits: work a store hands to a thread it started itself (aiosqlite's
+connection thread) is only waited for during the grace period; tasks a
+store creates itself run whenever the loop runs.
+"""
+from __future__ import annotations
+
+import _thread
+import asyncio
+import inspect
+import os
+import selectors
+import threading
+from typing import Any
+
+from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.protocol import StoreSpec
+
+#: real seconds a task with nothing ready waits for outside I/O before it
+#: is parked (blocked on another task, or on a timer)
+GRACE = 0.01
+CANCEL = -1  # the fault code of a cancellation (program.INJECTABLE["cancel"])
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ASYNCIO = os.path.dirname(asyncio.__file__)
+
+
+class _Selector(selectors.BaseSelector):
+    """Delegates to a real selector; notices when the loop has nothing to do."""
+
+    def __init__(self, owner: "TaskLoop") -> None:
+        self._inner = selectors.DefaultSelector()
+        self._owner = owner
+
+    def select(self, timeout: float | None = None) -> list:
+        if timeout is not None and timeout <= 0:
+            return self._inner.select(0)
+        owner = self._owner
+        if owner.current is None:
+            # shutting down: never wait long (the virtual clock stands still)
+            return self._inner.select(0.05 if timeout is None else min(timeout, 0.05))
+        ready = self._inner.select(0)
+        if ready:
+            return ready
+        if owner.loop is not None and owner.loop.helpers:
+            # pool work of the running task: wait for it for real
+            return self._inner.select(owner.watchdog)
+        ready = self._inner.select(GRACE)
+        if ready:
+            return ready
+        owner.idle = ("timer", timeout) if timeout is not None else ("blocked", None)
+        return []
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._inner.get_map()
+
+
+class _Loop(asyncio.SelectorEventLoop):
+    def __init__(self, owner: "TaskLoop") -> None:
+        super().__init__(_Selector(owner))
+        self._owner = owner
+        self.helpers = 0
+
+    def time(self) -> float:
+        return self._owner.vnow
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future:
+        fut = super().run_in_executor(executor, func, *args)
+        self.helpers += 1
+
+        def settled(_: Any) -> None:
+            self.helpers -= 1
+
+        fut.add_done_callback(settled)
+        return fut
+
+
+class _Refused(Exception):
+    pass
+
+
+class TaskLoop:
+    """The loop of an executor's task actors, on a thread of its own.
+
+    The scheduler's thread hands it one job at a time (start or resume one
+    task) and waits, bounded by the watchdog, for that task's next stop."""
+
+    def __init__(self, watchdog: float = 10.0) -> None:
+        self.watchdog = watchdog
+        self.vnow = 0.0
+        self.loop: _Loop | None = None
+        self.current: "TaskActor | None" = None
+        self.idle: tuple | None = None
+        self.broken = False
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._back = _thread.allocate_lock()
+        self._back.acquire()
+        self._job: Any = None
+        self._result: Any = None
+        self._thread = threading.Thread(target=self._main, name="sessioncheck-tasks", daemon=True)
+        self._thread.start()
+
+    # -- the loop's thread --------------------------------------------------
+    def _main(self) -> None:
+        loop = self.loop = _Loop(self)
+        asyncio.set_event_loop(loop)
+        try:
+            while True:
+                self._go.acquire()
+                job, self._job = self._job, None
+                if job is None:
+                    return
+                try:
+                    self._result = job()
+                except BaseException as exc:  # noqa: BLE001 - handed to the scheduler's thread
+                    self._result = _Refused(f"{type(exc).__name__}: {exc}")
+                self._back.release()
+        finally:
+            self._close_loop(loop)
+
+    def _close_loop(self, loop: _Loop) -> None:
+        self.current = None
+        try:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except BaseException:  # noqa: BLE001 - shutting down whatever state it is in
+            pass
+        executor = getattr(loop, "_default_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        try:
+            loop.close()
+        except BaseException:  # noqa: BLE001
+            pass
+
+    def _until_stop(self, actor: "TaskActor") -> Stop:
+        loop = self.loop
+        assert loop is not None
+        self.current = actor
+        # stepped by hand (_run_once), the loop is the running one as in run_forever
+        asyncio.events._set_running_loop(loop)
+        try:
+            while actor.stop is None:
+                self.idle = None
+                loop._run_once()  # type: ignore[attr-defined]
+                if actor.stop is None and self.idle is not None:
+                    what, timeout = self.idle
+                    where = actor.where()
+                    if what == "timer":
+                        actor.stop = Point("sleep", "", f"{timeout:.6g}")
+                    else:
+                        actor.stop = Point("lock-wait", "", f"await {where}", [("blocked", ("await", actor))])
+            stop, actor.stop = actor.stop, None
+            return stop
+        finally:
+            asyncio.events._set_running_loop(None)
+            actor.pass_gate = False
+            self.current = None
+
+    def _begin(self, actor: "TaskActor", call: OpCall, now: float) -> Stop:
+        self.vnow = max(self.vnow, now)
+        assert self.loop is not None
+        actor.stop = None
+        actor.task = self.loop.create_task(self._drive(actor, actor.runner.arun(actor.spec, actor.location, call)))
+        return self._until_stop(actor)
+
+    def _resume(self, actor: "TaskActor", now: float, fault: int | None) -> Stop:
+        self.vnow = max(self.vnow, now)
+        actor.stop = None
+        if fault == CANCEL:
+            assert actor.task is not None
+            # at the gate the wrapper throws the cancellation in; while it
+            # waits, the awaited future is cancelled and the coroutine reads
+            # that at once
+            actor.pass_gate = actor.gate is None
+            actor.task.cancel()
+        elif actor.gate is not None:
+            actor.gate.set_result(None)
+        else:
+            # parked while it waited (a timer, another task): once what it
+            # waits for is done it goes on without stopping at the gate
+            actor.pass_gate = True
+        return self._until_stop(actor)
+
+    async def _drive(self, actor: "TaskActor", coro: Any) -> None:
+        """Run ``coro`` one suspension at a time (see the module docstring)."""
+        exc: BaseException | None = None
+        actor.coro = coro
+        while True:
+            try:
+                y = coro.throw(exc) if exc is not None else coro.send(None)
+            except StopIteration as stop:
+                actor.stop = stop.value
+                actor.coro = actor.task = None
+                return
+            except BaseException as e:  # noqa: BLE001 - arun catches the store's; this is ours
+                actor.stop = Done("error", error=f"{type(e).__name__}: {e}")
+                actor.coro = actor.task = None
+                return
+            exc = None
+            if y is not None:
+                if not getattr(y, "_asyncio_future_blocking", False):
+                    exc = RuntimeError(f"a task yielded {y!r}, not a future")
+                    continue
+                y._asyncio_future_blocking = False
+                actor.waiting = y
+                try:
+                    await y
+                except BaseException:  # noqa: BLE001 - the coroutine reads the future's outcome itself
+                    pass
+                actor.waiting = None
+            if actor.pass_gate:
+                actor.pass_gate = False
+                continue
+            assert self.loop is not None
+            actor.gate = self.loop.create_future()
+            actor.stop = Point("await", "", actor.where())
+            try:
+                await actor.gate
+            except asyncio.CancelledError as e:
+                exc = e  # cancelled at this await
+            actor.gate = None
+
+    # -- the scheduler's thread -------------------------------------------
+    def call(self, name: str, job: Any) -> Stop:
+        if self.broken:
+            raise ActorDied(f"actor {name}: the task loop was abandoned")
+        self._job = job
+        self._go.release()
+        if not self._back.acquire(timeout=self.watchdog):
+            from sessioncheck.controlled.waits import sample_thread
+
+            samples = sample_thread(self._thread.ident)
+            self.broken = True
+            raise Stuck(name, self.watchdog, samples)
+        result, self._result = self._result, None
+        if isinstance(result, _Refused):
+            raise ActorDied(f"actor {name}: {result}")
+        return result
+
+    def close(self) -> None:
+        """End the loop's thread (cancelling what is left).  Idempotent."""
+        if not self._thread.is_alive():
+            return
+        if self.broken:
+            return  # stuck in store code: abandoned (a daemon)
+        self._job = None
+        self._go.release()
+        self._thread.join(timeout=2.0)
+
+
+class TaskRunner(Runner):
+    """:class:`Runner` with awaits: one operation as a coroutine."""
+
+    async def _asettle(self, result: Any) -> Any:
+        return await result if inspect.isawaitable(result) else result
+
+    async def arun(self, spec: StoreSpec | None, location: str, call: OpCall) -> Done:
+        from sessioncheck.controlled import exits
+        from sessioncheck.controlled.actor import _describe
+        from sessioncheck.controlled.refusals import chain, declared_refusals, is_refusal
+
+        try:
+            with exits.inside_store():
+                value = await self._adispatch(spec, location, call)
+        except Exception as exc:  # noqa: BLE001 - reported, not hidden
+            refused = is_refusal(exc, declared_refusals(self.store, spec and spec.factory))
+            causes = () if refused else tuple(_describe(e, location) for e in chain(exc))
+            return Done("info" if refused else "error", error=_describe(exc, location), causes=causes)
+        except asyncio.CancelledError:
+            # cancelled (a client went away): the outcome is unknown
+            return Done("info", error="CancelledError: the task was cancelled at an await")
+        except BaseException as exc:  # noqa: BLE001 - a store ending its actor
+            return Done("died", error=f"{exits.describe(exc)} in {call.f}")
+        return Done("ok", value=value)
+
+    async def _adispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:
+        from sessioncheck.controlled.actor import read_value
+
+        f = call.f
+        if f == "open":
+            assert spec is not None
+            self.store = await self._asettle(spec.open(location))  # type: ignore[arg-type]
+            return None
+        if f == "close":
+            store, self.store = self.store, None
+            close = getattr(store, "close", None)
+            if callable(close):
+                await self._asettle(close())
+            return None
+        if self.store is None:
+            assert spec is not None
+            self.store = await self._asettle(spec.open(location))  # type: ignore[arg-type]
+        if f == "add":
+            await self._asettle(self.store.add_message(call.session, {"role": "user", "content": call.value}))
+            return None
+        if f == "persist":
+            await self._asettle(self.store.persist_state(call.session, dict(call.value)))
+            return None
+        if f == "delete":
+            await self._asettle(self.store.delete_session(call.session))
+            return None
+        if f == "read":
+            return read_value(await self._asettle(self.store.read(call.session)))
+        raise ValueError(f"unknown call {f!r}")
+
+
+class TaskActor:
+    """One asyncio task of a :class:`TaskLoop` (see the module docstring)."""
+
+    can_crash = False
+    kind = "task"
+
+    def __init__(self, name: str, spec: StoreSpec, group: TaskLoop) -> None:
+        self.name = name
+        self.spec = spec
+        self.group = group
+        self.location = ""
+        self.runner = TaskRunner()
+        self.task: asyncio.Task | None = None
+        self.coro: Any = None
+        self.gate: asyncio.Future | None = None
+        self.waiting: Any = None
+        self.pass_gate = False
+        self.stop: Stop | None = None
+        self.closed = False
+
+    def ready(self) -> bool:
+        """Whether what the task awaits is done (it can go on)."""
+        w = self.waiting
+        return w is None or w.done()
+
+    def where(self) -> str:
+        """The innermost store frame the task is suspended in: ``name file:line``."""
+        frames = []
+        c = self.coro
+        while c is not None:
+            f = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None)
+            if f is not None:
+                frames.append(f)
+            c = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None)
+        for f in reversed(frames):
+            path = os.path.abspath(f.f_code.co_filename)
+            if not (path.startswith(_ASYNCIO) or path.startswith(_HERE)):
+                return f"{f.f_code.co_name} {os.path.basename(path)}:{f.f_lineno}"
+        return "the event loop"
+
+    def begin(self, call: OpCall, now: float) -> Stop:
+        return self._done(self.group.call(self.name, lambda: self.group._begin(self, call, now)))
+
+    def resume(self, now: float, fault: int | None = None) -> Stop:
+        if fault is not None and fault != CANCEL:
+            fault = None  # I/O errors are injected at file calls, which tasks do not stop at
+        return self._done(self.group.call(self.name, lambda: self.group._resume(self, now, fault)))
+
+    def _done(self, stop: Stop) -> Stop:
+        if isinstance(stop, Done) and stop.status == "died":
+            raise ActorDied(f"actor {self.name}: {stop.error}")
+        return stop
+
+    def crash(self) -> None:
+        raise RuntimeError("task actors cannot crash; use process actors")
+
+    def shutdown(self) -> None:
+        """Cancel the task if one is running.  The loop itself is the executor's."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.task is not None and not self.group.broken and self.group._thread.is_alive():
+            task = self.task
+
+            def cancel() -> Done:
+                task.cancel()
+                self.group.vnow += 1.0
+                asyncio.events._set_running_loop(self.group.loop)
+                try:
+                    for _ in range(100):
+                        if task.done():
+                            break
+                        self.group.loop._run_once()  # type: ignore[union-attr]
+                finally:
+                    asyncio.events._set_running_loop(None)
+                return Done("ok")
+
+            try:
+                self.group.call(self.name, cancel)
+            except (Stuck, ActorDied):
+                pass
+
+    def set_location(self, location: str) -> None:
+        self.location = location
+
+
+def task_actor(name: str, spec: StoreSpec, group: TaskLoop | None, actors: list,
+               watchdog: float) -> tuple[TaskActor, TaskLoop]:
+    """A new task actor on ``group`` (the executor's loop), or on a new loop
+    when that one was abandoned; then the other actors of the old loop are
+    dropped from ``actors`` (the executor makes them again)."""
+    if group is None or group.broken:
+        for i, a in enumerate(actors):
+            if isinstance(a, TaskActor):
+                actors[i] = None
+        group = TaskLoop(watchdog)
+    return TaskActor(name, spec, group), group
