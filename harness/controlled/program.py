@@ -72,11 +72,14 @@ class Step:
         return [self.kind, self.actor]
 
 
+_NO_FIELDS = ("add", "read", "delete", "pop", "clear", "persist")  # built-ins, without a look-up
+
+
 def takes_fields(f: str) -> bool:
     """Does operation ``f`` take metadata fields (``persist`` and the
     user's register operations)?"""
-    if f == "persist":
-        return True
+    if f in _NO_FIELDS:
+        return f == "persist"
     from sessioncheck import operations
 
     op = operations.find(f)
