@@ -44,9 +44,9 @@ from typing import Any
 
 from sessioncheck.controlled.actor import Actor, Done, OpCall, Point, Stop
 
-#: the acknowledged operations a power-loss probe follows (durability.py
-#: models appends, registers and deletes)
-_PROBED = ("add", "persist", "delete")
+#: the acknowledged operations a power-loss probe follows (the built-in
+#: mutations; the probe checks them with the history checker)
+_PROBED = ("add", "persist", "delete", "pop", "clear")
 from sessioncheck.checking.history import Operation
 
 TICK = 1e-6
