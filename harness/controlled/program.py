@@ -90,10 +90,8 @@ def program_to_json(steps: list[Step]) -> list:
     return [s.to_json() for s in steps]
 
 
-def program_from_json(data: Any, extra: tuple[str, ...] = ()) -> list[Step]:
-    """Validate and rebuild a program from a report.  Data, never code.
-    ``extra`` names operations besides the built-in ones the caller's
-    model defines (``ModelConfig.extra``)."""
+def program_from_json(data: Any) -> list[Step]:
+    """Validate and rebuild a program from a report.  Data, never code."""
     if not isinstance(data, list):
         raise ReportError("'program' must be a list of steps")
     steps = []
@@ -108,7 +106,7 @@ def program_from_json(data: Any, extra: tuple[str, ...] = ()) -> list[Step]:
             if len(raw) != 3 or not isinstance(raw[2], list) or len(raw[2]) < 2:
                 raise ReportError(f"{where}: start needs an operation")
             f, session = raw[2][0], raw[2][1]
-            if f not in FUNCTIONS and f not in extra or not _small_int(session):
+            if f not in FUNCTIONS or not _small_int(session):
                 raise ReportError(f"{where}: bad operation {raw[2]!r}")
             fields: tuple = ()
             if takes_fields(f):
@@ -151,9 +149,6 @@ class ModelConfig:
     delete: bool = False
     pop: bool = False
     clear: bool = False
-    #: operations of the user's own (``sessioncheck.operations.register``),
-    #: by name, after the built-in ones
-    extra: tuple[str, ...] = ()
     crash: bool = False
     power_loss: bool = False
     io_faults: tuple[str, ...] = ()
@@ -172,7 +167,6 @@ class ModelConfig:
         for name in ("delete", "pop", "clear"):
             if getattr(self, name) and name not in self.without:
                 fs.append(name)
-        fs += [f for f in self.extra if f not in self.without]
         return fs
 
 
