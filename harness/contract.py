@@ -173,6 +173,10 @@ def _probe(spec: StoreSpec, location: Path) -> Probed:
             _signature(spec, store, method, names)
         if caps.delete:
             _signature(spec, store, "delete_session", ("session_id",))
+        if caps.pop:
+            _signature(spec, store, "pop_message", ("session_id",))
+        if caps.clear:
+            _signature(spec, store, "clear_messages", ("session_id",))
         close = getattr(store, "close", None)
         if close is not None:
             _signature(spec, store, "close", ())

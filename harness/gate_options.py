@@ -66,7 +66,7 @@ def _faults(text: str) -> tuple[str, ...]:
 
 
 def _operation(text: str) -> str:
-    known = ("persist", "delete")  # sessioncheck.controlled.program.OPTIONAL
+    known = ("persist", "delete", "pop", "clear")  # sessioncheck.controlled.program.OPTIONAL
     value = text.strip()
     if value not in known:
         raise argparse.ArgumentTypeError(f"{text!r} is not an optional operation ({', '.join(known)})")
@@ -141,7 +141,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("actor_count", count(1, 26), "actors writing at once (default: 3)", "N", TEST),
     Option("sessions", count(1, 26), "sessions in one location (default: 2)", "N", TEST),
     Option("max_steps", count(1, 1000), "steps per program (default: 24)", "N", TEST),
-    Option("without", _operation, "leave an operation the store supports out of the model (persist, delete; "
+    Option("without", _operation, "leave an operation the store supports out of the model (persist, delete, pop, clear; "
            "repeatable)", "OP", TEST, many=True),
     Option("suppress_health_check", _health_check, "do not fail a check on this health check (repeatable): "
            "no_preemption_point, no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all",

@@ -16,6 +16,10 @@ Contract of an instance (what the harness relies on, in call order):
 - ``read(session_id)`` returns a :class:`SessionState` with the messages in
   order and the metadata.  A session never written reads as empty.
 - ``delete_session(session_id)`` only if ``capabilities.delete`` is true.
+- ``pop_message(session_id)`` only if ``capabilities.pop``: removes the
+  session's last message and returns it (``None`` when there is none).
+- ``clear_messages(session_id)`` only if ``capabilities.clear``: removes
+  every message of the session and keeps its metadata.
 - ``close()`` is optional; it is called once when the actor is done.
 
 A message is a dict with ``role`` and ``content``; the harness makes every
@@ -71,6 +75,8 @@ class Capabilities:
     - ``metadata``: ``persist_state`` is supported (otherwise the model
       never calls it).
     - ``delete``: ``delete_session`` is supported.
+    - ``pop``: ``pop_message`` is supported (remove and return the last message).
+    - ``clear``: ``clear_messages`` is supported (remove every message).
     - ``retention``: a short description of the store's retention policy
       when it moves old messages to ``SessionState.archived``; ``None`` if
       it keeps every message.
@@ -83,6 +89,8 @@ class Capabilities:
 
     metadata: bool = True
     delete: bool = False
+    pop: bool = False
+    clear: bool = False
     retention: str | None = None
     refusals: tuple[type, ...] = ()
 

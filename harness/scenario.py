@@ -121,7 +121,8 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
                     "file fault does not reach")
         return ScenarioResult(scenario, store, expected, "n/a", True,
                               f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
-    cfg = replace(scenario.config, metadata=caps.metadata, delete=caps.delete)
+    cfg = replace(scenario.config, metadata=caps.metadata, delete=caps.delete,
+                  pop=caps.pop, clear=caps.clear)
     with Executor(spec, scenario.mode, cfg, watchdog=watchdog) as ex:
         program = resolve_marks(ex, scenario.program)
         outcome = ex.run(program)

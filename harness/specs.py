@@ -25,6 +25,7 @@ BUILTIN = {
     # the schema made on first use, checked and created in one transaction
     "sqlite-checked-create": "sessioncheck.stores.reference.checked_create_store:CheckedCreateStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
+    "json-pop": "sessioncheck.stores.reference.json_store:JsonFileStoreWithPop",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
     "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",

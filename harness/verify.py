@@ -112,6 +112,8 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
         cfg,
         metadata=caps.metadata,
         delete=caps.delete,
+        pop=caps.pop,
+        clear=caps.clear,
         crash="crash" in faults,
         power_loss="power-loss" in faults,
         server_crash="server-crash" in faults,

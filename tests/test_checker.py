@@ -40,6 +40,12 @@ BAD = {
     "none-stored-as-text": ("I3", "model"),
     "metadata-copied-across-sessions": ("I3", "model"),
     "metadata-leaked-to-another-session": ("I3", "user"),
+    # pop and clear (sessioncheck.operations): a pop excuses only the
+    # message it returned; an acknowledged clear removes every earlier one
+    "pop-races-append": ("I1", "m2"),
+    "cleared-messages": ("I1", "m1"),
+    # an operation of the user's own, named with its effect in the history
+    "user-operation": ("I3", "title"),
 }
 
 

@@ -72,6 +72,10 @@ PLAN: dict[str, MutantPlan] = {
     "cached-read": MutantPlan(ANY, ("I1", "I3")),
     "one-file-all-sessions": MutantPlan(ANY, ("I1", "I3")),
     "delete-unlocked": MutantPlan(ANY, ("I1", "I3")),
+    # pop and clear (capabilities.pop, .clear): an append racing them is lost
+    # or a cleared message comes back (I1); the clear's stale metadata (I3)
+    "pop-races-append": MutantPlan(ANY, ("I1",)),
+    "clear-unlocked": MutantPlan(ANY, ("I1", "I3")),
     "swallowed-timeout": MutantPlan(ANY, ("I3", "I6")),
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),

@@ -269,13 +269,18 @@ def _read_state(op: Operation) -> tuple[list | None, dict | None]:
     return msgs, meta
 
 
+_BUILTIN_EFFECT = {"add": "append", "persist": "registers", "read": "read", "delete": "delete",
+                   "pop": "remove_last", "clear": "clear"}
+
+
 def _check_session(sid: str, sops: list[Operation], ctx: _Context) -> None:
     adds: dict[Any, Operation] = {}
     reads: list[tuple[Operation, list, dict]] = []
     writes: list[Operation] = []
     deletes: list[Operation] = []
+    removals: list[Operation] = []  # pops and clears: messages only
     for op in sops:
-        f = op.f
+        f = _BUILTIN_EFFECT.get(op.f) or op.effect
         if f == "read":
             if op.status != "ok":
                 continue  # an unanswered read constrains nothing
@@ -293,21 +298,27 @@ def _check_session(sid: str, sops: list[Operation], ctx: _Context) -> None:
                         "with entries that are not message ids", [op])
                 continue
             reads.append((op, msgs, meta))
-        elif f == "add":
+        elif f == "append":
             prev = adds.get(op.value)
             if prev is not None:
                 raise HistoryError(
                     f"message id {op.value!r} is added twice to session {sid!r} "
                     f"(by {prev.process} and {op.process}); message ids must be unique")
             adds[op.value] = op
-        elif f == "persist":
+        elif f == "registers":
             if op.status != "fail":
                 writes.append(op)
         elif f == "delete":
             if op.status != "fail":
                 deletes.append(op)
+        elif f in ("remove_last", "clear"):
+            if op.status != "fail":
+                removals.append(op)
+        elif f is None:
+            raise HistoryError(f"operation {op.f!r} of {op.process} is not defined: register it "
+                               "(sessioncheck.operations) or give its events an 'effect'")
     if reads or adds:
-        _Messages(sid, adds, reads, deletes, ctx).check()
+        _Messages(sid, adds, reads, deletes, ctx, removals).check()
     if reads:
         _check_registers(sid, reads, writes, deletes, ctx)
 
@@ -318,15 +329,45 @@ def _check_session(sid: str, sops: list[Operation], ctx: _Context) -> None:
 class _Messages:
     def __init__(self, sid: str, adds: dict[Any, Operation],
                  reads: list[tuple[Operation, list, dict]], deletes: list[Operation],
-                 ctx: _Context) -> None:
+                 ctx: _Context, removals: Sequence[Operation] = ()) -> None:
         self.sid = sid
         self.adds = adds
         self.reads = reads
-        self.deletes = deletes
         self.ctx = ctx
+        # A pop that answered names the message it removed: it excuses that
+        # message alone.  A clear, and a pop whose outcome is unknown, may
+        # have removed any message, as a delete may (the messages' part).
+        self.popped: dict[Any, Operation] = {}
+        self.removers = list(deletes)
+        self.deletes = deletes
+        for op in removals:
+            f = _BUILTIN_EFFECT.get(op.f) or op.effect
+            if f == "remove_last" and op.status == "ok":
+                if op.output is not None:
+                    self._pop(op)
+            else:
+                self.removers.append(op)
+        self.clean_list = not self.removers and not removals
+
+    def _pop(self, op: Operation) -> None:
+        ctx, sid, m = self.ctx, self.sid, op.output
+        a = self.adds.get(m)
+        where = f"the {op.f} by {op.process} at {ctx.span(op)} returned {m}"
+        prev = self.popped.get(m)
+        if prev is not None:
+            ctx.add("I1", sid, m, f"{where}, which the {prev.f} by {prev.process} at {ctx.span(prev)} "
+                    "had removed already", [x for x in (a, prev, op) if x is not None])
+        elif a is None:
+            ctx.add("I1", sid, m, f"{where}, which was never added", [op])
+        elif a.status == "fail":
+            ctx.add("I1", sid, m, f"{where}, but its add by {a.process} at {ctx.span(a)} failed", [a, op])
+        elif a.start > op.end:
+            ctx.add("I1", sid, m, f"{where}, but its add by {a.process} was invoked only at "
+                    f"t={ctx.t(a.start)}, after the {op.f} ended", [a, op])
+        self.popped.setdefault(m, op)
 
     def check(self) -> None:
-        if not self.deletes and self._fast_clean():
+        if self.clean_list and self._fast_clean():
             return
         self._explain()
 
@@ -446,6 +487,9 @@ class _Messages:
             for m, (t, witness) in order[first:bisect.bisect_left(ack_times, op.start)]:
                 if m in present or m in reported_missing:
                     continue
+                p = self.popped.get(m)
+                if p is not None and p.start < op.end:
+                    continue  # a pop removed it, and may have done so before the read
                 a = adds.get(m)
                 start = a.start if a is not None else witness.start
                 if start <= limit:
@@ -454,8 +498,17 @@ class _Messages:
                 ctx.add("I1", sid, m, f"{m}, {self._known(m, t, witness)}, is missing from the "
                         f"read by {op.process} at {ctx.span(op)}",
                         [x for x in (a, witness, op) if x is not None])
-        ok_deletes = [d for d in self.deletes if d.status == "ok"]
+        ok_deletes = [d for d in self.removers if d.status == "ok"]  # deletes and clears
         reappeared: set = set()
+        for op, msgs, _ in reads if self.popped else ():
+            for m in msgs:
+                p = self.popped.get(m)
+                if p is not None and p.end < op.start and m not in reappeared:
+                    reappeared.add(m)
+                    ctx.add("I1", sid, m, f"{m}, removed by the {p.f} by {p.process} at {ctx.span(p)}, "
+                            f"reappears in the read by {op.process} at {ctx.span(op)}",
+                            [x for x in (adds.get(m), p, op) if x is not None])
+                    break
         for op, msgs, _ in reads if ok_deletes else ():
             # Only the latest-starting delete that ended before the read
             # matters: anything known before an earlier one is known before it.
@@ -467,22 +520,23 @@ class _Messages:
                 if hit is not None and hit[0] < d.start and m not in reappeared:
                     reappeared.add(m)
                     ctx.add("I1", sid, m, f"{m}, {self._known(m, hit[0], hit[1])}, before the "
-                            f"delete by {d.process} at {ctx.span(d)}, reappears in the read by "
+                            f"{_removal(d)} by {d.process} at {ctx.span(d)}, reappears in the read by "
                             f"{op.process} at {ctx.span(op)}",
                             [x for x in (adds.get(m), hit[1], d, op) if x is not None])
                     break
-        if not self.deletes and ctx.counts == counts_before and len(ctx.findings) == before:
+        if self.clean_list and ctx.counts == counts_before and len(ctx.findings) == before:
             self._prefixes(reads)
 
     def _known(self, m: Any, t: float, witness: Operation) -> str:
-        if witness.f == "add":
+        if witness.f != "read" and (_BUILTIN_EFFECT.get(witness.f) or witness.effect) == "append":
             return f"acknowledged to {witness.process} at t={self.ctx.t(t)}"
         return f"seen by {witness.process} in a read that ended at t={self.ctx.t(t)}"
 
     def _last_delete_before(self, t: float) -> float:
-        """The latest instant a delete that began before ``t`` may have taken effect."""
+        """The latest instant a delete, clear or unanswered pop that began
+        before ``t`` may have taken effect."""
         limit = -INF
-        for d in self.deletes:
+        for d in self.removers:
             if d.start < t and d.end > limit:
                 limit = d.end
         return limit
@@ -822,7 +876,7 @@ def _misplaced_value(sid: str, fname: str, value: Any, where: str, shown: list[O
     sessions).  Both are a wrong register value, not a state no write
     produced (I4).  Returns whether it reported."""
     if value == "None":
-        clears = [op for op in ctx.ops if op.f == "persist" and op.session == sid
+        clears = [op for op in ctx.ops if _writes_registers(op) and op.session == sid
                   and isinstance(op.value, dict) and fname in op.value and op.value[fname] is None]
         if clears:
             c = clears[0]
@@ -832,7 +886,7 @@ def _misplaced_value(sid: str, fname: str, value: Any, where: str, shown: list[O
     key = _vkey(value)
     same_field, other_field = None, None
     for op in ctx.ops:
-        if op.f != "persist" or op.session == sid or not isinstance(op.value, dict):
+        if not _writes_registers(op) or op.session == sid or not isinstance(op.value, dict):
             continue
         if fname in op.value and _vkey(op.value[fname]) == key:
             same_field = same_field or op
@@ -845,6 +899,14 @@ def _misplaced_value(sid: str, fname: str, value: Any, where: str, shown: list[O
     ctx.add("I3", sid, fname, f"{where}, a value written to {fields} of session {src.session} by {src.process} "
             f"at {ctx.span(src)}, never to this session (metadata copied across sessions)", [*shown, src])
     return True
+
+
+def _writes_registers(op: Operation) -> bool:
+    return (_BUILTIN_EFFECT.get(op.f) or op.effect) == "registers"
+
+
+def _removal(op: Operation) -> str:
+    return {"delete": "delete", "clear": "clear"}.get(_BUILTIN_EFFECT.get(op.f) or op.effect or "", op.f)
 
 
 def _last_writer(rops: list[_RegOp], read: _RegOp) -> _RegOp | None:

@@ -26,7 +26,16 @@ Values by function (``f``):
 - ``add``: invoke value is the message id (a string).
 - ``persist``: invoke value is a dict of fields; ``None`` clears a field.
 - ``read``: completion value is ``{"messages": [ids], "metadata": {...}}``.
-- ``delete``: no value.
+- ``delete``, ``clear``: no value.
+- ``pop``: completion value is the removed message's id, or ``null`` when
+  the session had no message.
+
+Any other ``f`` is an operation of the user's own: its events carry
+``"effect"``, what it does to the specification (one of
+``sessioncheck.operations.EFFECTS``), and its values follow that effect's
+(``append`` as ``add``, ``registers`` as ``persist``, ``remove_last`` as
+``pop``).  Old histories, with the four original functions and no
+``effect``, stay valid.
 
 Times are numbers that order events: logical steps in the controlled
 engine, ``time.monotonic()`` (comparable across processes on one host) in
@@ -44,10 +53,11 @@ from sessioncheck import datafile
 from sessioncheck.errors import HistoryError
 
 EventType = Literal["invoke", "ok", "fail", "info"]
-Fn = Literal["add", "persist", "read", "delete"]
+Fn = str  # an operation's name: sessioncheck.operations
 
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
-FUNCTIONS = ("add", "persist", "read", "delete")
+#: the built-in operations a history names without an "effect"
+FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,7 @@ class Event:
     value: Any
     time: float
     error: str | None = None  # for fail / info: what the store raised
+    effect: str | None = None  # a user operation's effect (sessioncheck.operations)
 
     def to_json(self) -> dict:
         out = {
@@ -71,6 +82,8 @@ class Event:
         }
         if self.error is not None:
             out["error"] = self.error
+        if self.effect is not None:
+            out["effect"] = self.effect
         return out
 
 
@@ -100,15 +113,23 @@ class Operation:
     def acknowledged(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def effect(self) -> str | None:
+        """What the operation does to the specification
+        (``sessioncheck.operations.EFFECTS``): the registered operation's,
+        else the one its history declared."""
+        from sessioncheck import operations
+
+        return operations.effect_of(self.f) or self.meta.get("effect")
+
     def describe(self) -> str:
-        if self.f == "add":
-            what = f"add_message({self.session}, {self.value})"
-        elif self.f == "persist":
-            what = f"persist_state({self.session}, {format_fields(self.value)})"
-        elif self.f == "read":
-            what = f"read({self.session})"
+        from sessioncheck import operations
+
+        known = operations.find(self.f)
+        if known is not None:
+            what = known.text(self.session, self.value)
         else:
-            what = f"delete_session({self.session})"
+            what = f"{self.f}({self.session})" if self.value is None else f"{self.f}({self.session}, {self.value!r})"
         return f"{self.process}: {what}"
 
 
@@ -133,6 +154,8 @@ def pair(events: Iterable[Event]) -> list[Operation]:
                     f"event {n}: process {e.process!r} invokes {e.f} while an operation is in flight"
                 )
             op = Operation(e.process, e.f, e.session, e.value, e.time, index=len(ops))
+            if e.effect is not None:
+                op.meta["effect"] = e.effect
             open_[e.process] = op
             ops.append(op)
             continue
@@ -169,18 +192,40 @@ def _check_event(obj: Any, line: int) -> Event:
         raise HistoryError(f"{where}: 'process' must be a string or integer")
     if type_ not in EVENT_TYPES:
         raise HistoryError(f"{where}: 'type' must be one of {', '.join(EVENT_TYPES)}")
-    if f not in FUNCTIONS:
-        raise HistoryError(f"{where}: 'f' must be one of {', '.join(FUNCTIONS)}")
+    from sessioncheck.operations import EFFECTS
+
+    effect = obj.get("effect")
+    if not isinstance(f, str) or not f.isidentifier():
+        raise HistoryError(f"{where}: 'f' must be an operation name")
+    if effect is not None and effect not in EFFECTS:
+        raise HistoryError(f"{where}: 'effect' must be one of {', '.join(EFFECTS)}")
+    if f in FUNCTIONS:
+        if effect is not None and effect != _BUILTIN_EFFECT[f]:
+            raise HistoryError(f"{where}: {f} has the effect {_BUILTIN_EFFECT[f]}, not {effect}")
+        effect = None
+        kind = _BUILTIN_EFFECT[f]
+    elif effect is None:
+        raise HistoryError(f"{where}: 'f' must be one of {', '.join(FUNCTIONS)}, or an operation "
+                           "of your own with its 'effect'")
+    elif effect == "read":
+        raise HistoryError(f"{where}: only the built-in read has the effect read")
+    else:
+        kind = effect
     if not isinstance(session, str):
         raise HistoryError(f"{where}: 'session' must be a string")
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not _finite(t):
         raise HistoryError(f"{where}: 'time' must be a finite number")
     value = obj.get("value")
-    if type_ == "invoke" and f == "add" and not isinstance(value, (str, int)):
-        raise HistoryError(f"{where}: an add invoke needs the message id as 'value'")
-    if type_ == "invoke" and f == "persist":
+    if type_ == "invoke" and kind == "append" and (not isinstance(value, (str, int)) or isinstance(value, bool)):
+        raise HistoryError(f"{where}: an {f} invoke needs the message id as 'value'")
+    if type_ == "invoke" and kind == "registers":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise HistoryError(f"{where}: a persist invoke needs a fields object as 'value'")
+            raise HistoryError(f"{where}: a {f} invoke needs a fields object as 'value'")
+    if type_ == "ok" and kind == "remove_last":
+        if value is not None and (not isinstance(value, (str, int)) or isinstance(value, bool)):
+            raise HistoryError(f"{where}: a {f} ok needs the removed message id (or null) as 'value'")
+        if isinstance(value, int):
+            value = str(value)
     if type_ == "ok" and f == "read":
         if not isinstance(value, dict) or not isinstance(value.get("messages"), list):
             raise HistoryError(f"{where}: a read ok needs 'value': {{\"messages\": [...], \"metadata\": {{...}}}}")
@@ -188,10 +233,15 @@ def _check_event(obj: Any, line: int) -> Event:
         if not isinstance(meta, dict):
             raise HistoryError(f"{where}: a read's 'metadata' must be an object")
         value = {"messages": [str(m) for m in value["messages"]], "metadata": meta}
-    if f == "add" and isinstance(value, int):
+    if kind == "append" and type_ == "invoke" and isinstance(value, int):
         value = str(value)
     error = obj.get("error")
-    return Event(str(process), type_, f, session, value, float(t), None if error is None else str(error))
+    return Event(str(process), type_, f, session, value, float(t), None if error is None else str(error),
+                 effect)
+
+
+_BUILTIN_EFFECT = {"add": "append", "persist": "registers", "read": "read", "delete": "delete",
+                   "pop": "remove_last", "clear": "clear"}
 
 
 def _finite(t: int | float) -> bool:

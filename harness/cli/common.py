@@ -77,7 +77,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sessions", type=count(1, 26), default=2, metavar="N", help="sessions in one location (default: 2)")
     g.add_argument("--max-steps", type=count(1, 1000), default=24, metavar="N", help="steps per program (default: 24)")
     g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
-                   help="leave an operation the store supports out of the model (persist, delete; "
+                   help="leave an operation the store supports out of the model (persist, delete, pop, clear; "
                         "repeatable): to look past a bug already known in it")
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sessioncheck import operations
 from sessioncheck.controlled.refusals import REFUSALS, chain, declared_refusals, is_refusal
 from sessioncheck.protocol import SessionState, StoreSpec
 
@@ -25,7 +26,7 @@ from sessioncheck.protocol import SessionState, StoreSpec
 class OpCall:
     """One operation as the actor sees it (ids and values already chosen)."""
 
-    f: str  # add | persist | read | delete | open | close
+    f: str  # an operation's name (sessioncheck.operations), or open | close
     session: str = ""
     value: Any = None  # message id for add, fields for persist
 
@@ -135,8 +136,8 @@ class Runner:
         except (Crashed, Unsupported):
             raise  # the harness's own unwinding, and a store it cannot run (exit 2)
         except BaseException as exc:  # noqa: BLE001 - a store ending its actor
-            where = {"open": "the factory", "add": "add_message", "persist": "persist_state",
-                     "delete": "delete_session"}.get(call.f, call.f)
+            known = operations.find(call.f)
+            where = "the factory" if call.f == "open" else known.method if known else call.f
             return Done("died", error=f"{exits.describe(exc)} in {where}")
         return Done("ok", value=value)
 
@@ -157,18 +158,10 @@ class Runner:
             # points interleave with the other actors' (engine.Executor.run).
             assert spec is not None
             self.store = spec.open(location)  # type: ignore[arg-type]
-        if f == "add":
-            self._settle(self.store.add_message(call.session, {"role": "user", "content": call.value}))
-            return None
-        if f == "persist":
-            self._settle(self.store.persist_state(call.session, dict(call.value)))
-            return None
-        if f == "delete":
-            self._settle(self.store.delete_session(call.session))
-            return None
-        if f == "read":
+        if f == "read":  # the commonest call, without the registry's indirection
             return read_value(self._settle(self.store.read(call.session)))
-        raise ValueError(f"unknown call {f!r}")
+        op = operations.get(f)
+        return op.output(self._settle(op.call(self.store, call.session, call.value)))
 
 
 def read_value(state: Any) -> dict:

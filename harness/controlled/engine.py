@@ -20,7 +20,8 @@ from sessioncheck import servers
 from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import Actor, ActorDied, Done, OpCall, Stuck, read_value
 from sessioncheck.checking.history import Operation
-from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
+from sessioncheck import operations
+from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, takes_fields
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
@@ -490,7 +491,7 @@ class Executor:
         if spec.f == "add":
             counters["m"] += 1
             return OpCall("add", session, f"m{counters['m']}")
-        if spec.f == "persist":
+        if spec.f == "persist" or takes_fields(spec.f):
             fields = {}
             for key, kind in spec.fields:
                 if kind == "fresh":
@@ -498,7 +499,10 @@ class Executor:
                     fields[key] = f"v{counters['v']}"
                 else:
                     fields[key] = None if kind == "none" else ""
-            return OpCall("persist", session, fields)
+            return OpCall(spec.f, session, fields)
+        if spec.f not in ("read", "delete", "pop", "clear") and operations.get(spec.f).input == "message":
+            counters["m"] += 1
+            return OpCall(spec.f, session, f"m{counters['m']}")
         return OpCall(spec.f, session)
 
     def _final_read(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:

@@ -27,10 +27,10 @@ from sessioncheck.errors import ReportError
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
 VALUE_KINDS = ("fresh", "none", "empty")  # shrinks toward a fresh value
-FUNCTIONS = ("add", "persist", "read", "delete")
+FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
-OPTIONAL = ("persist", "delete")
+OPTIONAL = ("persist", "delete", "pop", "clear")
 #: The I/O errors a ``fault`` step may inject, by name.
 INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES,
               "cancel": -1}  # cancel: Task.cancel() of a task actor at its await
@@ -44,7 +44,7 @@ class OpSpec:
 
     def to_json(self) -> list:
         out: list[Any] = [self.f, self.session]
-        if self.f == "persist":
+        if takes_fields(self.f):
             out.append([list(kv) for kv in self.fields])
         return out
 
@@ -73,6 +73,20 @@ class Step:
         return [self.kind, self.actor]
 
 
+_NO_FIELDS = ("add", "read", "delete", "pop", "clear", "persist")  # built-ins, without a look-up
+
+
+def takes_fields(f: str) -> bool:
+    """Does operation ``f`` take metadata fields (``persist`` and the
+    user's register operations)?"""
+    if f in _NO_FIELDS:
+        return f == "persist"
+    from sessioncheck import operations
+
+    op = operations.find(f)
+    return op is not None and op.input == "fields"
+
+
 def program_to_json(steps: list[Step]) -> list:
     return [s.to_json() for s in steps]
 
@@ -96,9 +110,9 @@ def program_from_json(data: Any) -> list[Step]:
             if f not in FUNCTIONS or not _small_int(session):
                 raise ReportError(f"{where}: bad operation {raw[2]!r}")
             fields: tuple = ()
-            if f == "persist":
+            if takes_fields(f):
                 if len(raw[2]) != 3 or not isinstance(raw[2][2], list):
-                    raise ReportError(f"{where}: persist needs fields")
+                    raise ReportError(f"{where}: {f} needs fields")
                 pairs = []
                 for kv in raw[2][2]:
                     if (not isinstance(kv, list) or len(kv) != 2 or kv[0] not in KEYS
@@ -134,6 +148,8 @@ class ModelConfig:
     max_points: int = 16
     metadata: bool = True
     delete: bool = False
+    pop: bool = False
+    clear: bool = False
     crash: bool = False
     power_loss: bool = False
     #: kill -9 the store's server at a step and restart it from its files
@@ -151,8 +167,9 @@ class ModelConfig:
         fs = ["add", "read"]
         if self.metadata and "persist" not in self.without:
             fs.insert(1, "persist")
-        if self.delete and "delete" not in self.without:
-            fs.append("delete")
+        for name in ("delete", "pop", "clear"):
+            if getattr(self, name) and name not in self.without:
+                fs.append(name)
         return fs
 
 
@@ -194,7 +211,7 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
             f = fns[a % len(fns)]
             session = (a // len(fns)) % cfg.sessions
             fields: tuple = ()
-            if f == "persist":
+            if f == "persist" or takes_fields(f):
                 masks = 2 ** len(KEYS) - 1
                 mask = b % masks + 1
                 rest = b // masks

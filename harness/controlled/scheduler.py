@@ -43,6 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessioncheck.controlled.actor import Actor, Done, OpCall, Point, Stop
+
+#: the acknowledged operations a power-loss probe follows (the built-in
+#: mutations; the probe checks them with the history checker)
+_PROBED = ("add", "persist", "delete", "pop", "clear")
 from sessioncheck.checking.history import Operation
 
 TICK = 1e-6
@@ -160,7 +164,7 @@ class Scheduler:
         self._log(name, "done", status=done.status, value=value, error=done.error,
                   call=op.f if op else None)
         if (self.on_ack is not None and op is not None and done.status == "ok"
-                and op.f in ("add", "persist", "delete")):
+                and op.f in _PROBED):
             self.on_ack(op)
 
     def release_all(self, name: str) -> None:

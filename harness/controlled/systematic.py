@@ -271,7 +271,8 @@ class Plan:
             for y in ops:
                 if not (x.mutates or y.mutates):
                     continue
-                warm = "delete" in (x.f, y.f)
+                # removals act only on a session that holds a message
+                warm = any(f in ("delete", "pop", "clear") for f in (x.f, y.f))
                 yield from (pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=True))
                 later += [pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=False)]
 

@@ -111,6 +111,11 @@ def describe_call(e: dict) -> str:
         return f"read({s})"
     if f == "delete":
         return f"delete_session({s})"
+    from sessioncheck import operations
+
+    known = operations.find(f) if isinstance(f, str) else None
+    if known is not None:
+        return known.text(s, v)
     return f"{f} the store"
 
 
@@ -121,6 +126,8 @@ def describe_result(e: dict) -> str:
             v = e.get("value") or {}
             msgs = ", ".join(v.get("messages", []))
             return f"returned messages [{msgs}], metadata {format_fields(v.get('metadata'))}"
+        if e.get("call") == "pop":
+            return f"returned {e.get('value')}" if e.get("value") is not None else "returned None (no message)"
         return "acknowledged"
     return f"raised {e.get('error')} (not acknowledged)"
 

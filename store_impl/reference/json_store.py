@@ -107,7 +107,8 @@ class JsonFileStore:
         The lock file stays: unlinking a locked file would split waiters
         across inodes (the ``lock-unlinked`` mutant).  Declared only by
         :class:`JsonFileStoreWithDelete`, so that the plain reference store's
-        model stays focused on appends and metadata."""
+        model stays focused on appends and metadata (``pop_message`` and
+        ``clear_messages`` likewise, by :class:`JsonFileStoreWithPop`)."""
         with self._lock(session_id):
             try:
                 os.unlink(self._path(session_id))
@@ -116,7 +117,34 @@ class JsonFileStore:
             self._fsync_dir()
 
 
+    def pop_message(self, session_id: str) -> Message | None:
+        """Remove and return the last message, under the session's lock
+        (read, drop the last, write back: all one critical section)."""
+        with self._lock(session_id):
+            data = self._load(session_id)
+            if not data["messages"]:
+                return None
+            last = data["messages"].pop()
+            self._save(session_id, data)
+            return last
+
+    def clear_messages(self, session_id: str) -> None:
+        """Remove every message, keeping the metadata, under the lock."""
+        with self._lock(session_id):
+            data = self._load(session_id)
+            if not data["messages"]:
+                return
+            data["messages"] = []
+            self._save(session_id, data)
+
+
 class JsonFileStoreWithDelete(JsonFileStore):
     """The reference JSON store with delete_session in the model (reference)."""
 
     capabilities = Capabilities(delete=True)
+
+
+class JsonFileStoreWithPop(JsonFileStore):
+    """The reference JSON store with pop_message and clear_messages in the model (reference)."""
+
+    capabilities = Capabilities(pop=True, clear=True)
