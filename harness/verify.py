@@ -50,8 +50,8 @@ class Result:
 
     def summary(self) -> str:
         x = self.exploration
-        what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')}, "
-                f"{x.seconds:.1f} s")
+        what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')} "
+                f"({x.distinct_share:.0%}), {x.seconds:.1f} s")
         if self.found:
             text = (f"violation found in {self.store} ({self.mode}) after "
                     f"{plural(x.first_failure_example or 0, 'example')} "
