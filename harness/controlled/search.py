@@ -151,6 +151,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     # candidate it asks for.
     schedules = Schedules(cfg.actors)
     generating = [False]
+    owner: dict[int, tuple] = {}  # a done run's node -> the raw program that ran it first
     watched = getattr(executor, "watch", None)
 
     def body(raw: list) -> None:
@@ -163,9 +164,14 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.clock_cut = True
             raise BudgetSpent()
         program = decode(raw, cfg)
-        if generating[0] and not shrinking[0] and schedules.repeats(program):
-            stats.repeats += 1
-            reject()
+        key = tuple(map(tuple, raw))
+        if generating[0] and not shrinking[0]:
+            node = schedules.predict(program)
+            # the program that did a run may be asked for again (Hypothesis
+            # replays a case now and then): it must meet the same answer
+            if node is not None and node in schedules.done and owner.get(node, key) != key:
+                stats.repeats += 1
+                reject()
         if shrinking[0]:
             if not shrink["why"]:
                 now = time.monotonic()
@@ -193,6 +199,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             shrink["why"] = (f"shrinking stopped after a run took a whole watchdog period ({watchdog:g} s), "
                              f"after {shrink['runs']} runs")
         if not shrinking[0]:
+            node = schedules.predict(program)
+            if node is not None:
+                owner.setdefault(node, key)
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
             for w in outcome.warnings:
