@@ -86,6 +86,14 @@ def thousand_examples(mode: str, store: str = "json") -> float:
     return time.perf_counter() - t
 
 
+def distinct_per_second(mode: str, store: str = "json", budget: float = 20.0) -> tuple[float, float]:
+    """Distinct interleavings a seeded search reaches per second on
+    ``store``, and their share of the examples run."""
+    r = verify(store, mode=mode, budget=budget, seed=1, save_report=False)
+    x = r.exploration
+    return len(x.interleavings) / x.seconds, x.distinct_share
+
+
 def points_per_second(mode: str, reps: int = 5) -> float:
     spec = resolve("benchmarks.bench_engine:SleepStore")
     program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=POINTS + 10)]
@@ -198,6 +206,8 @@ def main() -> None:
     cp = catch_times("processes", args.seeds)
     kt = thousand_examples("threads")
     kp = thousand_examples("processes")
+    dt = distinct_per_second("threads")
+    dp = distinct_per_second("processes")
     load1 = os.getloadavg()
 
     lines = [
@@ -215,6 +225,8 @@ def main() -> None:
         f"| ... median examples to the first failure | {ct['median_examples']:.0f} | {cp['median_examples']:.0f} | |",
         f"| ... median steps in the shrunk program | {ct['median_steps']:.0f} | {cp['median_steps']:.0f} | |",
         f"| 1000 examples on `json`, s | {kt:.1f} | {kp:.1f} | <= 5 s threads, <= 20 s processes |",
+        f"| distinct interleavings/s on `json`, seeded 20 s search (share of examples) | "
+        f"{dt[0]:,.0f} ({dt[1]:.0%}) | {dp[0]:,.0f} ({dp[1]:.0%}) | |",
         f"| scheduler points/s (median of 5) | {tp:,.0f} | {pp:,.0f} | |",
         f"| one run of a drawn program on `json`, median ms: harness / bare operations (300 programs) | "
         f"{ot['harness'] * 1e3:.2f} / {ot['bare'] * 1e3:.2f} | {op['harness'] * 1e3:.2f} / {op['bare'] * 1e3:.2f} | |",

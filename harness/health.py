@@ -111,7 +111,8 @@ class Tally:
     first_refusal: dict[str, str] = field(default_factory=dict)
     overlapping: int = 0
     #: examples Hypothesis generated (after the systematic pass, whose
-    #: small programs repeat schedules by design) and their distinct schedules
+    #: small programs repeat schedules by design; programs rejected as
+    #: repeats of a run done count too) and their distinct schedules
     generated: int = 0
     generated_schedules: set = field(default_factory=set)
 

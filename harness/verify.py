@@ -50,8 +50,8 @@ class Result:
 
     def summary(self) -> str:
         x = self.exploration
-        what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')}, "
-                f"{x.seconds:.1f} s")
+        what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')} "
+                f"({x.distinct_share:.0%}), {x.seconds:.1f} s")
         if self.found:
             text = (f"violation found in {self.store} ({self.mode}) after "
                     f"{plural(x.first_failure_example or 0, 'example')} "
@@ -203,6 +203,14 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
                     on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
                     seed_chosen=seed_chosen)
     result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed)
+    # A search that Hypothesis ended itself, before the budget or the
+    # example limit, found nothing new to generate: its programs rejected
+    # as repeats of runs done count as generated examples with nothing new
+    # (a model too small to explore anything).  Not in a search the budget
+    # ended: a long one rejects more and more, rightly.
+    if (not x.budget_exhausted and x.outcome is None
+            and (max_examples is None or x.examples < max_examples)):
+        tally.generated += x.repeats
     result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed)
     if x.outcome is None:
         return result

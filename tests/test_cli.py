@@ -111,7 +111,7 @@ def test_ctrl_c_reaps_every_actor_process(tmp_path):
     assert p.returncode == 130 and err.endswith("sessioncheck: interrupted by SIGINT\n"), err
     # what was explored so far, on stdout, with the seed that was drawn
     assert re.fullmatch(r"interrupted in json \(processes\): no violation found so far in \d+ examples?, "
-                        r"\d+ distinct interleavings?, \d+\.\d s; seed \d+\n", out), out
+                        r"\d+ distinct interleavings? \(\d+%\), \d+\.\d s; seed \d+\n", out), out
     assert not [k for k in kids if os.path.exists(f"/proc/{k}") and
                 open(f"/proc/{k}/stat").read().split()[2] != "Z"]
 
@@ -157,7 +157,7 @@ def test_a_violation_after_one_example_says_one_example(tmp_path):
            "--report", "r.json", "--suppress-health-check", "all", cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert p.stdout.startswith("violation found in mutant:silent-truncate (threads) after 1 example (")
-    assert "; 1 example, 1 distinct interleaving, " in p.stdout.splitlines()[0]
+    assert "; 1 example, 1 distinct interleaving (100%), " in p.stdout.splitlines()[0]
 
 
 def test_stores_names_the_extra_of_an_adapter(tmp_path):

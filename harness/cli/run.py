@@ -79,7 +79,8 @@ class Explored:
         x = self.stats
         examples = x.examples if x is not None else 0
         distinct = len(x.interleavings) if x is not None else 0
-        what = (f"{plural(examples, 'example')}, {plural(distinct, 'distinct interleaving')}, "
+        share = f" ({distinct / examples:.0%})" if examples else ""
+        what = (f"{plural(examples, 'example')}, {plural(distinct, 'distinct interleaving')}{share}, "
                 f"{time.monotonic() - self.t0:.1f} s; seed {self.seed}")
         if x is not None and x.first_failure_example is not None:
             return (f"interrupted in {store} ({mode}) while shrinking a violation found after "

@@ -67,7 +67,11 @@ class Outcome:
         return bool(self.violations)
 
     def schedule_hash(self) -> str:
-        data = json.dumps([(e["actor"], e["ev"], e.get("kind", "")) for e in self.trace])
+        """The interleaving: which actor took which point of which
+        operation (its function and session), in order.  Not the values:
+        two persists of different values share an interleaving."""
+        data = json.dumps([(e["actor"], e["ev"], e.get("kind", ""), e.get("call") or "", e.get("session", ""))
+                           for e in self.trace], default=str)
         return hashlib.sha1(data.encode()).hexdigest()[:12]
 
 
@@ -125,6 +129,9 @@ class Executor:
         self.actors: list[Actor | None] = [None] * self.cfg.actors
         self._tasks: Any = None  # the event loop of the task actors, made on first use
         self.runs = 0
+        #: a :class:`~sessioncheck.controlled.repeats.Schedules` told what
+        #: every step of every run did (the search's memory of runs done)
+        self.watch: Any = None
         # Virtual time never goes back, not even from one run to the next:
         # stores keep time-ordered ids (uuid6, ULIDs) with a per-process
         # "last timestamp" guard, and a clock that restarts at 0 every run
@@ -222,12 +229,20 @@ class Executor:
             self._opened: set[str] = set()
             self._violations = violations  # a server crash may add one
             counters = {"m": 0, "v": 0}
+            rec = self.watch.recorder(self.names) if self.watch is not None else None
             for step in program:
-                self._apply(sched, step, counters)
+                if rec is None:
+                    self._apply(sched, step, counters)
+                else:
+                    rec.before(sched, step)
+                    self._apply(sched, step, counters)
+                    rec.after(sched)
             sched.drain()
             self._close_all(sched, violations)
             self._final_read(sched, location, violations)
             warnings.extend(orphans(sched.trace, location))
+            if rec is not None:
+                rec.finished()
         except Stuck as exc:
             broken = True
             self._retire(exc.actor)

@@ -68,6 +68,14 @@ class Exploration:
     shrink_cut: str = ""
     #: store runs spent shrinking
     shrink_runs: int = 0
+    #: programs Hypothesis generated that repeated a run already done
+    #: (:mod:`sessioncheck.controlled.repeats`), rejected without a run
+    repeats: int = 0
+
+    @property
+    def distinct_share(self) -> float:
+        """The share of examples whose interleaving no earlier one had."""
+        return len(self.interleavings) / self.examples if self.examples else 1.0
 
 
 def grace(budget: float) -> float:
@@ -111,7 +119,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     by the user, so the run promises a time bound, not reproducibility:
     shrinking is bounded by ``shrink_budget`` as in an unseeded search and
     ``clock_cut`` stays ``False``."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
@@ -135,6 +143,16 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     from sessioncheck.controlled.exits import check_signals
 
     reproducible = seed is not None and seed_chosen
+    from sessioncheck.controlled.repeats import Schedules
+
+    # The runs done so far, so that generation never spends a run on a
+    # program whose run is one of them.  Only generation is steered:
+    # Hypothesis still makes every choice, and shrinking runs every
+    # candidate it asks for.
+    schedules = Schedules(cfg.actors)
+    generating = [False]
+    owner: dict[int, tuple] = {}  # a done run's node -> the raw program that ran it first
+    watched = getattr(executor, "watch", None)
 
     def body(raw: list) -> None:
         check_signals()  # a signal whose exception something swallowed
@@ -146,6 +164,14 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.clock_cut = True
             raise BudgetSpent()
         program = decode(raw, cfg)
+        key = tuple(map(tuple, raw))
+        if generating[0] and not shrinking[0]:
+            node = schedules.predict(program)
+            # the program that did a run may be asked for again (Hypothesis
+            # replays a case now and then): it must meet the same answer
+            if node is not None and node in schedules.done and owner.get(node, key) != key:
+                stats.repeats += 1
+                reject()
         if shrinking[0]:
             if not shrink["why"]:
                 now = time.monotonic()
@@ -173,6 +199,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             shrink["why"] = (f"shrinking stopped after a run took a whole watchdog period ({watchdog:g} s), "
                              f"after {shrink['runs']} runs")
         if not shrinking[0]:
+            node = schedules.predict(program)
+            if node is not None:
+                owner.setdefault(node, key)
             stats.examples += 1
             stats.interleavings.add(outcome.schedule_hash())
             for w in outcome.warnings:
@@ -220,11 +249,14 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             # failure first; the seed decides what is generated after that.
             test._hypothesis_internal_use_settings = settings(  # type: ignore[attr-defined]
                 test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
+    if hasattr(executor, "watch"):
+        executor.watch = schedules
     try:
         if run_pass:
             for raw in systematic_pass(executor):
                 stats.systematic += 1
                 body(raw)
+        generating[0] = True
         test()
     except BudgetSpent:
         pass
@@ -245,6 +277,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 "the store behaves differently under the same schedule, so no failure can be replayed; "
                 f"the first run said: {first}") from None
         stats.outcome = again
+    finally:
+        if hasattr(executor, "watch"):
+            executor.watch = watched
     stats.shrink_runs = shrink["runs"]
     if stats.outcome is not None:
         stats.shrink_cut = shrink["why"]
