@@ -97,3 +97,17 @@ def test_the_random_phase_alone_still_finds_the_seed_bugs(store: str) -> None:
         x = explore(ex, budget=240, max_examples=1500, seed=0, shrink_runs=30,
                     settings_kwargs={"phases": [Phase.generate, Phase.shrink]})
     assert x.outcome is not None, f"{store}: nothing found in {x.examples} random examples"
+
+
+def test_a_failure_of_the_systematic_pass_is_shrunk() -> None:
+    """silent-truncate keeps the last three messages: the smallest program
+    that loses one has four appends and nothing else, and the pass's
+    first failing program (five appends, with advances) comes out so."""
+    from sessioncheck.verify import verify
+
+    r = verify("mutant:silent-truncate", max_examples=50, budget=60, seed=1, save_report=False)
+    assert r.found and r.exploration.first_failure_example == 1  # met by the systematic pass
+    starts = [s for s in r.outcome.program if s.kind == "start"]
+    assert len(starts) == 4 and all(s.op.f == "add" for s in starts), r.story
+    assert len(r.outcome.program) == 4, r.story
+    assert r.exploration.shrink_runs > 0

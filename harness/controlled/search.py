@@ -235,7 +235,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     # The systematic pass (sessioncheck.controlled.systematic) runs first, through the same
     # body, before Hypothesis starts: its programs are built as it goes
     # (profiles cost store runs), which explicit examples cannot be.  A
-    # failure there is reported as it is, already small.  Callers whose
+    # failure there is shrunk by reduce_pass_failure, within the same
+    # shrink budget as Hypothesis' shrinking.  Callers whose
     # phases leave out explicit examples skip it.
     phases = kwargs["phases"]
     run_pass = systematic and Phase.explicit in phases
@@ -255,7 +256,10 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         if run_pass:
             for raw in systematic_pass(executor):
                 stats.systematic += 1
-                body(raw)
+                try:
+                    body(raw)
+                except Found as exc:
+                    raise Found(reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)) from None
         generating[0] = True
         test()
     except BudgetSpent:
@@ -285,3 +289,48 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         stats.shrink_cut = shrink["why"]
     stats.seconds = time.monotonic() - t0
     return stats
+
+
+def reduce_pass_failure(raw: list, first: Outcome, body: Callable[[list], None], shrink: dict) -> Outcome:
+    """Make a failure of the systematic pass as small as the search's are.
+
+    The pass builds its programs outside Hypothesis (they depend on
+    profiles of the store), so Hypothesis has no choice sequence to shrink
+    them from.  This is the same greedy reduction its shrinker starts with,
+    on the program's raw steps: delete one step at a time (last first),
+    then lower each step's draws to 0 (the smallest operation, the fewest
+    points), keeping every change after which the run still breaks the
+    same invariant first.  Every candidate runs through ``body`` in its
+    shrinking mode, so the shrink budget (runs, seconds, a watchdog-long
+    run) bounds this as it bounds Hypothesis' shrinking; returns the
+    smallest failing outcome met (``first`` if none is smaller)."""
+    invariant = first.violations[0].invariant
+    best = first
+
+    def fails(candidate: list) -> Outcome | None:
+        try:
+            body(candidate)
+        except Found as exc:
+            if exc.outcome.violations[0].invariant == invariant:
+                return exc.outcome
+        return None
+
+    changed = True
+    while changed and not shrink["why"]:
+        changed = False
+        i = len(raw) - 1
+        while i >= 0 and not shrink["why"]:
+            out = fails(raw[:i] + raw[i + 1:])
+            if out is not None:
+                raw, best, changed = raw[:i] + raw[i + 1:], out, True
+            i -= 1
+        for i, (kind, actor, a, b) in enumerate(raw):
+            for smaller in ((kind, actor, 0, 0), (kind, actor, 0, b), (kind, actor, a, 0), (kind, actor, a // 2, b)):
+                if shrink["why"] or smaller == raw[i]:
+                    continue
+                out = fails(raw[:i] + [smaller] + raw[i + 1:])
+                if out is not None:
+                    raw, best, changed = raw[:i] + [smaller] + raw[i + 1:], out, True
+                    break
+    return best
+
