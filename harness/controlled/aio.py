@@ -35,9 +35,10 @@ before the work is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import selectors
-from typing import Any
+from typing import Any, Iterator
 
 from sessioncheck.controlled.intercept import clock, threads
 from sessioncheck.controlled.intercept.context import current
@@ -60,7 +61,7 @@ class _VirtualSelector(selectors.BaseSelector):
         if ready:
             return ready
         loop = self._loop_ref[0]
-        if (loop is not None and loop.helpers) or threads.pending(ctx):
+        if (loop is not None and (loop.helpers or loop.in_flight)) or threads.pending(ctx):
             # Outstanding helper-thread work: its completion arrives through
             # the loop's self-pipe.  Wait for it for real.
             return self._inner.select(None)
@@ -99,6 +100,8 @@ class ActorLoop(asyncio.SelectorEventLoop):
         ref[0] = self
         #: run_in_executor calls whose asyncio future is not done yet
         self.helpers = 0
+        #: server requests whose reply is awaited for real (awaiting_server)
+        self.in_flight = 0
 
     def time(self) -> float:
         # The patched monotonic clock: virtual inside the actor, real
@@ -119,6 +122,25 @@ class ActorLoop(asyncio.SelectorEventLoop):
         # does not know it yet.
         fut.add_done_callback(settled)
         return fut
+
+
+@contextlib.contextmanager
+def awaiting_server() -> Iterator[None]:
+    """While inside, the running actor loop waits for socket I/O for real:
+    a reply a server owes is not a timed wait, so a read timeout pending
+    meanwhile must not fire in virtual time.  No-op on any other loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if not isinstance(loop, ActorLoop):
+        yield
+        return
+    loop.in_flight += 1
+    try:
+        yield
+    finally:
+        loop.in_flight -= 1
 
 
 class AsyncRunner:

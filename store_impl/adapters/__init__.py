@@ -38,6 +38,10 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
         "sessioncheck.stores.adapters.openai_agents:open_sqlalchemy_store", "openai-agents",
         "agents sqlalchemy aiosqlite",
     ),
+    # openai-agents' RedisSession (redis.asyncio) on the harness's private Redis.
+    "openai-agents-redis": (
+        "sessioncheck.stores.adapters.openai_agents:open_redis_store", "openai-agents", "agents redis",
+    ),
     # langgraph-checkpoint-sqlite's SqliteSaver, two ways a graph appends.
     "langgraph": (
         "sessioncheck.stores.adapters.langgraph:open_put_writes_store", "langgraph", "langgraph.checkpoint.sqlite",

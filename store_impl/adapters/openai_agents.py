@@ -216,3 +216,63 @@ def open_async_sqlite_store(location: Path) -> AsyncSQLiteStore:
 def open_sqlalchemy_store(location: Path) -> SQLAlchemyStore:
     """openai-agents SQLAlchemySession over sqlite+aiosqlite (append only, no metadata)."""
     return SQLAlchemyStore(location)
+
+
+# -- RedisSession on the harness's private Redis ------------------------------------
+
+
+class RedisSessionStore:
+    """openai-agents RedisSession (redis.asyncio) on the harness's Redis (append only, no metadata).
+
+    Tested with openai-agents 0.24.0 and redis-py 8.1.0.  One
+    ``redis.asyncio`` client per instance, from the URL the harness passes
+    (``resources = ("redis",)``), shared by one ``RedisSession`` per session
+    id (the package's documented ``redis_client=`` form, default key prefix
+    ``agents:session``, no TTL): ``add_message`` -> ``await
+    add_items([message])`` (a ``WATCH``ed ``MULTI``/``EXEC``: ``HSET`` of the
+    session hash, ``RPUSH`` of the item), ``read`` -> ``await
+    get_items()`` (``LRANGE``), ``delete_session`` -> ``await
+    clear_session()`` (``DEL`` of the session's keys), ``close`` -> ``await
+    aclose()`` of the client (the sessions do not own it).
+    """
+
+    resources = ("redis",)
+    capabilities = Capabilities(metadata=False, delete=True, retention=None)
+
+    def __init__(self, location: Path, *, redis_url: str) -> None:
+        import redis.asyncio
+
+        self.client = redis.asyncio.Redis.from_url(redis_url)
+        self.sessions: dict[str, Any] = {}
+
+    def _session(self, session_id: str) -> Any:
+        from agents.extensions.memory.redis_session import RedisSession
+
+        if session_id not in self.sessions:
+            self.sessions[session_id] = RedisSession(session_id, redis_client=self.client)
+        return self.sessions[session_id]
+
+    async def add_message(self, session_id: str, message: Message) -> None:
+        await self._session(session_id).add_items([dict(message)])
+
+    def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        raise NotImplementedError("RedisSession has no session metadata (capabilities.metadata is False)")
+
+    async def read(self, session_id: str) -> SessionState:
+        items = await self._session(session_id).get_items()
+        return SessionState(messages=[dict(item) for item in items])
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._session(session_id).clear_session()
+
+    async def close(self) -> None:
+        self.sessions.clear()
+        await self.client.aclose()
+
+
+def open_redis_store(location: Path, *, redis_url: str) -> RedisSessionStore:
+    """openai-agents RedisSession (redis.asyncio) on the harness's Redis (append only, no metadata)."""
+    return RedisSessionStore(location, redis_url=redis_url)
+
+
+open_redis_store.resources = ("redis",)  # type: ignore[attr-defined]

@@ -17,7 +17,8 @@ Patched (sync client, ``redis.Redis`` and ``redis.client.Pipeline``):
 Not points: what redis-py does on its own connection (``HELLO``,
 ``SELECT``, ``CLIENT SETINFO`` when it connects, the ``UNWATCH`` of a
 pipeline reset) and the connection pool's locks; they are private to one
-actor.  ``redis.asyncio``, pub/sub and blocking commands (``BLPOP``,
+actor.  ``redis.asyncio`` has the same points (:mod:`.redis_asyncio`).
+Pub/sub and blocking commands (``BLPOP``,
 ``WAIT``) are not controlled: a store that blocks in the server is reported
 stuck by the watchdog (I5), never waited out.
 
@@ -94,5 +95,8 @@ def install() -> bool:
     Redis.execute_command = execute_command
     Pipeline.immediate_execute_command = immediate_execute_command
     Pipeline.execute = execute
+    from sessioncheck.controlled.intercept import redis_asyncio
+
+    redis_asyncio.install()
     _installed = True
     return True
