@@ -49,6 +49,15 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "langgraph-read-put": (
         "sessioncheck.stores.adapters.langgraph:open_read_put_store", "langgraph", "langgraph.checkpoint.sqlite",
     ),
+    # langgraph-checkpoint-postgres's PostgresSaver on the harness's private PostgreSQL.
+    "langgraph-postgres": (
+        "sessioncheck.stores.adapters.langgraph_postgres:open_put_writes_store", "langgraph",
+        "langgraph.checkpoint.postgres psycopg psycopg_pool",
+    ),
+    "langgraph-postgres-read-put": (
+        "sessioncheck.stores.adapters.langgraph_postgres:open_read_put_store", "langgraph",
+        "langgraph.checkpoint.postgres psycopg psycopg_pool",
+    ),
 }
 
 

@@ -56,7 +56,6 @@ from typing import Any, Mapping
 
 from langgraph.checkpoint.base import Checkpoint, copy_checkpoint, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.checkpoint.sqlite import SqliteSaver
 
 from sessioncheck.protocol import Capabilities, Message, SessionState
 
@@ -85,6 +84,10 @@ class _SaverStore:
     capabilities = Capabilities(metadata=True, delete=False, retention=None)
 
     def __init__(self, location: Path) -> None:
+        # Imported here: the mappings below also serve the PostgreSQL saver
+        # (langgraph_postgres.py), which must not need the SQLite package.
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
         Path(location).mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(Path(location) / DB_NAME), check_same_thread=False)
         self.saver = SqliteSaver(self.conn)
