@@ -15,12 +15,14 @@ the step.  No engine is involved.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
 
 import pytest
 
+from sessioncheck import servers
 from sessioncheck.controlled.aio import Uncontrolled
 from sessioncheck.errors import ConfigError
 from sessioncheck.protocol import SessionState, capabilities_of
@@ -41,6 +43,24 @@ def msg(content: str, role: str = "user") -> dict:
 def open_three(spec: str, directory: Path):
     factory = resolve(spec)
     return factory.open(directory), factory.open(directory), factory
+
+
+@contextlib.contextmanager
+def server_namespace(spec: str):
+    """Hold, and empty first, the servers a server-backed adapter keeps its
+    data in (started now, stopped after); skip where they cannot run.  No-op
+    for a store on files."""
+    names = resolve(spec).resources
+    for name in names:
+        why = servers.unavailable(name)
+        if why:
+            pytest.skip(f"{spec} needs a {name} server: {why}")
+    holding = servers.acquire(resolve(spec).factory)
+    try:
+        holding.reset()
+        yield
+    finally:
+        holding.release()
 
 
 def close_all(*stores, settle=lambda result: result) -> None:
@@ -308,6 +328,59 @@ def test_openai_agents_close_releases_the_process_wide_lock(openai_agents, tmp_p
     assert key not in SQLiteSession._file_locks
 
 
+# -- openai-agents: RedisSession on the harness's Redis ---------------------------------
+
+
+@pytest.fixture
+def openai_agents_redis():
+    skip_without("agents.extensions.memory.redis_session", "openai-agents")
+    skip_without("redis", "openai-agents")
+    with server_namespace("openai-agents-redis"):
+        yield
+
+
+def test_openai_agents_redis_two_instances_keep_both_messages(openai_agents_redis, tmp_path):
+    with Uncontrolled() as settle:
+        a, b, factory = open_three("openai-agents-redis", tmp_path)
+        c = factory.open(tmp_path)
+        try:
+            settle(a.add_message("s", msg("a1")))
+            settle(b.add_message("s", msg("b1", "assistant")))
+            settle(a.add_message("s", msg("a2")))
+            settle(b.add_message("t", msg("t1")))
+            state = settle(c.read("s"))
+            assert state.message_ids() == ["a1", "b1", "a2"]
+            assert state.messages[1] == {"role": "assistant", "content": "b1"}
+            assert settle(c.read("t")).message_ids() == ["t1"]
+            assert capabilities_of(a).metadata is False
+            with pytest.raises(NotImplementedError):
+                a.persist_state("s", {"k": None})
+            settle(b.delete_session("s"))
+            assert settle(c.read("s")) == SessionState()
+            assert settle(c.read("t")).message_ids() == ["t1"]
+        finally:
+            close_all(a, b, c, settle=settle)
+
+
+def test_openai_agents_redis_keeps_items_under_the_package_prefix(openai_agents_redis, tmp_path):
+    """The store really is in the server: the session's list, read back with
+    a plain client, holds the serialised items."""
+    import redis
+
+    with Uncontrolled() as settle:
+        a = resolve("openai-agents-redis").open(tmp_path)
+        try:
+            settle(a.add_message("s", msg("m1")))
+        finally:
+            close_all(a, settle=settle)
+    client = redis.Redis.from_url(servers.get("redis").address, decode_responses=True)
+    try:
+        items = client.lrange("agents:session:s:messages", 0, -1)
+    finally:
+        client.close()
+    assert [json.loads(item) for item in items] == [msg("m1")]
+
+
 # -- langgraph: SqliteSaver --------------------------------------------------------------
 
 
@@ -375,6 +448,55 @@ def test_langgraph_read_put_loses_an_append_between_read_and_put_documented(lang
         close_all(a, b, c)
 
 
+# -- langgraph: PostgresSaver on the harness's PostgreSQL -------------------------------
+
+
+@pytest.fixture
+def langgraph_postgres():
+    skip_without("langgraph.checkpoint.postgres", "langgraph")
+    with server_namespace("langgraph-postgres"):
+        yield
+
+
+@pytest.mark.parametrize("spec", ["langgraph-postgres", "langgraph-postgres-read-put"])
+def test_langgraph_postgres_sequential_two_instances(langgraph_postgres, spec, tmp_path):
+    a, b, factory = open_three(spec, tmp_path)
+    c = factory.open(tmp_path)
+    try:
+        for i in range(4):
+            (a if i % 2 else b).add_message("s", msg(f"m{i}"))
+        a.persist_state("s", {"compute_instance_id": "i-1", "model": "m"})
+        b.persist_state("s", {"compute_instance_id": None})
+        b.add_message("t", msg("t1"))
+        state = c.read("s")
+        assert state.message_ids() == [f"m{i}" for i in range(4)]
+        assert state.metadata == {"model": "m"}
+        assert c.read("t").message_ids() == ["t1"]
+        assert c.read("nothing") == SessionState()
+    finally:
+        close_all(a, b, c)
+
+
+def test_langgraph_postgres_read_put_loses_an_append_between_read_and_put_documented(
+        langgraph_postgres, tmp_path):
+    a, b, factory = open_three("langgraph-postgres-read-put", tmp_path)
+    c = factory.open(tmp_path)
+    try:
+        a.add_message("s", msg("m1"))
+        real_get = a.saver.get_tuple
+
+        def get_then_foreign_append(config):
+            latest = real_get(config)
+            b.add_message("s", msg("m2"))  # acknowledged here
+            return latest
+
+        a.saver.get_tuple = get_then_foreign_append
+        a.add_message("s", msg("m3"))
+        assert c.read("s").message_ids() == ["m1", "m3"]
+    finally:
+        close_all(a, b, c)
+
+
 # -- separate OS processes ---------------------------------------------------------
 
 
@@ -396,13 +518,19 @@ def _append_in_child(spec: str, directory: str, content: str) -> None:
 @pytest.mark.parametrize("spec", sorted(adapters.ADAPTERS))
 def test_writers_in_forked_processes(spec, tmp_path):
     """Each writer in its own forked OS process (one after the other), as the
-    process actors run them; the parent reads what they left on disk."""
+    process actors run them; the parent reads what they left on disk or in
+    the server."""
     import multiprocessing
 
     packages, extra = SPEC_PACKAGES[spec]
     for package in packages.split():
         skip_without(package, extra)
     ctx = multiprocessing.get_context("fork")
+    with server_namespace(spec):
+        _fork_two_writers_and_read(ctx, spec, tmp_path)
+
+
+def _fork_two_writers_and_read(ctx, spec: str, tmp_path: Path) -> None:
     for content in ("p1", "p2"):
         child = ctx.Process(target=_append_in_child, args=(spec, str(tmp_path), content))
         child.start()
