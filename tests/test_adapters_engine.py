@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from sessioncheck import servers
 from sessioncheck.verify import verify
 
 pytestmark = pytest.mark.quality
@@ -15,6 +16,12 @@ pytestmark = pytest.mark.quality
 
 def needs(package: str, extra: str):
     return pytest.importorskip(package, reason=f"pip install 'sessioncheck[{extra}]'")
+
+
+def needs_server(name: str) -> None:
+    why = servers.unavailable(name)
+    if why:
+        pytest.skip(f"needs a {name} server: {why}")
 
 
 def test_praisonai_clear_to_none_comes_back():
@@ -66,5 +73,26 @@ def test_langgraph_put_writes_keeps_every_append_but_shows_them_out_of_order():
 def test_langgraph_read_then_put_loses_an_append():
     needs("langgraph.checkpoint.sqlite", "langgraph")
     r = verify("langgraph-read-put", mode="threads", budget=120, seed=1, save_report=False)
+    assert r.found, r.summary()
+    assert r.outcome.violations[0].invariant == "I1", r.story
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_openai_agents_redis_session_passes(mode, tmp_path):
+    """RedisSession appends in a WATCHed MULTI/EXEC; each redis.asyncio
+    command is a point (4 distinct per add), and no run loses or reorders."""
+    needs("agents.extensions.memory.redis_session", "openai-agents")
+    needs_server("redis")
+    r = verify("openai-agents-redis", mode=mode, budget=120, max_examples=150, seed=1, report_dir=tmp_path,
+               save_report=False)
+    assert not r.found, r.story
+    assert "redis" in r.coverage.kinds, r.coverage.kinds
+
+
+def test_langgraph_postgres_read_then_put_loses_an_append(tmp_path):
+    needs("langgraph.checkpoint.postgres", "langgraph")
+    needs_server("postgres")
+    r = verify("langgraph-postgres-read-put", mode="threads", budget=120, max_examples=120, seed=1,
+               report_dir=tmp_path, save_report=False)
     assert r.found, r.summary()
     assert r.outcome.violations[0].invariant == "I1", r.story
