@@ -247,10 +247,17 @@ def check(spec: StoreSpec, location: Path | None = None, *, watchdog: float = 10
         try:
             from sessioncheck.controlled.aio import Uncontrolled
 
-            with exits.inside_store(), Uncontrolled() as settle:
-                _probing.settle = settle
-                _probing.allowed = patterns
-                box["result"] = _probe(spec, where)
+            from sessioncheck import servers
+
+            used = servers.needs(spec.factory)
+            servers.empty(used)
+            try:
+                with exits.inside_store(), Uncontrolled() as settle:
+                    _probing.settle = settle
+                    _probing.allowed = patterns
+                    box["result"] = _probe(spec, where)
+            finally:
+                servers.empty(used)
         except BaseException as exc:  # noqa: BLE001 - carried to the caller
             box["error"] = exc
 

@@ -40,6 +40,7 @@ SCENARIO = Scenario(
     program=PROGRAM,
     expect={
         "mutant:none-skipped": violates("I3"),
+        "mutant:async-none-skipped": violates("I3"),
         # the clear reads back as the text "None": the field was not cleared (I3)
         "mutant:redis-none-string": violates("I3"),
         "mutant:postgres-strip-nulls": violates("I3"),

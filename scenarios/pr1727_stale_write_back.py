@@ -58,6 +58,12 @@ SCENARIO = Scenario(
         # the same read-modify-write done in a helper thread the store
         # waits for: its points are the calling actor's
         "mutant:executor-rmw": violates("I1"),
+        # the async mutants: an asyncio.Lock (or none) does not order two
+        # threads, each on a loop of its own: the stale copy is written back
+        "mutant:async-stale-write": violates("I1"),
+        "mutant:asyncio-lock-only": violates("I1"),
+        "mutant:async-none-skipped": violates("I1"),
+        "mutant:cancel-torn": violates("I1"),
         "mutant:to-thread-rmw": violates("I1"),
         # the same write-back through Redis: GET, then SET of the stale blob;
         # and a check-and-set whose failed EXEC is taken for success

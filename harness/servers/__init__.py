@@ -183,6 +183,17 @@ class Holding:
                 _stop(res)
 
 
+def empty(names: Iterable[str]) -> None:
+    """Empty the namespaces of the running servers among ``names``.  The
+    contract probe calls it before and after it runs: the probe must meet
+    an empty namespace (an earlier campaign of this process may have left
+    rows or keys) and leave one."""
+    for n in names:
+        res = _active.get(n)
+        if res is not None:
+            res.reset()
+
+
 def acquire(factory: Any, *, power_loss: bool = False, io_faults: Iterable = (),
             server_crash: bool = False) -> Holding:
     """Hold the servers ``factory`` needs for a campaign (starting them).

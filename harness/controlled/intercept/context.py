@@ -54,7 +54,14 @@ _installed = False
 
 #: Virtual epoch: ``time.time()`` inside actors is EPOCH + virtual seconds,
 #: the same in every run so that stores stamping messages stay replayable.
-EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+#: It lies ahead of the real clock on purpose: code the harness runs
+#: outside any actor (the contract probe, the final read) sees real time,
+#: and a library keeping a never-go-backwards clock in module state (the
+#: uuid6 ids of LangGraph's savers) would otherwise pin every forked actor
+#: to the probe's real timestamp, so that the ids of two processes sort
+#: by their random bits: appends made one after the other read back in
+#: the wrong order (a false I2).
+EPOCH = 2_051_222_400.0  # 2035-01-01T00:00:00Z
 
 
 class Crashed(BaseException):
