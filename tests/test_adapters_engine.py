@@ -70,6 +70,18 @@ def test_langgraph_put_writes_keeps_every_append_but_shows_them_out_of_order():
     assert v.invariant == "I2" and "disagree" in v.summary, r.story
 
 
+def test_langgraph_ids_across_processes_keep_their_order():
+    """LangGraph's uuid6 ids never go below the last timestamp the process
+    saw.  The contract probe runs in the harness's process on the real
+    clock, and forked actors inherit that state: with a virtual clock
+    behind the real one, every id of every actor was "last + 1", the ids
+    of two processes sorted by their random bits, and two appends made one
+    after the other read back swapped (a false I2 at example 2)."""
+    needs("langgraph.checkpoint.sqlite", "langgraph")
+    r = verify("langgraph", mode="processes", budget=120, max_examples=100, seed=1, save_report=False)
+    assert not r.found, r.story
+
+
 def test_langgraph_read_then_put_loses_an_append():
     needs("langgraph.checkpoint.sqlite", "langgraph")
     r = verify("langgraph-read-put", mode="threads", budget=120, seed=1, save_report=False)
