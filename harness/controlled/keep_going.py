@@ -50,6 +50,8 @@ class Distinct:
     example: int
     seconds: float
     shrink_cut: str = ""
+    #: the signature of the unshrunk failure it was shrunk from (known too)
+    raw: str = ""
 
 
 def explore_all(executor: Executor, *, budget: float = 60.0, max_examples: int | None = None,
@@ -85,11 +87,11 @@ def explore_all(executor: Executor, *, budget: float = 60.0, max_examples: int |
         if sig in known:  # cannot happen while ignore holds; never report one twice
             break
         known[sig] = len(found)
-        if stats.found_raw is not None:
-            known.setdefault(signature(stats.found_raw), len(found))
+        raw = signature(stats.found_raw) if stats.found_raw is not None else sig
+        known.setdefault(raw, len(found))
         began = deadline - left - t0
         found.append(Distinct(sig, stats.outcome, stats.first_failure_example or stats.examples,
-                              began + (stats.first_failure_seconds or 0.0), stats.shrink_cut))
+                              began + (stats.first_failure_seconds or 0.0), stats.shrink_cut, raw))
         if time.monotonic() > deadline + grace(budget):
             break
     stats.seconds = time.monotonic() - t0
