@@ -83,6 +83,8 @@ class Result:
             out.append(f"note: the time budget ended the search after {plural(x.examples, 'example')}, before the "
                        "example limit: a seeded run is reproducible by its example count only when the "
                        "example limit ends it (--examples)")
+        if x.keep_going_stopped:
+            out.append(f"note: {x.keep_going_stopped}")
         if x.shrink_cut:
             out.append(f"note: {x.shrink_cut}; the story shown may not be the smallest one")
         out += [f"note: health check {name} suppressed: {text.split(';')[0]}" for name, text in self.suppressed]

@@ -148,3 +148,27 @@ def test_the_gate_option_and_its_ini_key(pytester):
 
     props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
     assert "I1" in invariants(json.loads(props["sessioncheck_distinct"]))
+
+
+def test_a_store_that_turns_nondeterministic_later_keeps_the_violations_found(monkeypatch):
+    import sessioncheck.controlled.keep_going as kg
+    from sessioncheck.controlled.search import NondeterministicStore
+
+    real, calls = kg.explore, []
+
+    def flaky_second_round(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise NondeterministicStore("the store behaves differently under the same schedule")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kg, "explore", flaky_second_round)
+    r = verify(STORE, budget=30, max_examples=EXAMPLES, seed=SEED, save_report=False, keep_going=True,
+               shrink_budget=5)
+    assert len(r.distinct) == 1 and r.found
+    assert "note: the search stopped after 1 distinct violation" in r.summary()
+    # with nothing found yet, the error is the verdict
+    calls.clear()
+    calls.append(1)
+    with pytest.raises(NondeterministicStore):
+        verify(STORE, budget=30, max_examples=EXAMPLES, seed=SEED, save_report=False, keep_going=True)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessioncheck.controlled.engine import Executor, Outcome
-from sessioncheck.controlled.search import Exploration, explore, grace
+from sessioncheck.controlled.search import Exploration, NondeterministicStore, explore, grace
+from sessioncheck.words import plural
 
 
 def signature(outcome: Outcome) -> str:
@@ -76,10 +77,18 @@ def explore_all(executor: Executor, *, budget: float = 60.0, max_examples: int |
         left = deadline - time.monotonic()
         if left <= 0 or (max_examples is not None and stats.examples >= max_examples):
             break
-        explore(executor, budget=left, max_examples=max_examples,
-                seed=None if seed is None else (seed + rounds) % 2**32,
-                ignore=ignore, into=stats, systematic_skip=stats.systematic,
-                systematic=systematic and not stats.systematic_done, **kwargs)
+        try:
+            explore(executor, budget=left, max_examples=max_examples,
+                    seed=None if seed is None else (seed + rounds) % 2**32,
+                    ignore=ignore, into=stats, systematic_skip=stats.systematic,
+                    systematic=systematic and not stats.systematic_done, **kwargs)
+        except NondeterministicStore as exc:
+            if not found:
+                raise
+            # the violations found stand (each ran to the same failure while
+            # shrinking); the one this round met cannot be told
+            stats.keep_going_stopped = f"the search stopped after {plural(len(found), 'distinct violation')}: {exc}"
+            break
         rounds += 1
         if stats.outcome is None:
             break

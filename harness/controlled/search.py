@@ -79,6 +79,8 @@ class Exploration:
     #: failures of an already known signature, counted and not shrunk
     #: (``ignore``), by signature
     known_failures: dict = field(default_factory=dict)
+    #: why ``--keep-going`` stopped searching before the budget ("" if it did not)
+    keep_going_stopped: str = ""
 
     @property
     def distinct_share(self) -> float:
