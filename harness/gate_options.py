@@ -153,6 +153,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("report_dir", _text, "where reports go, one subdirectory per worker (default: "
            ".sessioncheck/reports/gate)", "DIR"),
     Option("statistics", _text, "show what each check explored in the terminal summary", flag=True),
+    Option("keep_going", _text, "go on searching after a violation, within the same budget, and fail the check "
+           "with every distinct one (by invariant and operations), each shrunk and saved", flag=True),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 #: options whose values from every source add up instead of overriding

@@ -82,7 +82,7 @@ def gate(config: pytest.Config):
         config.stash[_GATE] = Gate.from_options(
             profile=_run_value(config, "profile", "ci"), root=Path(config.rootpath),
             report_dir=_run_value(config, "report_dir"), db=_run_value(config, "db"),
-            seed=_run_value(config, "seed"),
+            seed=_run_value(config, "seed"), keep_going=bool(_run_value(config, "keep_going", False)),
             # the worker's id from xdist itself: an environment variable
             # would be inherited by a pytest run started inside a worker
             worker=getattr(config, "workerinput", {}).get("workerid", "main"))

@@ -54,8 +54,11 @@ class StoreViolation(AssertionError):
     the saved report."""
 
     def __init__(self, result: Result) -> None:
-        path = result.report_path.resolve() if result.report_path else None
-        super().__init__(result.story + (f"Report: {path}\n" if path else ""))
+        told = result.distinct or [result]
+        text = "".join(t.story + (f"Report: {t.report_path.resolve()}\n" if t.report_path else "") for t in told)
+        if result.distinct:
+            text = "\n".join([result.summary(), "", text])
+        super().__init__(text)
         self.result = result
 
 
@@ -64,7 +67,8 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
                 report_dir: str | os.PathLike | None = None, database: Any = None,
                 shrink_budget: float = 10.0, suppress_health_check: Any = (),
                 actor_count: int = 3, sessions: int = 2, max_steps: int = 24, without: Any = (),
-                watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = ()) -> Result:
+                watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = (),
+                keep_going: bool = False) -> Result:
     """Explore ``store`` (a spec string, or a factory object: a class or
     callable taking a directory) within the budget; raise
     :class:`StoreViolation` on a violation, return the :class:`Result`
@@ -78,7 +82,8 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
     contract (:class:`~sessioncheck.errors.ConfigError`).  ``allow_errors``:
     regular expressions; an exception whose "Type: message" (or that of one
     in its chain) matches one counts as "not acknowledged"
-    (``--allow-errors``)."""
+    (``--allow-errors``).  ``keep_going``: search on past a violation and
+    raise with every distinct one (``--keep-going``)."""
     __tracebackhide__ = True
     from sessioncheck.controlled.program import ModelConfig
     from sessioncheck.specs import name_of
@@ -95,7 +100,7 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
         result = verify(name, mode=actors, faults=fault_list, budget=budget, max_examples=examples,
                         seed=seed, database=database, report_dir=Path(report_dir) if report_dir else None,
                         shrink_budget=shrink_budget, suppress_health_check=suppress_health_check,
-                        cfg=cfg, watchdog=watchdog, allow_errors=tuple(allow_errors))
+                        cfg=cfg, watchdog=watchdog, allow_errors=tuple(allow_errors), keep_going=keep_going)
     if result.found:
         raise StoreViolation(result)
     return result
@@ -207,11 +212,13 @@ class Gate:
     database: Any = None
     base_seed: int = 0
     worker: str = "main"
+    #: ``--sessioncheck-keep-going``: every check reports every distinct violation
+    keep_going: bool = False
     _stream: random.Random | None = field(default=None, repr=False)
 
     @classmethod
     def from_options(cls, *, profile: str, root: Path, report_dir: str | None, db: str | None,
-                     seed: int | None, worker: str = "main") -> "Gate":
+                     seed: int | None, worker: str = "main", keep_going: bool = False) -> "Gate":
         """``worker``: ``gw0``, ``gw1``, ... under pytest-xdist, ``main``
         without it.  ``db``: a directory, ``none``, or ``None`` for the
         profile's database; in ci a directory given here is read, never
@@ -237,7 +244,7 @@ class Gate:
             seed = 0 if prof.deterministic else random.SystemRandom().getrandbits(32)
         # each worker its own directory: no two processes write one file
         out = Path(report_dir) if report_dir else root / ".sessioncheck" / "reports" / "gate"
-        return cls(prof, out / worker, database, seed, worker)
+        return cls(prof, out / worker, database, seed, worker, keep_going)
 
     def seed_for(self, check_id: str) -> int:
         """ci: a function of the base seed and the check's identity; fuzz:
@@ -267,7 +274,7 @@ class Gate:
         seed = self.seed_for(check_id) if seed is None else seed
         kwargs: dict[str, Any] = dict(budget=self.profile.budget, examples=self.profile.max_examples,
                                       report_dir=self.report_dir, database=self.database,
-                                      shrink_budget=self.profile.shrink_budget)
+                                      shrink_budget=self.profile.shrink_budget, keep_going=self.keep_going)
         kwargs.update({k: v for k, v in settings.items() if v is not None})
         props = properties if properties is not None else []
         import json
@@ -317,3 +324,5 @@ def _record(props: list, result: Result) -> None:
     if result.found:
         props += [("sessioncheck_invariant", result.outcome.violations[0].invariant),
                   ("sessioncheck_report", str(result.report_path.resolve()) if result.report_path else "")]
+        if result.distinct:
+            props.append(("sessioncheck_distinct", json.dumps([t.signature for t in result.distinct])))

@@ -43,6 +43,9 @@ class Result:
     notes: list = field(default_factory=list)
     #: the seed the search ran with (drawn by the caller when none was given)
     seed: int | None = None
+    #: ``keep_going``: every distinct violation, the first one first, each
+    #: a :class:`Told` (its own story and report); empty otherwise
+    distinct: list = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -62,7 +65,14 @@ class Result:
             text = f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
         if self.seed is not None:
             text += f"; seed {self.seed}"
-        return "\n".join([text, *self.remarks()])
+        lines = [text]
+        if self.distinct:
+            lines.append(f"{plural(len(self.distinct), 'distinct violation')} (--keep-going):")
+            lines += [f"  {d.line()}" for d in self.distinct]
+            repeated = sum(x.known_failures.values())
+            if repeated:
+                lines.append(f"  and {plural(repeated, 'further failure')} of a signature already found (not shrunk)")
+        return "\n".join([*lines, *self.remarks()])
 
     def remarks(self) -> list[str]:
         """What the summary adds: the clock cutting the search or its
@@ -73,6 +83,8 @@ class Result:
             out.append(f"note: the time budget ended the search after {plural(x.examples, 'example')}, before the "
                        "example limit: a seeded run is reproducible by its example count only when the "
                        "example limit ends it (--examples)")
+        if x.keep_going_stopped:
+            out.append(f"note: {x.keep_going_stopped}")
         if x.shrink_cut:
             out.append(f"note: {x.shrink_cut}; the story shown may not be the smallest one")
         out += [f"note: health check {name} suppressed: {text.split(';')[0]}" for name, text in self.suppressed]
@@ -154,13 +166,32 @@ def tell(store: str, mode: str, cfg: ModelConfig, outcome: Outcome, report_path:
                   violations=outcome.violations, replay_command=replay_command(report_path, store))
 
 
+@dataclass
+class Told:
+    """One distinct violation of a ``keep_going`` search, told and saved."""
+
+    signature: str
+    example: int
+    outcome: Outcome
+    story: str
+    report: dict
+    report_path: Path | None = None
+    shrink_cut: str = ""
+
+    def line(self) -> str:
+        invariant, _, ops = self.signature.partition(" ")
+        saved = f"; report {self.report_path}" if self.report_path else ""
+        cut = "; shrinking cut short" if self.shrink_cut else ""
+        return f"{invariant} by {ops or 'no operation'}, first at example {self.example}{saved}{cut}"
+
+
 def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), budget: float = 60.0,
            max_examples: int | None = None, seed: int | None = None, report_path: Path | None = None,
            report_dir: Path | None = None, save_report: bool = True, database: Any = None, cfg: ModelConfig | None = None,
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
            shrink_budget: float = 10.0, settings_kwargs: dict | None = None,
            suppress_health_check: Any = (), allow_errors: tuple[str, ...] = (),
-           seed_chosen: bool = True) -> Result:
+           seed_chosen: bool = True, keep_going: bool = False) -> Result:
     """Explore ``store`` and tell the story of the smallest violation.
 
     The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
@@ -177,7 +208,14 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     ``seed_chosen=False`` says the caller drew ``seed`` itself (it is
     printed, so the run can be searched again): the search is then bounded
     by the clock like an unseeded one and makes no reproducibility note
-    (:func:`~sessioncheck.controlled.search.explore`)."""
+    (:func:`~sessioncheck.controlled.search.explore`).
+
+    ``keep_going``: the search goes on past a violation, within the same
+    budget, and ``Result.distinct`` holds every distinct one
+    (:mod:`sessioncheck.controlled.keep_going`), each with its own story
+    and report (with ``report_path`` given, the second is saved beside it
+    as ``<stem>-2.json`` and so on); ``outcome``, ``story`` and
+    ``report`` are the first one's."""
     suppressed = health.parse_suppressed(suppress_health_check)
     if allow_errors:
         cfg = replace(cfg or ModelConfig(),
@@ -198,10 +236,18 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         if on_example is not None:
             on_example(stats)
 
+    found: list = []
     with Executor(spec, mode, model, watchdog=watchdog) as ex:
-        x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
-                    on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
-                    seed_chosen=seed_chosen)
+        if keep_going:
+            from sessioncheck.controlled.keep_going import explore_all
+
+            x, found = explore_all(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
+                                   on_example=observe, shrink_budget=shrink_budget,
+                                   settings_kwargs=settings_kwargs, seed_chosen=seed_chosen)
+        else:
+            x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
+                        on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
+                        seed_chosen=seed_chosen)
     result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed)
     # A search that Hypothesis ended itself, before the budget or the
     # example limit, found nothing new to generate: its programs rejected
@@ -214,24 +260,29 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed)
     if x.outcome is None:
         return result
-    outcome = x.outcome
-    path = report_path or reports.default_path(store, mode, outcome.program)
-    if report_dir is not None and report_path is None:
-        path = Path(report_dir) / path.name
-    story = tell(store, mode, model, outcome, path if save_report else None)
-    result.outcome, result.story = outcome, story
-    stats = {
-        "examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
-        "first_failure_example": x.first_failure_example,
-        "first_failure_seconds": round(x.first_failure_seconds or 0.0, 3),
-        "steps": len(outcome.program),
-        "coverage": coverage.to_json(),
-    }
-    result.report = reports.build(store=store, store_module=spec.module, mode=mode, cfg=model, seed=seed,
-                                  program=outcome.program, violations=outcome.violations, story=story,
-                                  trace=outcome.trace, stats=stats)
-    if save_report:
-        result.report_path = reports.save(result.report, path)
+    for n, d in enumerate(found or [None]):
+        outcome = d.outcome if d is not None else x.outcome
+        path = report_path or reports.default_path(store, mode, outcome.program)
+        if report_dir is not None and report_path is None:
+            path = Path(report_dir) / path.name
+        if n and report_path is not None:
+            path = path.with_name(f"{path.stem}-{n + 1}{path.suffix}")
+        story = tell(store, mode, model, outcome, path if save_report else None)
+        stats = {
+            "examples": x.examples, "interleavings": len(x.interleavings), "seconds": round(x.seconds, 3),
+            "first_failure_example": d.example if d is not None else x.first_failure_example,
+            "first_failure_seconds": round((d.seconds if d is not None else x.first_failure_seconds) or 0.0, 3),
+            "steps": len(outcome.program),
+            "coverage": coverage.to_json(),
+        }
+        report = reports.build(store=store, store_module=spec.module, mode=mode, cfg=model, seed=seed,
+                               program=outcome.program, violations=outcome.violations, story=story,
+                               trace=outcome.trace, stats=stats)
+        saved = reports.save(report, path) if save_report else None
+        if n == 0:
+            result.outcome, result.story, result.report, result.report_path = outcome, story, report, saved
+        if d is not None:
+            result.distinct.append(Told(d.signature, d.example, outcome, story, report, saved, d.shrink_cut))
     return result
 
 

@@ -53,6 +53,7 @@ MUTANTS = [
     "stale-history-replace",
     "silent-truncate",
     "sqlite-rmw",
+    "torn-and-lost",
 ]
 #: Mutants whose bug does not show in a sequential run of one instance.
 CORRECT_ALONE = [m for m in MUTANTS if m != "silent-truncate"]

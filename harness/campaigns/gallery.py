@@ -62,6 +62,9 @@ PLAN: dict[str, MutantPlan] = {
     "non-atomic-write": MutantPlan(ANY, ("I4", "E1", "I1"), faulted=(
         ("processes", ("crash",), ("I1", "I4", "I6", "E1")),
         ("threads", ("power-loss",), ("I6", "I1", "I4", "E1")))),
+    # Two bugs: a torn read (E1 when the read raises on it, I4) and an
+    # unlocked append (I1; a persist it overwrites, I3).
+    "torn-and-lost": MutantPlan(ANY, ("I1", "I3", "I4", "E1")),
     "no-fsync": MutantPlan((), (), faulted=(("threads", ("power-loss",), ("I6", "I1", "I4")),
                                             ("processes", ("power-loss",), ("I6", "I1", "I4")))),
     "eio-empty": MutantPlan((), (), faulted=(("threads", ("io-error",), ("I6", "I1")),

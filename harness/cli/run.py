@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=None, metavar="PATH",
                         help="where to save the report of a violation (default: .sessioncheck/reports/)")
     parser.add_argument("--stats", action="store_true", help="print what was explored")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="go on searching after a violation, within the same budget, and report every "
+                             "distinct one (by invariant and operations), each shrunk, told and saved")
     add_health_option(parser)
     add_allow_errors_option(parser)
     add_model_options(parser)
@@ -109,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
                 seed=seed, report_path=args.report, database=database_for(args),
                 cfg=model_from_args(args), watchdog=args.watchdog, on_example=explored,
                 suppress_health_check=suppressed, allow_errors=tuple(args.allow_errors),
-                seed_chosen=args.seed is not None,
+                seed_chosen=args.seed is not None, keep_going=args.keep_going,
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated)
         return interrupted(exc, explored.summary(args.store, args.actors) if explored else None)
@@ -119,7 +122,8 @@ def main(args: argparse.Namespace) -> int:
     if args.stats and result.coverage is not None:
         print("\n".join(result.coverage.lines()) + f"\nseconds: {result.exploration.seconds:.2f}")
     if result.found:
-        sys.stdout.write("\n" + result.story)
+        for story in [d.story for d in result.distinct] or [result.story]:
+            sys.stdout.write("\n" + story)
         return 1
     return 0
 

@@ -71,6 +71,16 @@ class Exploration:
     #: programs Hypothesis generated that repeated a run already done
     #: (:mod:`sessioncheck.controlled.repeats`), rejected without a run
     repeats: int = 0
+    #: the pass ran to its end (a later round of ``--keep-going`` skips it)
+    systematic_done: bool = False
+    #: the unshrunk failure the search met first (its signature is known
+    #: too, :mod:`sessioncheck.controlled.keep_going`)
+    found_raw: Outcome | None = None
+    #: failures of an already known signature, counted and not shrunk
+    #: (``ignore``), by signature
+    known_failures: dict = field(default_factory=dict)
+    #: why ``--keep-going`` stopped searching before the budget ("" if it did not)
+    keep_going_stopped: str = ""
 
     @property
     def distinct_share(self) -> float:
@@ -89,7 +99,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             shrink_budget: float = 10.0, shrink_runs: int = 400,
             on_example: Callable[[Exploration], None] | None = None,
             settings_kwargs: dict | None = None, systematic: bool = True,
-            seed_chosen: bool = True) -> Exploration:
+            seed_chosen: bool = True, ignore: Callable[[Outcome], str | None] | None = None,
+            into: Exploration | None = None, systematic_skip: int = 0) -> Exploration:
     """Search for a violating program within ``budget`` seconds and at most
     ``max_examples`` examples.  Returns the shrunk counterexample in
     ``.outcome``, or ``None`` if none was found within the budget.
@@ -118,7 +129,14 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     ``seed_chosen=False``: the seed was drawn by the caller, not asked for
     by the user, so the run promises a time bound, not reproducibility:
     shrinking is bounded by ``shrink_budget`` as in an unseeded search and
-    ``clock_cut`` stays ``False``."""
+    ``clock_cut`` stays ``False``.
+
+    For ``--keep-going`` (:mod:`sessioncheck.controlled.keep_going`):
+    ``ignore(outcome)`` returns a known failure's signature, and that
+    failure then counts as a pass (``known_failures``), in the search and
+    in shrinking alike; ``into`` continues the counts of an earlier round
+    (the example limit is on the total); ``systematic_skip`` skips the
+    first programs of the pass, run by an earlier round."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
@@ -126,7 +144,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     from sessioncheck.controlled.program import decode, programs
     from sessioncheck.controlled.systematic import programs as systematic_pass
 
-    stats = Exploration()
+    stats = into if into is not None else Exploration()
+    stats.outcome, stats.budget_exhausted, stats.found_raw = None, False, None
     t0 = time.monotonic()
     deadline = t0 + budget
     limit = max_examples if max_examples is not None else 10**12
@@ -214,8 +233,15 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.last = outcome
                 on_example(stats)
                 stats.last = None
+        if outcome.failed and ignore is not None:
+            known = ignore(outcome)
+            if known is not None:
+                if not shrinking[0]:
+                    stats.known_failures[known] = stats.known_failures.get(known, 0) + 1
+                return
         if outcome.failed:
             if not shrinking[0]:
+                stats.found_raw = outcome
                 shrinking[0] = True
                 shrink["until"] = time.monotonic() + shrink_budget
                 stats.first_failure_example = stats.examples
@@ -254,12 +280,15 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         executor.watch = schedules
     try:
         if run_pass:
-            for raw in systematic_pass(executor):
+            for i, raw in enumerate(systematic_pass(executor)):
+                if i < systematic_skip:
+                    continue
                 stats.systematic += 1
                 try:
                     body(raw)
                 except Found as exc:
                     raise Found(reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)) from None
+            stats.systematic_done = True
         generating[0] = True
         test()
     except BudgetSpent:
