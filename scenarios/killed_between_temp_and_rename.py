@@ -44,6 +44,7 @@ SCENARIO = Scenario(
         # truncates the session file in place, then writes: killed between
         # the two, the file reads back empty or torn (I4)
         "mutant:cancel-torn": violates("I4"),
+        "mutant:torn-and-lost": violates("I4"),
         "json": ORPHAN,
         "praisonai": ORPHAN,
         "praisonai-prefix": ORPHAN,

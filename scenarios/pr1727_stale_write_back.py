@@ -64,6 +64,7 @@ SCENARIO = Scenario(
         "mutant:asyncio-lock-only": violates("I1"),
         "mutant:async-none-skipped": violates("I1"),
         "mutant:cancel-torn": violates("I1"),
+        "mutant:torn-and-lost": violates("I1"),
         "mutant:to-thread-rmw": violates("I1"),
         # the same write-back through Redis: GET, then SET of the stale blob;
         # and a check-and-set whose failed EXEC is taken for success
