@@ -1,6 +1,6 @@
 """A SessionMachine with an operation of its own: the correct store passes, the mutant is caught."""
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import rule, run_state_machine_as_test
 
 from sessioncheck import MachineViolation, SessionMachine
@@ -22,9 +22,10 @@ class PopItemMachine(SessionMachine):
         self.start("pop_item", actor=actor, session=session)
 
 
-FAST = settings(max_examples=400, stateful_step_count=10, derandomize=True, database=None, deadline=None)
+FAST = settings(max_examples=400, stateful_step_count=12, derandomize=True, database=None, deadline=None,
+                phases=[Phase.generate, Phase.shrink])
 TestJsonPop = PopItemMachine.TestCase
-TestJsonPop.settings = FAST
+TestJsonPop.settings = settings(FAST, max_examples=200)
 
 
 def test_the_machine_catches_pop_races_append():
