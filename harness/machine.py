@@ -102,6 +102,9 @@ class SessionMachine(RuleBasedStateMachine):
     answered "passes" without a run, so Hypothesis settles on the
     smallest failure it has (a count, not a clock: the same seed shrinks
     to the same story on any machine).  A failure is always a real run.
+    ``shrink_runs = None`` turns the bound off: do so under a fuzzer that
+    keeps calling one test function after its first failure (HypoFuzz),
+    where the bound would answer its later programs without running them.
 
     A subclass adds rules that call :meth:`start` with an operation of the
     registry (:mod:`sessioncheck.operations`), built in or its own
@@ -115,7 +118,7 @@ class SessionMachine(RuleBasedStateMachine):
     crash: ClassVar[bool] = False
     watchdog: ClassVar[float] = 10.0
     check_each_step: ClassVar[bool] = False
-    shrink_runs: ClassVar[int] = 100
+    shrink_runs: ClassVar[int | None] = 100
     builtins: ClassVar[tuple[str, ...] | None] = None
 
     actor_ids = ACTOR_IDS
@@ -239,7 +242,7 @@ class SessionMachine(RuleBasedStateMachine):
         key = json.dumps(program_to_json(self.program))
         shrink = _shrink_state()
         if shrink is not None and shrink["failed"] and key not in shrink["failed"]:
-            if shrink["runs"] >= self.shrink_runs:
+            if self.shrink_runs is not None and shrink["runs"] >= self.shrink_runs:
                 return None  # shrinking is over: only failures met already run
             shrink["runs"] += 1
         name, cfg = self.config()
