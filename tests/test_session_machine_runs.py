@@ -79,3 +79,16 @@ def test_a_machine_without_a_store_or_with_an_unknown_operation_is_a_configurati
 
     with pytest.raises(ConfigError, match="unknown operation 'rename_session'"):
         run_state_machine_as_test(Unknown, settings=settings(FAST, max_examples=5))
+
+
+def test_a_program_names_a_registered_operation_and_never_an_unknown_one():
+    from sessioncheck.controlled.program import program_from_json
+    from sessioncheck.errors import ReportError
+    from sessioncheck.operations import OperationDef, find, register
+
+    find("truncate_all") or register(OperationDef(
+        name="truncate_all", effect="clear", method="clear_messages",
+        call=lambda store, session, _: store.clear_messages(session)))
+    assert program_from_json([["start", 0, ["truncate_all", 1]]])[0].op.f == "truncate_all"
+    with pytest.raises(ReportError, match="bad operation"):
+        program_from_json([["start", 0, ["os.system", 0]]])
