@@ -30,10 +30,11 @@ from sessioncheck.protocol import Capabilities, SessionState, SessionStore
 __version__ = "0.2.0"
 
 __all__ = ["Capabilities", "SessionState", "SessionStore", "check_store", "StoreViolation", "reproduce",
-           "__version__"]
+           "SessionMachine", "MachineViolation", "__version__"]
 
 _LAZY = {"check_store": "sessioncheck.testing", "StoreViolation": "sessioncheck.testing",
-         "reproduce": "sessioncheck.testing"}
+         "reproduce": "sessioncheck.testing",
+         "SessionMachine": "sessioncheck.machine", "MachineViolation": "sessioncheck.machine"}
 
 
 def __getattr__(name: str) -> Any:

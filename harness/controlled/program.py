@@ -107,7 +107,7 @@ def program_from_json(data: Any) -> list[Step]:
             if len(raw) != 3 or not isinstance(raw[2], list) or len(raw[2]) < 2:
                 raise ReportError(f"{where}: start needs an operation")
             f, session = raw[2][0], raw[2][1]
-            if f not in FUNCTIONS or not _small_int(session):
+            if (f not in FUNCTIONS and not _registered(f)) or not _small_int(session):
                 raise ReportError(f"{where}: bad operation {raw[2]!r}")
             fields: tuple = ()
             if takes_fields(f):
@@ -132,6 +132,14 @@ def program_from_json(data: Any) -> list[Step]:
         else:
             steps.append(Step(kind, raw[1]))
     return steps
+
+
+def _registered(f: Any) -> bool:
+    """A user's operation named in a program: known only if registered in
+    this process (a name is looked up, never imported)."""
+    from sessioncheck import operations
+
+    return isinstance(f, str) and operations.find(f) is not None
 
 
 def _small_int(v: Any) -> bool:

@@ -9,8 +9,8 @@ is decided the same way (``sessioncheck.checking.checker``).
 
 The built-in operations are defined here the same way, one module each
 (``add``, ``persist``, ``read``, ``delete``, ``pop``, ``clear``).  A user
-defines their own with :func:`register` (``sessioncheck.SessionMachine``
-does this for the rules a subclass adds).
+defines their own with :func:`register` and starts it from a rule of a
+``sessioncheck.SessionMachine`` subclass.
 
 Effects on the specification of one session (an append-only list of
 messages and a map of last-writer-wins registers):
