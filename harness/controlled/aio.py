@@ -44,11 +44,38 @@ from sessioncheck.controlled.intercept import clock, threads
 from sessioncheck.controlled.intercept.context import current
 
 
-class _VirtualSelector(selectors.BaseSelector):
+class DelegatingSelector(selectors.BaseSelector):
+    """A real selector underneath (``_inner``); subclasses decide how
+    ``select`` waits, everything else is the real selector's."""
+
+    def __init__(self) -> None:
+        self._inner = selectors.DefaultSelector()
+
+    # -- plain delegation ---------------------------------------------------
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._inner.get_map()
+
+
+class _VirtualSelector(DelegatingSelector):
     """Delegates to a real selector; turns timed waits into sleep points."""
 
     def __init__(self, loop_ref: list) -> None:
-        self._inner = selectors.DefaultSelector()
+        super().__init__()
         self._loop_ref = loop_ref
 
     def select(self, timeout: float | None = None) -> list:
@@ -71,24 +98,6 @@ class _VirtualSelector(selectors.BaseSelector):
         clock._sleep(timeout)
         return self._inner.select(0)
 
-    # -- plain delegation ---------------------------------------------------
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.modify(fileobj, events, data)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.get_key(fileobj)
-
-    def get_map(self) -> Any:
-        return self._inner.get_map()
 
 
 class ActorLoop(asyncio.SelectorEventLoop):

@@ -42,11 +42,11 @@ import _thread
 import asyncio
 import inspect
 import os
-import selectors
 import threading
 from typing import Any
 
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.aio import DelegatingSelector
 from sessioncheck.protocol import StoreSpec
 
 #: real seconds a task with nothing ready waits for outside I/O before it
@@ -58,11 +58,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO = os.path.dirname(asyncio.__file__)
 
 
-class _Selector(selectors.BaseSelector):
+class _Selector(DelegatingSelector):
     """Delegates to a real selector; notices when the loop has nothing to do."""
 
     def __init__(self, owner: "TaskLoop") -> None:
-        self._inner = selectors.DefaultSelector()
+        super().__init__()
         self._owner = owner
 
     def select(self, timeout: float | None = None) -> list:
@@ -83,24 +83,6 @@ class _Selector(selectors.BaseSelector):
             return ready
         owner.idle = ("timer", timeout) if timeout is not None else ("blocked", None)
         return []
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._inner.modify(fileobj, events, data)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._inner.get_key(fileobj)
-
-    def get_map(self) -> Any:
-        return self._inner.get_map()
 
 
 class _Loop(asyncio.SelectorEventLoop):
