@@ -100,6 +100,11 @@ def actor_kinds(mode: str, n: int) -> list[str]:
     raise ValueError(mode)
 
 
+
+#: The furthest virtual time any run of this process reached (see
+#: Executor.epoch): virtual time never goes back within a process.
+_virtual_time_reached = [0.0]
+
 class Executor:
     """Runs programs against one store with one set of actors.
 
@@ -136,7 +141,11 @@ class Executor:
         # stores keep time-ordered ids (uuid6, ULIDs) with a per-process
         # "last timestamp" guard, and a clock that restarts at 0 every run
         # would order one process's ids by its history, not by the run.
-        self.epoch = 0.0
+        # Nor from one executor to the next in one process: a campaign with
+        # thread actors leaves such a guard at its last virtual time, and
+        # process actors forked later inherit it (a pytest worker runs many
+        # campaigns), so every executor starts where the last one ended.
+        self.epoch = _virtual_time_reached[0]
         # Servers the store asks for run for the executor's life; every run
         # starts and ends with their namespaces empty.
         self.resources = servers.acquire(spec.factory, power_loss=self.cfg.power_loss,
@@ -191,6 +200,7 @@ class Executor:
                 sched.run_alone(actor.name, call)
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
+            _virtual_time_reached[0] = max(_virtual_time_reached[0], self.epoch)
             shutil.rmtree(location, ignore_errors=True)
             self.resources.reset()
 
@@ -259,6 +269,7 @@ class Executor:
             violations.append(Violation("I5", f"{exc}: the store ended its own actor", subject="vanished"))
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
+            _virtual_time_reached[0] = max(_virtual_time_reached[0], self.epoch)
             for name, st in sched.state.items():
                 if st.crashed or broken:
                     self._retire(name)
@@ -341,6 +352,7 @@ class Executor:
             last = None
         finally:
             self.epoch = max(self.epoch, sched.now) + 1.0
+            _virtual_time_reached[0] = max(_virtual_time_reached[0], self.epoch)
             shutil.rmtree(location, ignore_errors=True)
             self.resources.reset()
         return last
