@@ -173,22 +173,29 @@ class AsyncRunner:
         loop, self.loop = self.loop, None
         if loop is None or loop.is_closed():
             return
-        try:
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        except BaseException:  # noqa: BLE001 - shutting down whatever state it is in
-            pass
-        executor = getattr(loop, "_default_executor", None)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-        try:
-            loop.close()
-        except BaseException:  # noqa: BLE001
-            pass
+        close_loop(loop)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the loop's tasks (waiting at most 1 s), stop its default
+    executor without waiting for a helper the harness abandoned, close it.
+    Never raises: the loop may be in any state."""
+    try:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except BaseException:  # noqa: BLE001 - shutting down whatever state it is in
+        pass
+    executor = getattr(loop, "_default_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+    try:
+        loop.close()
+    except BaseException:  # noqa: BLE001
+        pass
 
 
 async def _wrap(awaitable: Any) -> Any:

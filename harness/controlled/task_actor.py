@@ -46,7 +46,7 @@ import threading
 from typing import Any
 
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
-from sessioncheck.controlled.aio import DelegatingSelector
+from sessioncheck.controlled.aio import DelegatingSelector, close_loop
 from sessioncheck.protocol import StoreSpec
 
 #: real seconds a task with nothing ready waits for outside I/O before it
@@ -151,22 +151,7 @@ class TaskLoop:
 
     def _close_loop(self, loop: _Loop) -> None:
         self.current = None
-        try:
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        except BaseException:  # noqa: BLE001 - shutting down whatever state it is in
-            pass
-        executor = getattr(loop, "_default_executor", None)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-        try:
-            loop.close()
-        except BaseException:  # noqa: BLE001
-            pass
+        close_loop(loop)
 
     def _until_stop(self, actor: "TaskActor") -> Stop:
         loop = self.loop

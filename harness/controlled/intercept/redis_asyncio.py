@@ -22,15 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from sessioncheck.controlled.intercept.context import current
+from sessioncheck.controlled.intercept.redis import _point  # one point kind for both clients
 from sessioncheck.servers.redis_commands import label, transaction_label
 
 _installed = False
-
-
-def _point(detail: str, path: str) -> None:
-    ctx = current()
-    if ctx is not None:
-        ctx.point("redis", path, detail)
 
 
 def install() -> bool:
