@@ -16,31 +16,23 @@ from __future__ import annotations
 import asyncio
 
 from sessioncheck.protocol import SessionState
+from sessioncheck.stores.mutants.asyncio_lock_only import loop_lock
 from sessioncheck.stores.reference.json_store import JsonFileStore
 
-_LOCKS: dict = {}
-
-
-def _lock(session_id: str) -> asyncio.Lock:
-    key = (id(asyncio.get_running_loop()), session_id)
-    lock = _LOCKS.get(key)
-    if lock is None:
-        lock = _LOCKS[key] = asyncio.Lock()
-    return lock
 
 
 class Store(JsonFileStore):
     """Async JSON store whose metadata merge skips fields set to None."""
 
     async def add_message(self, session_id, message):
-        async with _lock(session_id):
+        async with loop_lock(session_id):
             data = self._load(session_id)
             await asyncio.sleep(0)
             data["messages"].append(message)
             self._save(session_id, data)
 
     async def persist_state(self, session_id, fields):
-        async with _lock(session_id):
+        async with loop_lock(session_id):
             data = self._load(session_id)
             await asyncio.sleep(0)
             meta = data.setdefault("metadata", {})

@@ -25,7 +25,9 @@ from sessioncheck.stores.reference.json_store import JsonFileStore, merge_fields
 _LOCKS: dict = {}
 
 
-def _lock(session_id: str) -> asyncio.Lock:
+def loop_lock(session_id: str) -> asyncio.Lock:
+    """The asyncio.Lock of ``session_id`` on the running loop (the async
+    mutants lock with it: it orders tasks of one loop, nothing else)."""
     key = (id(asyncio.get_running_loop()), session_id)
     lock = _LOCKS.get(key)
     if lock is None:
@@ -37,7 +39,7 @@ class Store(JsonFileStore):
     """Async JSON store serialized by an asyncio.Lock only."""
 
     async def _mutate(self, session_id, change):
-        async with _lock(session_id):  # BUG: one loop's lock; other loops and processes ignore it
+        async with loop_lock(session_id):  # BUG: one loop's lock; other loops and processes ignore it
             data = self._load(session_id)
             await asyncio.sleep(0)
             change(data)

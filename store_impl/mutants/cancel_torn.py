@@ -20,24 +20,16 @@ import json
 import os
 
 from sessioncheck.protocol import SessionState
+from sessioncheck.stores.mutants.asyncio_lock_only import loop_lock
 from sessioncheck.stores.reference.json_store import JsonFileStore, merge_fields
 
-_LOCKS: dict = {}
-
-
-def _lock(session_id: str) -> asyncio.Lock:
-    key = (id(asyncio.get_running_loop()), session_id)
-    lock = _LOCKS.get(key)
-    if lock is None:
-        lock = _LOCKS[key] = asyncio.Lock()
-    return lock
 
 
 class Store(JsonFileStore):
     """Async JSON store that rewrites the file in place around an await."""
 
     async def _mutate(self, session_id, change):
-        async with _lock(session_id):
+        async with loop_lock(session_id):
             data = self._load(session_id)
             change(data)
             path = self._path(session_id)
@@ -55,6 +47,6 @@ class Store(JsonFileStore):
         await self._mutate(session_id, lambda data: merge_fields(data, fields))
 
     async def read(self, session_id):
-        async with _lock(session_id):
+        async with loop_lock(session_id):
             data = self._load(session_id)
         return SessionState(messages=list(data["messages"]), metadata=dict(data["metadata"]))
