@@ -21,21 +21,13 @@ and appended to from several workers without a lock.
 """
 from __future__ import annotations
 
-import json
-import os
-
-from sessioncheck.stores.reference.json_store import JsonFileStore
+from sessioncheck.stores.mutants.non_atomic_write import Store as NonAtomicWrite
 
 
-class Store(JsonFileStore):
-    """JSON store that rewrites the file in place and appends without the lock."""
-
-    def _save(self, session_id, data):
-        # BUG 1: "w" truncates the live file first; a concurrent reader sees the gap.
-        with open(self._path(session_id), "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+class Store(NonAtomicWrite):
+    """BUG 1 (inherited): ``_save`` truncates the live file and rewrites it
+    in place, so a concurrent reader sees the gap.  BUG 2: appends without
+    the lock."""
 
     def add_message(self, session_id, message):
         # BUG 2: no lock around the read-modify-write: a concurrent append is lost.
