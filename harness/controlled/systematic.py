@@ -82,6 +82,24 @@ def _effects(accesses: list[Access]) -> list[bool]:
     return out
 
 
+#: Redis commands that read (the window of a read-modify-write opens after them)
+_REDIS_READS = ("GET", "HGET", "HGETALL", "HMGET", "MGET", "LRANGE", "LLEN", "EXISTS", "SMEMBERS", "ZRANGE",
+                "XRANGE", "JSON.GET", "LINDEX", "HKEYS", "HVALS", "SCAN", "KEYS")
+
+
+def _reads(accesses: list[Access]) -> list[bool]:
+    """Which accesses read the shared state: a file read (or an open that
+    found no file), a SELECT, a Redis read command."""
+    effects = _effects(accesses)
+    out = []
+    for acc, effect in zip(accesses, effects):
+        word = acc.detail.split(" ")[0].upper()
+        out.append(acc.kind == "read" or (acc.kind == "open" and effect)
+                   or (acc.kind == "sql" and word in ("SELECT", "WITH"))
+                   or (acc.kind == "redis" and word in _REDIS_READS))
+    return out
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation the pass can start: its start step's ``a`` and ``b``."""
@@ -177,6 +195,10 @@ class Plan:
         self._profiles: dict[tuple[Op, bool], list[Access]] = {}
         self.max = cfg.max_points
         self.b = 1 % cfg.actors  # the second writer (A alone with one actor)
+        #: the pattern of each program yielded so far, in order (what
+        #: ``benchmarks/bench_search.py`` reports as the pattern that caught a bug)
+        self.labels: list[str] = []
+        self._label = ""
 
     def profile(self, op: Op, warm: bool) -> list[Access]:
         key = (op, warm)
@@ -221,6 +243,18 @@ class Plan:
                 out.append(k)
         return out
 
+    def first_read(self, x: Op, warm: bool, y: Op) -> list[int]:
+        """The one count ``k`` most likely to open a race window of ``x``
+        against ``y``: after x's first read of a name y touches (what a
+        read-modify-write without the lock gets wrong), else after its
+        first effect on one; empty if x shares nothing with y."""
+        names = self.names(y)
+        accesses = self.profile(x, warm)
+        for k, (acc, read) in enumerate(zip(accesses[:-1], _reads(accesses)), start=1):
+            if read and acc.path in names:
+                return [k]
+        return self.shared(x, warm, y, effects=True)[:1]
+
     def holding(self, x: Op, warm: bool) -> list[int]:
         """Counts ``k`` after which ``x`` holds a lock it took, effects only."""
         out, held = [], False
@@ -242,6 +276,7 @@ class Plan:
             key = tuple(p)
             if key not in seen:
                 seen.add(key)
+                self.labels.append(self._label)
                 yield p
 
     def _programs(self) -> Iterator[list[Raw]]:
@@ -252,32 +287,55 @@ class Plan:
         writes = [o for o in ops if o.mutates]
         add = ops[0]
 
-        # 1. No preemption: one long session; two writers in turn.
-        yield [r for _ in range(CHAIN) for r in self.start(A, add)]
-        yield from (self.turn(A, x) + self.start(B, y) for x in ops for y in ops)
-        if cfg.actors < 2:
-            return
-
-        # 2. One preemption after an effect on a shared name: A runs x up to
-        #    access k, B runs y whole, A finishes.  A destructive operation
-        #    (delete) needs something to destroy: the session gets a message
-        #    first, and x runs warm.
+        # 2. (below) One preemption after an effect on a shared name: A
+        #    runs x up to access k, B runs y whole, A finishes.  A
+        #    destructive operation (delete) needs something to destroy: the
+        #    session gets a message first, and x runs warm.
         def pair(x: Op, y: Op, k: int, warm: bool, tail: tuple[Raw, ...] = ()) -> list[Raw]:
             before = self.turn(A, add) if warm else []
             return before + self.start(A, x) + self.advance(A, k) + self.start(B, y) + list(tail)
 
+        def warm_for(x: Op, y: Op) -> bool:
+            # removals act only on a session that holds a message
+            return any(f in ("delete", "pop", "clear") for f in (x.f, y.f))
+
+        # 1. No preemption: one long session.
+        self._label = "1 chain"
+        yield [r for _ in range(CHAIN) for r in self.start(A, add)]
+        if cfg.actors > 1:
+            # 0. The head of the pass, the cheapest likely counterexamples
+            #    (measured on the gallery and the real adapters,
+            #    benchmarks/bench_search.py): for each pair of writes, the
+            #    two in turn (a merge that loses a clear), then B's write
+            #    after x's first read of a shared name (a read-modify-write
+            #    without the lock; :meth:`first_read`).  Every program here comes again below and
+            #    runs once (programs() drops repeats).
+            for x in writes:
+                for y in writes:
+                    self._label = "1 turns"
+                    yield self.turn(A, x) + self.start(B, y)
+                    self._label = "2 effect preemption"
+                    warm = warm_for(x, y)
+                    yield from (pair(x, y, k, warm) for k in self.first_read(x, warm, y))
+        # 1. Two writers in turn.
+        self._label = "1 turns"
+        yield from (self.turn(A, x) + self.start(B, y) for x in ops for y in ops)
+        if cfg.actors < 2:
+            return
+
         later: list[list[Raw]] = []
+        self._label = "2 effect preemption"
         for x in ops:
             for y in ops:
                 if not (x.mutates or y.mutates):
                     continue
-                # removals act only on a session that holds a message
-                warm = any(f in ("delete", "pop", "clear") for f in (x.f, y.f))
+                warm = warm_for(x, y)
                 yield from (pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=True))
                 later += [pair(x, y, k, warm) for k in self.shared(x, warm, y, effects=False)]
 
         # 3. An impatient second writer: B keeps polling while A holds the
         #    lock, long enough for a lock timeout to fire.
+        self._label = "3 impatient writer"
         for x in writes:
             for y in writes:
                 for k in self.holding(x, False)[:1]:
@@ -285,6 +343,7 @@ class Plan:
 
         # 4. Two sessions that share a name (one file for all sessions):
         #    only where the profiles say they do.
+        self._label = "4 shared name"
         other = [o for o in operations(cfg, 1) if o.mutates] if cfg.sessions > 1 else []
         for x in writes:
             for y in other:
@@ -293,6 +352,7 @@ class Plan:
         # 5. Faults: an I/O error at each access of x to a name the session
         #    owns (touched by more than one operation), on a session holding
         #    a message: what the error may cost.
+        self._label = "5 fault"
         if cfg.io_faults:
             fault = (step_kinds(cfg).index("fault"), A, 0, 0)
             touched = [self.names(o) for o in ops]
@@ -304,6 +364,7 @@ class Plan:
 
         # 6. A crash (kill -9) of A after each access of a write, on a
         #    session holding a message; B reads what is left.
+        self._label = "6 crash"
         if cfg.crash:
             crash = (step_kinds(cfg).index("crash"), A, 0, 0)
             read = next((o for o in ops if o.f == "read"), add)
@@ -314,6 +375,7 @@ class Plan:
         # 6b. A crash of the store's server (kill -9, restarted from its
         #     files) after a write is acknowledged, and after each access
         #     of a write in flight; B reads what the server kept.
+        self._label = "6b server crash"
         if cfg.server_crash:
             down = (step_kinds(cfg).index("server-crash"), A, 0, 0)
             read = next((o for o in ops if o.f == "read"), add)
@@ -326,6 +388,7 @@ class Plan:
         #    queues for it, A releases and takes it again for a second
         #    operation while B goes on (a lock whose identity changes on
         #    release lets both in).
+        self._label = "7 relock"
         for y in writes:
             for k1 in self.holding(add, False)[:1]:
                 for k3 in self.holding(add, True):
@@ -334,10 +397,12 @@ class Plan:
 
         # 8. Three operations in turn, no preemption: A acts on what it
         #    read or cached before B wrote.
+        self._label = "8 three in turn"
         yield from (self.turn(A, x) + self.turn(B, y) + self.start(A, z)
                     for x in ops for y in writes for z in ops)
 
         # 9. The preemptions after shared accesses that are not effects.
+        self._label = "9 other preemption"
         yield from later
 
         # 10. A second instance opening while the first writes: B's first
@@ -346,6 +411,7 @@ class Plan:
         #     an open instance), A appends whole, B goes on.  A store that
         #     migrates or compacts sessions in __init__ without their lock
         #     loses A's message here.
+        self._label = "10 opening"
         if self._opening is not None:
             for y in ops:
                 fresh = self._opening(y)
