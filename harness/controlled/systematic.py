@@ -310,13 +310,22 @@ class Plan:
             #    after x's first read of a shared name (a read-modify-write
             #    without the lock; :meth:`first_read`).  Every program here comes again below and
             #    runs once (programs() drops repeats).
-            for x in writes:
-                for y in writes:
-                    self._label = "1 turns"
-                    yield self.turn(A, x) + self.start(B, y)
-                    self._label = "2 effect preemption"
-                    warm = warm_for(x, y)
-                    yield from (pair(x, y, k, warm) for k in self.first_read(x, warm, y))
+            # a clear after a set first: the merge that skips None
+            ww = sorted(((x, y) for x in writes for y in writes),
+                        key=lambda p: not (p[0].f == p[1].f == "persist" and p[0].b == 0 and p[1].b != 0))
+            for x, y in ww:
+                self._label = "1 turns"
+                yield self.turn(A, x) + self.start(B, y)
+                self._label = "2 effect preemption"
+                warm = warm_for(x, y)
+                yield from (pair(x, y, k, warm) for k in self.first_read(x, warm, y))
+            # then the first of patterns 8 (a stale cache: A acts on what it
+            # read before B wrote) and 3 (a lock timeout that lets B in)
+            self._label = "8 three in turn"
+            yield from (self.turn(A, add) + self.turn(self.b, add) + self.start(A, z) for z in ops)
+            self._label = "3 impatient writer"
+            for y in writes:
+                yield from (pair(add, y, k, False, tuple(self.run_out(self.b))) for k in self.holding(add, False)[:1])
         # 1. Two writers in turn.
         self._label = "1 turns"
         yield from (self.turn(A, x) + self.start(B, y) for x in ops for y in ops)
