@@ -310,7 +310,11 @@ class Plan:
             #    after x's first read of a shared name (a read-modify-write
             #    without the lock; :meth:`first_read`).  Every program here comes again below and
             #    runs once (programs() drops repeats).
-            # a clear after a set first: the merge that skips None
+            # a second instance reading what the first wrote (the plainest
+            # check of all, and the only read in the head), then a clear
+            # after a set: the merge that skips None
+            self._label = "1 turns"
+            yield from (self.turn(A, add) + self.start(B, y) for y in ops if y.f == "read")
             ww = sorted(((x, y) for x in writes for y in writes),
                         key=lambda p: not (p[0].f == p[1].f == "persist" and p[0].b == 0 and p[1].b != 0))
             for x, y in ww:
