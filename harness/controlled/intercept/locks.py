@@ -277,6 +277,12 @@ class _CooperativeWait:
 
     _what = "semaphore"
 
+    def _shared(self, ctx: Any) -> bool:
+        """Whether an acquire by ``ctx``'s actor is a preemption point
+        (always, unless a subclass knows every taker: see
+        :class:`CooperativeSemaphore`)."""
+        return True
+
     def _key(self) -> tuple:
         raise NotImplementedError
 
@@ -290,7 +296,8 @@ class _CooperativeWait:
         ctx = current()
         if ctx is None:
             return self._block(timeout) if blocking else self._try()
-        ctx.point("lock", "", self._what)
+        if self._shared(ctx):
+            ctx.point("lock", "", self._what)
         deadline = None if timeout is None or timeout < 0 else ctx.now + timeout
         key = self._key()
         while not (ok := self._try()):
@@ -322,6 +329,18 @@ class CooperativeSemaphore(_CooperativeWait):
         self._sem = (_RealBoundedSemaphore if bounded else _RealSemaphore)(value)
         self._capacity = value
         self._what = "bounded semaphore" if bounded else "semaphore"
+        self._run = ""  # as CooperativeLock: the takers of the current run
+        self._takers: set[str] = set()
+
+    def _shared(self, ctx: Any) -> bool:
+        """As :class:`CooperativeLock`: an acquire is a point only once a
+        second actor of this run has taken (or tried) the semaphore.  It
+        lives in one process, so every taker is seen here (a process
+        lock's takers are in other processes: it always points)."""
+        if ctx.root != self._run:
+            self._run, self._takers = ctx.root, set()
+        self._takers.add(ctx.name)
+        return len(self._takers) > 1
 
     def _key(self) -> tuple:
         return ("sem", os.getpid(), id(self), self._capacity)
