@@ -16,6 +16,8 @@ process bounded by a timeout:
    included), and the systematic pattern that caught it
    (:attr:`sessioncheck.controlled.systematic.Plan.labels`, this tree only),
    or ``random`` when the random search did.  Medians over the seeds.
+   ``--random-only`` skips the pass: the drawn programs alone (their
+   lengths and advance counts, :func:`sessioncheck.controlled.program.programs`).
 2. *Points per operation*: 60 programs drawn with seed 1 (no systematic
    pass) on the correct stores and the real adapters, preemption points
    and operations counted in each run's trace; and the points of the
@@ -56,7 +58,9 @@ CHILD_TIMEOUT = 240.0
 
 
 # -- the child: one measurement, printed as one JSON line --------------------------
-def child_catch(spec: str, seed: int, budget: float) -> dict:
+def child_catch(spec: str, seed: int, budget: float, random_only: bool = False) -> dict:
+    from hypothesis import Phase
+
     from sessioncheck.controlled import systematic
     from sessioncheck.verify import verify
 
@@ -69,7 +73,10 @@ def child_catch(spec: str, seed: int, budget: float) -> dict:
 
     systematic.Plan.__init__ = remember
     t0 = time.monotonic()
-    r = verify(spec, mode="threads", budget=budget, seed=seed, save_report=False, shrink_budget=2.0)
+    # without the explicit phase the search skips the systematic pass: the drawn programs alone
+    phases = {"phases": [Phase.reuse, Phase.generate, Phase.shrink]} if random_only else None
+    r = verify(spec, mode="threads", budget=budget, seed=seed, save_report=False, shrink_budget=2.0,
+               settings_kwargs=phases)
     x = r.exploration
     out = dict(found=bool(r.found), examples=x.examples, first_example=x.first_failure_example,
                first_seconds=x.first_failure_seconds, systematic=x.systematic, wall=time.monotonic() - t0,
@@ -113,7 +120,7 @@ def child_main(argv: list[str]) -> None:
     kind, spec, *rest = argv
     try:
         if kind == "catch":
-            out = child_catch(spec, int(rest[0]), float(rest[1]))
+            out = child_catch(spec, int(rest[0]), float(rest[1]), rest[2:] == ["random"])
         else:
             out = child_points(spec, int(rest[0]))
     except Exception as exc:  # noqa: BLE001 - reported as data
@@ -170,6 +177,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated specs, instead of --targets")
     ap.add_argument("--points", type=int, default=60, help="programs per store for points per op (0: skip)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter (the adapters' venv for adapters)")
+    ap.add_argument("--random-only", action="store_true",
+                    help="skip the systematic pass: how early the drawn programs alone meet each bug")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     groups = {"gallery": GALLERY, "adapters": ADAPTERS, "servers": SERVERS}
@@ -185,7 +194,8 @@ def main() -> None:
         for seed in range(1, a.seeds + 1):
             for t in targets:
                 for side, site in sides.items():
-                    r = run_child(site, ["catch", t, str(seed), str(a.budget)], a.python)
+                    r = run_child(site, ["catch", t, str(seed), str(a.budget)] + (["random"] if a.random_only else []),
+                                  a.python)
                     rows[side][t].append(r)
                     print(f"{side:>8} {t:<34} seed {seed}: " + (r.get("error") or
                           f"{'found' if r['found'] else 'MISS '} ex {r['first_example']} "
