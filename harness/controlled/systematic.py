@@ -100,6 +100,24 @@ def _reads(accesses: list[Access]) -> list[bool]:
     return out
 
 
+_SQL_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT", "MERGE")
+_REDIS_WRITES = ("SET", "HSET", "HMSET", "MSET", "RPUSH", "LPUSH", "DEL", "HDEL", "XADD", "MULTI", "EXEC",
+                 "JSON.SET", "LTRIM", "EXPIRE", "INCR", "HINCRBY", "SADD", "ZADD")
+
+
+def _writes(acc: Access) -> bool:
+    """Whether an access changes the shared state: a file written,
+    replaced, renamed, truncated or removed, a row written, a Redis write."""
+    word = acc.detail.split(" ")[0].upper()
+    if acc.kind == "sql":
+        return word in _SQL_WRITES
+    if acc.kind == "redis":
+        return word in _REDIS_WRITES
+    mode = acc.detail.split("+")[0]
+    return acc.kind in ("write", "replace", "rename", "unlink", "truncate") or (
+        acc.kind == "open" and ("trunc" in acc.detail or mode[:1] in ("w", "a")))
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation the pass can start: its start step's ``a`` and ``b``."""
@@ -245,15 +263,20 @@ class Plan:
 
     def first_read(self, x: Op, warm: bool, y: Op) -> list[int]:
         """The one count ``k`` most likely to open a race window of ``x``
-        against ``y``: after x's first read of a name y touches (what a
-        read-modify-write without the lock gets wrong), else after its
-        first effect on one; empty if x shares nothing with y."""
+        against ``y``: after x's last read of a name y touches that a
+        write of x follows (what a read-modify-write without the lock
+        gets wrong; a schema check or migration before it opens no such
+        window), else after its first such read, else after its first
+        effect on a shared name; empty if x shares nothing with y."""
         names = self.names(y)
         accesses = self.profile(x, warm)
-        for k, (acc, read) in enumerate(zip(accesses[:-1], _reads(accesses)), start=1):
-            if read and acc.path in names:
-                return [k]
-        return self.shared(x, warm, y, effects=True)[:1]
+        reads = [k for k, (acc, read) in enumerate(zip(accesses[:-1], _reads(accesses)), start=1)
+                 if read and acc.path in names]
+        last_write = max((k for k, acc in enumerate(accesses, start=1) if _writes(acc)), default=0)
+        before = [k for k in reads if k < last_write]
+        if before:
+            return before[-1:]
+        return reads[:1] or self.shared(x, warm, y, effects=True)[:1]
 
     def holding(self, x: Op, warm: bool) -> list[int]:
         """Counts ``k`` after which ``x`` holds a lock it took, effects only."""
