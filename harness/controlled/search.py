@@ -137,7 +137,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     in shrinking alike; ``into`` continues the counts of an earlier round
     (the example limit is on the total); ``systematic_skip`` skips the
     first programs of the pass, run by an earlier round."""
-    from hypothesis import HealthCheck, Phase, Verbosity, event, given, reject, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
@@ -222,12 +222,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             if node is not None:
                 owner.setdefault(node, key)
             stats.examples += 1
-            schedule = outcome.schedule_hash()
-            fresh = schedule not in stats.interleavings
-            stats.interleavings.add(schedule)
-            if generating[0]:
-                # per-example statistics (pytest --hypothesis-show-statistics)
-                event("interleaving: new" if fresh else "interleaving: seen before")
+            stats.interleavings.add(outcome.schedule_hash())
             for w in outcome.warnings:
                 key = re.sub(r"^[A-Z]+ |step \d+|tmp\d+", "_", w)
                 if key not in stats.warnings and len(stats.warnings) < 10:

@@ -26,6 +26,14 @@ What it does not do: it is not exhaustive (random programs follow it), and
 a profile is one run, so a branch the store takes only under contention
 (a retry, a fallback) is seen by the random phase alone.
 
+The order is measured (``benchmarks/bench_search.py`` names the pattern
+whose program failed first, for each bug of the gallery and the real
+adapters): a *head* of the cheapest likely counterexamples runs first (a
+second instance reading what the first wrote; each pair of writes in turn,
+a clear after a set first; each pair with B's write right after the last
+read of A's that a write follows; the first stale-cache and lock-timeout
+programs), then the full patterns, each program once.
+
 The pass is plain data, raw programs in the strategy's own encoding
 (:func:`sessioncheck.controlled.program.programs`), so a failure among them is reported
 and replayed like any other.  :func:`sessioncheck.controlled.search.explore` runs them in
