@@ -69,3 +69,23 @@ def test_reports_hold_fields_and_value_kinds_as_data():
     assert steps[0].op.fields == (("title", "nested"),)
     with pytest.raises(ReportError):
         program_from_json([["start", 0, ["persist", 0, [["title", "os.system"]]]]])
+
+
+def test_a_session_machine_draws_rich_values():
+    from hypothesis import Phase, settings
+
+    from sessioncheck import SessionMachine
+
+    class RichMachine(SessionMachine):
+        store = "test_operations_values:TitledStore"
+        actors, sessions, values = 2, 1, RICH
+
+    machine = RichMachine()
+    assert machine.config()[1].keys == ("title", "tags") and machine.config()[1].values == RICH
+    from hypothesis import find
+
+    drawn = find(machine.field_strategy(), lambda fs: any(kind == "large" for _, kind in fs))  # or NoSuchExample
+    assert {key for key, _ in drawn} <= {"title", "tags"}
+    test = RichMachine.TestCase
+    test.settings = settings(max_examples=15, stateful_step_count=8, deadline=None, phases=[Phase.generate])
+    test("runTest").runTest()
