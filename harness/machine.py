@@ -120,6 +120,10 @@ class SessionMachine(RuleBasedStateMachine):
     check_each_step: ClassVar[bool] = False
     shrink_runs: ClassVar[int | None] = 100
     builtins: ClassVar[tuple[str, ...] | None] = None
+    #: the metadata value kinds the model writes (``sessioncheck.controlled.
+    #: values.PLAIN``, the default, or ``RICH``); the fields are the store's
+    #: declared ``Capabilities.metadata_fields``
+    values: ClassVar[tuple[str, ...]] = VALUE_KINDS
 
     actor_ids = ACTOR_IDS
     session_ids = SESSION_IDS
@@ -152,11 +156,12 @@ class SessionMachine(RuleBasedStateMachine):
             raise ConfigError(f"{cls.__qualname__}: crash needs process actors (mode 'processes' or 'mixed')")
         if not 1 <= cls.actors <= 26 or cls.sessions < 1 or cls.max_points < 1:
             raise ConfigError(f"{cls.__qualname__}: actors must be 1..26, sessions and max_points positive")
-        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash)
+        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash, tuple(cls.values))
         if key not in _CONFIGS:
             from sessioncheck.verify import model_config
 
-            base = ModelConfig(actors=cls.actors, sessions=cls.sessions, max_points=cls.max_points)
+            base = ModelConfig(actors=cls.actors, sessions=cls.sessions, max_points=cls.max_points,
+                               values=tuple(cls.values))
             cfg = model_config(resolve(name), cls.mode, ("crash",) if cls.crash else (), base,
                                watchdog=cls.watchdog)
             _CONFIGS[key] = (name, cfg)
@@ -174,15 +179,25 @@ class SessionMachine(RuleBasedStateMachine):
                               f"model ({', '.join(model)})")
         return list(self.builtins)
 
+    def field_strategy(self) -> st.SearchStrategy:
+        """(key, value kind) pairs over the model's fields and value kinds:
+        what ``start_operation`` draws for an operation taking fields."""
+        cfg = self.config()[1]
+        if cfg.keys == KEYS and cfg.values == VALUE_KINDS:
+            return FIELDS
+        return st.lists(st.tuples(st.sampled_from(cfg.keys), st.sampled_from(cfg.values)),
+                        min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
+
     # -- what rules call ----------------------------------------------------
     def start(self, name: str, *, actor: int = 0, session: int = 0,
               fields: tuple[tuple[str, str], ...] | dict[str, str] = ()) -> Step:
         """Append a step starting operation ``name`` on ``actor`` (modulo
         the actor count) on session ``session`` (modulo the session
         count).  ``fields``: (key, value kind) pairs, for an operation that
-        takes metadata fields (``persist``); a key of
-        :data:`~sessioncheck.controlled.program.KEYS`, a kind of
-        :data:`~sessioncheck.controlled.program.VALUE_KINDS`."""
+        takes metadata fields (``persist``); a key of the model's fields
+        (``Capabilities.metadata_fields``, default
+        :data:`~sessioncheck.controlled.program.KEYS`), a kind of its
+        ``values``."""
         op = operations.find(name)
         if op is None:
             raise ConfigError(f"unknown operation {name!r}; register it with sessioncheck.operations.register")
@@ -194,8 +209,8 @@ class SessionMachine(RuleBasedStateMachine):
             if not pairs:
                 raise ConfigError(f"{name} takes metadata fields: give fields=")
             for key, kind in pairs:
-                if key not in KEYS or kind not in VALUE_KINDS:
-                    raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {KEYS}, kinds {VALUE_KINDS}")
+                if key not in cfg.keys or kind not in cfg.values:
+                    raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")
         step = Step("start", actor % self.actors, OpSpec(name, session % self.sessions, pairs))
@@ -214,7 +229,7 @@ class SessionMachine(RuleBasedStateMachine):
         """Start a built-in operation of the store's model."""
         names = self.model_operations()
         name = names[0] if len(names) == 1 else data.draw(st.sampled_from(names), label="operation")
-        fields = data.draw(FIELDS, label="fields") if takes_fields(name) else ()
+        fields = data.draw(self.field_strategy(), label="fields") if takes_fields(name) else ()
         self.start(name, actor=actor, session=session, fields=fields)
 
     @rule(actor=ACTOR_IDS, points=st.integers(1, 16))

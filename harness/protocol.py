@@ -85,6 +85,9 @@ class Capabilities:
       not done": the operation may or may not have taken effect, and the
       checker treats it so, instead of reporting it.  Looked for anywhere
       in the exception's chain (``__cause__``, ``__context__``, ``.orig``).
+    - ``metadata_fields``: the metadata fields the model writes with
+      ``persist_state`` (the ones the store keeps); empty: the model's
+      default two, ``compute_instance_id`` and ``model``.
     """
 
     metadata: bool = True
@@ -93,6 +96,7 @@ class Capabilities:
     clear: bool = False
     retention: str | None = None
     refusals: tuple[type, ...] = ()
+    metadata_fields: tuple[str, ...] = ()
 
 
 @runtime_checkable

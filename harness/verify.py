@@ -120,8 +120,15 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
     from sessioncheck.controlled.task_faults import check_task_faults
 
     check_task_faults(mode, faults)
+    keys = tuple(dict.fromkeys(caps.metadata_fields)) or cfg.keys
+    from sessioncheck.controlled.program import valid_key
+
+    if not all(valid_key(k) for k in keys) or len(keys) > 8:
+        raise ConfigError(f"store {spec.name!r}: Capabilities.metadata_fields must name 1 to 8 fields "
+                          f"(printable strings), not {caps.metadata_fields!r}")
     return replace(
         cfg,
+        keys=keys,
         metadata=caps.metadata,
         delete=caps.delete,
         pop=caps.pop,

@@ -79,6 +79,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
                    help="leave an operation the store supports out of the model (persist, delete, pop, clear; "
                         "repeatable): to look past a bug already known in it")
+    g.add_argument("--values", default="plain", choices=("plain", "rich"),
+                   help="metadata values the model writes: plain (a fresh string, None, ''; the default) or rich "
+                        "(also unicode, numbers, nested JSON, a 100 KB string)")
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
@@ -94,7 +97,13 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
-                       without=tuple(dict.fromkeys(args.without)))
+                       without=tuple(dict.fromkeys(args.without)), values=value_set(args))
+
+
+def value_set(args: argparse.Namespace) -> tuple[str, ...]:
+    from sessioncheck.controlled.values import SETS
+
+    return SETS[getattr(args, "values", None) or "plain"]
 
 
 def database_for(args: argparse.Namespace):

@@ -23,6 +23,7 @@ from sessioncheck.checking.history import Operation
 from sessioncheck import operations
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, takes_fields
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
+from sessioncheck.controlled.values import numbered, value_of
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
 
@@ -521,11 +522,9 @@ class Executor:
         if spec.f == "persist" or takes_fields(spec.f):
             fields = {}
             for key, kind in spec.fields:
-                if kind == "fresh":
+                if numbered(kind):
                     counters["v"] += 1
-                    fields[key] = f"v{counters['v']}"
-                else:
-                    fields[key] = None if kind == "none" else ""
+                fields[key] = value_of(kind, counters["v"])
             return OpCall(spec.f, session, fields)
         if spec.f not in ("read", "delete", "pop", "clear") and operations.get(spec.f).input == "message":
             counters["m"] += 1

@@ -21,12 +21,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sessioncheck.controlled.values import PLAIN, RICH
 from sessioncheck.errors import ReportError
 
 #: Metadata keys the model writes: one named after the seed's bug, one
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
-VALUE_KINDS = ("fresh", "none", "empty")  # shrinks toward a fresh value
+VALUE_KINDS = PLAIN  # the default value kinds (:mod:`sessioncheck.controlled.values`)
 FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
@@ -115,8 +116,8 @@ def program_from_json(data: Any) -> list[Step]:
                     raise ReportError(f"{where}: {f} needs fields")
                 pairs = []
                 for kv in raw[2][2]:
-                    if (not isinstance(kv, list) or len(kv) != 2 or kv[0] not in KEYS
-                            or kv[1] not in VALUE_KINDS):
+                    if (not isinstance(kv, list) or len(kv) != 2 or not valid_key(kv[0])
+                            or kv[1] not in RICH):
                         raise ReportError(f"{where}: bad field {kv!r}")
                     pairs.append((kv[0], kv[1]))
                 fields = tuple(pairs)
@@ -132,6 +133,11 @@ def program_from_json(data: Any) -> list[Step]:
         else:
             steps.append(Step(kind, raw[1]))
     return steps
+
+
+def valid_key(key: Any) -> bool:
+    """A metadata field name as a program or a config may hold one."""
+    return isinstance(key, str) and 0 < len(key) <= 200 and key.isprintable()
 
 
 def _registered(f: Any) -> bool:
@@ -170,6 +176,11 @@ class ModelConfig:
     #: "Type: message", or that of one behind it in its chain, matches one
     #: is a refusal ("not acknowledged"), not a finding
     allow_errors: tuple[str, ...] = ()
+    #: the metadata fields the model writes (the store's declared
+    #: ``Capabilities.metadata_fields``, else :data:`KEYS`)
+    keys: tuple[str, ...] = KEYS
+    #: the value kinds it writes (:mod:`sessioncheck.controlled.values`)
+    values: tuple[str, ...] = VALUE_KINDS
 
     def functions(self) -> list[str]:
         fs = ["add", "read"]
@@ -201,7 +212,7 @@ def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, in
     :func:`decode` turns a raw program into steps."""
     nf = len(cfg.functions())
     a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
-    b_max = (2 ** len(KEYS) - 1) * len(VALUE_KINDS) ** len(KEYS) - 1
+    b_max = (2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys) - 1
     return st.lists(
         st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
                   st.integers(0, a_max), st.integers(0, b_max)),
@@ -220,14 +231,15 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
             session = (a // len(fns)) % cfg.sessions
             fields: tuple = ()
             if f == "persist" or takes_fields(f):
-                masks = 2 ** len(KEYS) - 1
+                keys, values = cfg.keys, cfg.values
+                masks = 2 ** len(keys) - 1
                 mask = b % masks + 1
                 rest = b // masks
                 chosen = []
-                for i, key in enumerate(KEYS):
+                for i, key in enumerate(keys):
                     if mask >> i & 1:
-                        chosen.append((key, VALUE_KINDS[rest % len(VALUE_KINDS)]))
-                    rest //= len(VALUE_KINDS)
+                        chosen.append((key, values[rest % len(values)]))
+                    rest //= len(values)
                 fields = tuple(chosen)
             out.append(Step("start", actor, OpSpec(f, session, fields)))
         elif kind == "advance":

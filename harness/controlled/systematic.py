@@ -144,7 +144,7 @@ def operations(cfg: ModelConfig, session: int = 0) -> list[Op]:
     """Every function once on ``session``; ``persist`` twice: a fresh value,
     and a clear to ``None`` (the clear is where merges go wrong)."""
     fns = cfg.functions()
-    masks = 2 ** len(KEYS) - 1
+    masks = 2 ** len(cfg.keys) - 1
     base = len(fns) * session
     out = []
     for i, f in enumerate(fns):

@@ -160,6 +160,16 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
             if not isinstance(value, list) or any(v not in OPTIONAL for v in value):
                 raise ReportError(f"{path}: config without must list {', '.join(OPTIONAL)}")
             value = tuple(value)
+        elif key in ("keys", "values"):
+            from sessioncheck.controlled.program import valid_key
+            from sessioncheck.controlled.values import RICH
+
+            ok = valid_key if key == "keys" else RICH.__contains__
+            if not isinstance(value, list) or not value or len(value) > 8 or not all(ok(v) for v in value) \
+                    or len(set(value)) != len(value):
+                raise ReportError(f"{path}: config {key} must list 1 to 8 distinct "
+                                  + ("field names" if key == "keys" else f"value kinds ({', '.join(RICH)})"))
+            value = tuple(value)
         elif key == "allow_errors":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ReportError(f"{path}: config allow_errors must list regular expressions")
