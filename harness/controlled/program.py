@@ -27,10 +27,10 @@ from sessioncheck.errors import ReportError
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
 VALUE_KINDS = ("fresh", "none", "empty")  # shrinks toward a fresh value
-FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
+FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear", "rename")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
-OPTIONAL = ("persist", "delete", "pop", "clear")
+OPTIONAL = ("persist", "delete", "pop", "clear", "rename")
 #: The I/O errors a ``fault`` step may inject, by name.
 INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES,
               "cancel": -1}  # cancel: Task.cancel() of a task actor at its await
@@ -87,6 +87,15 @@ def takes_fields(f: str) -> bool:
     return op is not None and op.input == "fields"
 
 
+def field_keys(f: str) -> tuple[str, ...]:
+    """The register keys operation ``f`` draws fields from: its own
+    (``OperationDef.keys``, a rename's ``name``) or the model's."""
+    from sessioncheck import operations
+
+    op = operations.find(f)
+    return op.keys if op is not None and op.keys else KEYS
+
+
 def program_to_json(steps: list[Step]) -> list:
     return [s.to_json() for s in steps]
 
@@ -115,7 +124,7 @@ def program_from_json(data: Any) -> list[Step]:
                     raise ReportError(f"{where}: {f} needs fields")
                 pairs = []
                 for kv in raw[2][2]:
-                    if (not isinstance(kv, list) or len(kv) != 2 or kv[0] not in KEYS
+                    if (not isinstance(kv, list) or len(kv) != 2 or kv[0] not in field_keys(f)
                             or kv[1] not in VALUE_KINDS):
                         raise ReportError(f"{where}: bad field {kv!r}")
                     pairs.append((kv[0], kv[1]))
@@ -158,6 +167,7 @@ class ModelConfig:
     delete: bool = False
     pop: bool = False
     clear: bool = False
+    rename: bool = False
     crash: bool = False
     power_loss: bool = False
     #: kill -9 the store's server at a step and restart it from its files
@@ -175,7 +185,7 @@ class ModelConfig:
         fs = ["add", "read"]
         if self.metadata and "persist" not in self.without:
             fs.insert(1, "persist")
-        for name in ("delete", "pop", "clear"):
+        for name in ("delete", "pop", "clear", "rename"):
             if getattr(self, name) and name not in self.without:
                 fs.append(name)
         return fs
@@ -220,11 +230,12 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
             session = (a // len(fns)) % cfg.sessions
             fields: tuple = ()
             if f == "persist" or takes_fields(f):
-                masks = 2 ** len(KEYS) - 1
+                keys = field_keys(f)
+                masks = 2 ** len(keys) - 1
                 mask = b % masks + 1
                 rest = b // masks
                 chosen = []
-                for i, key in enumerate(KEYS):
+                for i, key in enumerate(keys):
                     if mask >> i & 1:
                         chosen.append((key, VALUE_KINDS[rest % len(VALUE_KINDS)]))
                     rest //= len(VALUE_KINDS)
