@@ -66,7 +66,7 @@ def _faults(text: str) -> tuple[str, ...]:
 
 
 def _operation(text: str) -> str:
-    known = ("persist", "delete", "pop", "clear")  # sessioncheck.controlled.program.OPTIONAL
+    known = ("persist", "delete", "pop", "clear", "rename")  # sessioncheck.controlled.program.OPTIONAL
     value = text.strip()
     if value not in known:
         raise argparse.ArgumentTypeError(f"{text!r} is not an optional operation ({', '.join(known)})")

@@ -57,10 +57,10 @@ MIN_EXAMPLES_FOR_DISTINCT = 50
 #: ... and fires below this share of distinct interleavings
 MIN_DISTINCT_SHARE = 0.10
 
-WRITES = ("add", "persist", "delete", "pop", "clear")
+WRITES = ("add", "persist", "delete", "pop", "clear", "rename")
 #: the store's method behind each operation, for messages
 METHOD = {"add": "add_message", "persist": "persist_state", "read": "read", "delete": "delete_session",
-          "pop": "pop_message", "clear": "clear_messages"}
+          "pop": "pop_message", "clear": "clear_messages", "rename": "rename_session"}
 HOUSEKEEPING = ("open", "close")
 
 

@@ -77,6 +77,8 @@ class Capabilities:
     - ``delete``: ``delete_session`` is supported.
     - ``pop``: ``pop_message`` is supported (remove and return the last message).
     - ``clear``: ``clear_messages`` is supported (remove every message).
+    - ``rename``: ``rename_session(session_id, name)`` is supported (set
+      the session's name, read back as ``metadata["name"]``).
     - ``retention``: a short description of the store's retention policy
       when it moves old messages to ``SessionState.archived``; ``None`` if
       it keeps every message.
@@ -94,6 +96,7 @@ class Capabilities:
     delete: bool = False
     pop: bool = False
     clear: bool = False
+    rename: bool = False
     retention: str | None = None
     refusals: tuple[type, ...] = ()
     metadata_fields: tuple[str, ...] = ()

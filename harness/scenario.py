@@ -122,7 +122,7 @@ def run(scenario: Scenario, store: str, *, watchdog: float = 10.0) -> ScenarioRe
         return ScenarioResult(scenario, store, expected, "n/a", True,
                               f"scenario {scenario.name} on {store}: not applicable: {why}\n", skipped=why)
     cfg = replace(scenario.config, metadata=caps.metadata, delete=caps.delete,
-                  pop=caps.pop, clear=caps.clear)
+                  pop=caps.pop, clear=caps.clear, rename=caps.rename)
     with Executor(spec, scenario.mode, cfg, watchdog=watchdog) as ex:
         program = resolve_marks(ex, scenario.program)
         outcome = ex.run(program)

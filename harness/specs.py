@@ -26,6 +26,7 @@ BUILTIN = {
     "sqlite-checked-create": "sessioncheck.stores.reference.checked_create_store:CheckedCreateStore",
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-pop": "sessioncheck.stores.reference.json_store:JsonFileStoreWithPop",
+    "json-edits": "sessioncheck.stores.reference.json_store:JsonFileStoreWithEdits",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
     "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",

@@ -133,6 +133,7 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
         delete=caps.delete,
         pop=caps.pop,
         clear=caps.clear,
+        rename=caps.rename,
         crash="crash" in faults,
         power_loss="power-loss" in faults,
         server_crash="server-crash" in faults,

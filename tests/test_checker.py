@@ -44,6 +44,8 @@ BAD = {
     # message it returned; an acknowledged clear removes every earlier one
     "pop-races-append": ("I1", "m2"),
     "cleared-messages": ("I1", "m1"),
+    # rename: a register beside the metadata; a stale whole-metadata write-back reverts a persist
+    "rename-overwrites-metadata": ("I3", "model"),
     # an operation of the user's own, named with its effect in the history
     "user-operation": ("I3", "title"),
 }

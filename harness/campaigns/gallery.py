@@ -79,6 +79,9 @@ PLAN: dict[str, MutantPlan] = {
     # or a cleared message comes back (I1); the clear's stale metadata (I3)
     "pop-races-append": MutantPlan(ANY, ("I1",)),
     "clear-unlocked": MutantPlan(ANY, ("I1", "I3")),
+    # rename (capabilities.rename) writing back the whole stale metadata:
+    # a persist it raced reverts (I3)
+    "rename-overwrites-metadata": MutantPlan(ANY, ("I3",)),
     "swallowed-timeout": MutantPlan(ANY, ("I3", "I6")),
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),

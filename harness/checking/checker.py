@@ -270,7 +270,7 @@ def _read_state(op: Operation) -> tuple[list | None, dict | None]:
 
 
 _BUILTIN_EFFECT = {"add": "append", "persist": "registers", "read": "read", "delete": "delete",
-                   "pop": "remove_last", "clear": "clear"}
+                   "pop": "remove_last", "clear": "clear", "rename": "registers"}
 
 
 def _check_session(sid: str, sops: list[Operation], ctx: _Context) -> None:

@@ -57,7 +57,7 @@ Fn = str  # an operation's name: sessioncheck.operations
 
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 #: the built-in operations a history names without an "effect"
-FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
+FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear", "rename")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +241,7 @@ def _check_event(obj: Any, line: int) -> Event:
 
 
 _BUILTIN_EFFECT = {"add": "append", "persist": "registers", "read": "read", "delete": "delete",
-                   "pop": "remove_last", "clear": "clear"}
+                   "pop": "remove_last", "clear": "clear", "rename": "registers"}
 
 
 def _finite(t: int | float) -> bool:

@@ -28,10 +28,10 @@ from sessioncheck.errors import ReportError
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
 VALUE_KINDS = PLAIN  # the default value kinds (:mod:`sessioncheck.controlled.values`)
-FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear")
+FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear", "rename")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
-OPTIONAL = ("persist", "delete", "pop", "clear")
+OPTIONAL = ("persist", "delete", "pop", "clear", "rename")
 #: The I/O errors a ``fault`` step may inject, by name.
 INJECTABLE = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES,
               "cancel": -1}  # cancel: Task.cancel() of a task actor at its await
@@ -88,6 +88,16 @@ def takes_fields(f: str) -> bool:
     return op is not None and op.input == "fields"
 
 
+def field_keys(f: str, model_keys: tuple[str, ...] = KEYS) -> tuple[str, ...]:
+    """The register keys operation ``f`` draws fields from: its own
+    (``OperationDef.keys``, a rename's ``name``) or else ``model_keys``
+    (the model's: the store's declared metadata fields)."""
+    from sessioncheck import operations
+
+    op = operations.find(f)
+    return op.keys if op is not None and op.keys else model_keys
+
+
 def program_to_json(steps: list[Step]) -> list:
     return [s.to_json() for s in steps]
 
@@ -116,8 +126,9 @@ def program_from_json(data: Any) -> list[Step]:
                     raise ReportError(f"{where}: {f} needs fields")
                 pairs = []
                 for kv in raw[2][2]:
+                    own = field_keys(f, ())
                     if (not isinstance(kv, list) or len(kv) != 2 or not valid_key(kv[0])
-                            or kv[1] not in RICH):
+                            or (own and kv[0] not in own) or kv[1] not in RICH):
                         raise ReportError(f"{where}: bad field {kv!r}")
                     pairs.append((kv[0], kv[1]))
                 fields = tuple(pairs)
@@ -164,6 +175,7 @@ class ModelConfig:
     delete: bool = False
     pop: bool = False
     clear: bool = False
+    rename: bool = False
     crash: bool = False
     power_loss: bool = False
     #: kill -9 the store's server at a step and restart it from its files
@@ -186,7 +198,7 @@ class ModelConfig:
         fs = ["add", "read"]
         if self.metadata and "persist" not in self.without:
             fs.insert(1, "persist")
-        for name in ("delete", "pop", "clear"):
+        for name in ("delete", "pop", "clear", "rename"):
             if getattr(self, name) and name not in self.without:
                 fs.append(name)
         return fs
@@ -231,7 +243,7 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
             session = (a // len(fns)) % cfg.sessions
             fields: tuple = ()
             if f == "persist" or takes_fields(f):
-                keys, values = cfg.keys, cfg.values
+                keys, values = field_keys(f, cfg.keys), cfg.values
                 masks = 2 ** len(keys) - 1
                 mask = b % masks + 1
                 rest = b // masks

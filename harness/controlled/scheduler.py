@@ -46,7 +46,7 @@ from sessioncheck.controlled.actor import Actor, Done, OpCall, Point, Stop
 
 #: the acknowledged operations a power-loss probe follows (the built-in
 #: mutations; the probe checks them with the history checker)
-_PROBED = ("add", "persist", "delete", "pop", "clear")
+_PROBED = ("add", "persist", "delete", "pop", "clear", "rename")
 from sessioncheck.checking.history import Operation
 
 TICK = 1e-6

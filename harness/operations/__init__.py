@@ -8,7 +8,8 @@ checker works on effects, never on names, so any mix of defined operations
 is decided the same way (``sessioncheck.checking.checker``).
 
 The built-in operations are defined here the same way, one module each
-(``add``, ``persist``, ``read``, ``delete``, ``pop``, ``clear``).  A user
+(``add``, ``persist``, ``read``, ``delete``, ``pop``, ``clear``,
+``rename``).  A user
 defines their own with :func:`register` and starts it from a rule of a
 ``sessioncheck.SessionMachine`` subclass.
 
@@ -59,6 +60,9 @@ class OperationDef:
     capability: str | None = None
     output: Callable[[Any], Any] = lambda result: None
     describe: Callable[[str, Any], str] | None = None
+    #: the register keys a ``fields`` operation writes (``None``: the
+    #: model's metadata fields)
+    keys: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.effect not in EFFECTS:
@@ -108,7 +112,7 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-from sessioncheck.operations import add, persist, read, delete, pop, clear  # noqa: E402,F401
+from sessioncheck.operations import add, persist, read, delete, pop, clear, rename  # noqa: E402,F401
 
 #: the built-in operations, in model order
-BUILTIN = ("add", "persist", "read", "delete", "pop", "clear")
+BUILTIN = ("add", "persist", "read", "delete", "pop", "clear", "rename")

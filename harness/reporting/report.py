@@ -179,7 +179,7 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
             except re.error as exc:
                 raise ReportError(f"{path}: config allow_errors: {exc}") from None
             value = tuple(value)
-        elif key in ("metadata", "delete", "pop", "clear", "crash", "power_loss", "server_crash"):
+        elif key in ("metadata", "delete", "pop", "clear", "rename", "crash", "power_loss", "server_crash"):
             if not isinstance(value, bool):
                 raise ReportError(f"{path}: config {key} must be true or false")
         elif not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1000:

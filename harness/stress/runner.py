@@ -52,6 +52,7 @@ from sessioncheck.controlled.process_actor import die_with_parent
 from sessioncheck.checking.checker import CheckResult, Finding, check
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import Event, pair
+from sessioncheck import operations
 from sessioncheck.protocol import capabilities_of
 from sessioncheck.specs import resolve
 
@@ -64,6 +65,11 @@ MIX = (0.45, 0.20, 0.35)
 #: Share of deletes (taken from the reads) when the store supports them:
 #: rare, so that sessions grow between deletes.
 DELETE_SHARE = 0.05
+#: Share of the reads that become one of the store's declared edits (pop,
+#: clear, rename), when it declares any.
+EDIT_SHARE = 0.15
+#: the declared edits stress draws, by capability
+EDITS = ("pop", "clear", "rename")
 
 _BARRIER_TIMEOUT = 60.0  # seconds for every actor to open its store and arrive
 
@@ -119,13 +125,15 @@ Planned = tuple[str, str, Any, Any]
 
 
 def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
-         metadata: bool = True) -> list[Planned]:
+         metadata: bool = True, edits: tuple[str, ...] = ()) -> list[Planned]:
     """The seeded operations of one actor: message ids ``<actor>-<n>`` are
     unique; metadata values are unique strings, ``None`` (clear) and ``''``.
     With ``deletes`` (the store declares ``delete_session``), a share
     ``DELETE_SHARE`` of the reads become deletes.  Without ``metadata``
     (the store declares ``metadata=False``) no ``persist`` is planned: its
-    share goes to appends."""
+    share goes to appends.  With ``edits`` (operations of :data:`EDITS`
+    the store declares), a share ``EDIT_SHARE`` of the other reads become
+    one of them (a rename sets a unique name)."""
     rng = random.Random(f"{seed}:{name}")
     out: list[Planned] = []
     p_add, p_persist = MIX[0], MIX[0] + MIX[1]
@@ -146,6 +154,10 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
                 x = rng.random()
                 fields[key] = None if x < 0.25 else "" if x < 0.4 else f"{name}-{k}"
             out.append(("persist", s, fields, fields))
+        elif edits and rng.random() < EDIT_SHARE:
+            f = rng.choice(edits)
+            fields = {"name": f"{name}-{k}"} if f == "rename" else None
+            out.append((f, s, fields, fields))
         else:
             out.append(("read", s, None, None))
     return out
@@ -187,6 +199,9 @@ def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
             elif f == "delete":
                 store.delete_session(session)
                 out = None
+            elif f != "read":  # a declared edit, through its definition
+                op = operations.get(f)
+                out = op.output(op.call(store, session, arg))
             else:
                 state = read(session)
                 out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
@@ -361,8 +376,10 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             raise ConfigError(f"store {config.store!r}: opening it raised {type(exc).__name__}: {exc}") from None
         caps = capabilities_of(probe)
         deletes = caps.delete
+        edits = tuple(f for f in EDITS if getattr(caps, f))
         _close(probe)
-        plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata)
+        plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata,
+                      edits=edits)
                  for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []
@@ -489,6 +506,7 @@ def _assemble(config: StressConfig, names: list[str], collected: dict, lost: lis
     ops = pair(events)
     stats = {n: ActorStats(n) for n in names}
     latencies: dict[str, list[float]] = {"add": [], "persist": [], "read": [], "delete": []}
+    latencies.update((f, []) for f in EDITS)
     run_findings: list[Finding] = []
     t0 = ops[0].start if ops else 0.0
     for op in ops:

@@ -128,6 +128,11 @@ class JsonFileStore:
             self._save(session_id, data)
             return last
 
+    def rename_session(self, session_id: str, name: str | None) -> None:
+        """Set the session's name (``metadata["name"]``; ``None`` clears
+        it), merged into the metadata under the lock as persist_state is."""
+        self.persist_state(session_id, {"name": name})
+
     def clear_messages(self, session_id: str) -> None:
         """Remove every message, keeping the metadata, under the lock."""
         with self._lock(session_id):
@@ -148,3 +153,10 @@ class JsonFileStoreWithPop(JsonFileStore):
     """The reference JSON store with pop_message and clear_messages in the model (reference)."""
 
     capabilities = Capabilities(pop=True, clear=True)
+
+
+class JsonFileStoreWithEdits(JsonFileStore):
+    """The reference JSON store with pop_message, clear_messages and
+    rename_session in the model (reference)."""
+
+    capabilities = Capabilities(pop=True, clear=True, rename=True)
