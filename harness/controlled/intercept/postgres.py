@@ -181,7 +181,7 @@ def _monitor(conn: Any) -> Any:
         mons = _local.monitors = {}
         _local.monitors_pid = _getpid()
     mon = mons.get(key)
-    if mon is None or mon.closed:
+    if mon is None or mon.closed or mon.broken:  # broken: its server was restarted (--faults server-crash)
         mon = _orig["Connection.connect"](psycopg.Connection, key, autocommit=True,
                                           application_name=MONITOR_NAME)
         mon._sc_private = True
@@ -270,11 +270,59 @@ def _settle(mon: Any, me: int) -> None:
         _orig["sleep"](0.0005)
 
 
-def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
+def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "", label: str = "") -> Any:
+    lax = getattr(conn, "_sc_sync_commit", "") == "off"
+    done = False
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        done = True
+        return out
     finally:
+        if done:
+            _durability(ctx, conn, sql, label, lax)
         _after(ctx, conn, sql)
+
+
+# -- durability of a commit: the session's synchronous_commit -------------------
+
+#: Statements that may change the session's synchronous_commit.
+_SYNC_WORDS = re.compile(r"synchronous_commit|\bRESET\s+ALL\b|\bDISCARD\s+ALL\b", re.I)
+
+
+def _show_sync_commit(conn: Any) -> str:
+    """The connection's synchronous_commit, asked through libpq (no point,
+    no transaction opened); "" if the connection cannot say now."""
+    import psycopg
+
+    if conn.pgconn.transaction_status not in (psycopg.pq.TransactionStatus.IDLE,
+                                              psycopg.pq.TransactionStatus.INTRANS):
+        return getattr(conn, "_sc_sync_commit", "")
+    try:
+        res = conn.pgconn.exec_(b"SHOW synchronous_commit")
+    except psycopg.Error:
+        return ""
+    if res.status != psycopg.pq.ExecStatus.TUPLES_OK or not res.ntuples:
+        return ""
+    return (res.get_value(0, 0) or b"").decode()
+
+
+def _durability(ctx: Any, conn: Any, sql: str, label: str, lax: bool) -> None:
+    """After a call that succeeded: a transaction it ended under the
+    session's ``synchronous_commit = off`` is acknowledged before its WAL
+    is flushed, reported as event ``not-durable`` (the server-crash check
+    reads it); a statement that may change the setting has it read again,
+    and so has the end of a transaction after such a statement (``SET
+    LOCAL`` ends with it)."""
+    import psycopg
+
+    idle = conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if lax and idle and not (label or describe(sql)[1]).startswith("ROLLBACK"):
+        ctx.events.append(("not-durable", "synchronous_commit off"))
+    if sql and _SYNC_WORDS.search(sql):
+        conn._sc_sync_watch = True
+        conn._sc_sync_commit = _show_sync_commit(conn)
+    elif idle and getattr(conn, "_sc_sync_watch", False):
+        conn._sc_sync_commit = _show_sync_commit(conn)
 
 
 class _Waiter:
@@ -422,7 +470,7 @@ def _conn_call(name: str, label: str) -> Callable:
             return orig(self, *args, **kwargs)
         table = getattr(self, "_sc_table", "")
         ctx.point("sql", table, label)
-        return _run(ctx, self, orig, (self, *args), kwargs)
+        return _run(ctx, self, orig, (self, *args), kwargs, label=label)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     return call
@@ -441,7 +489,7 @@ def _tx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
         label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
     table = getattr(conn, "_sc_table", "")
     ctx.point("sql", table, label)
-    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {})
+    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label)
 
 
 def _tx_enter(self: Any) -> Any:
@@ -483,7 +531,12 @@ def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
     ctx = current()
     if ctx is not None and "application_name" not in kwargs and "application_name" not in conninfo:
         kwargs["application_name"] = f"sessioncheck {ctx.name}"
-    return _orig["Connection.connect"](cls, conninfo, **kwargs)
+    conn = _orig["Connection.connect"](cls, conninfo, **kwargs)
+    if ctx is not None:
+        # what its options (a DSN's -c synchronous_commit=off, a role's
+        # setting) made of the session's commit durability
+        conn._sc_sync_commit = _show_sync_commit(conn)
+    return conn
 
 
 def install() -> bool:
