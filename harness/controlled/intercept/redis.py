@@ -18,9 +18,13 @@ Not points: what redis-py does on its own connection (``HELLO``,
 ``SELECT``, ``CLIENT SETINFO`` when it connects, the ``UNWATCH`` of a
 pipeline reset) and the connection pool's locks; they are private to one
 actor.  ``redis.asyncio`` has the same points (:mod:`.redis_asyncio`).
-Pub/sub and blocking commands (``BLPOP``,
-``WAIT``) are not controlled: a store that blocks in the server is reported
-stuck by the watchdog (I5), never waited out.
+Pub/sub is not controlled.  A command that blocks inside the server
+until another client acts (``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BZPOPMIN``,
+``XREAD BLOCK``, ``WAIT``; :data:`~sessioncheck.servers.redis_commands.
+BLOCKING`) is refused before it is sent (exit 2, naming the command): the
+actor would hold the baton while it waits for another actor, a hang the
+watchdog could only report as stuck.  Inside ``MULTI`` the server runs
+them without blocking, so a transaction may hold them.
 
 Outside actors (the harness's own client, a final read) nothing changes.
 """
@@ -29,12 +33,26 @@ from __future__ import annotations
 from typing import Any
 
 from sessioncheck.controlled.intercept.context import current
-from sessioncheck.servers.redis_commands import command, is_write, label, transaction_label  # noqa: F401 - part of the API
+from sessioncheck.servers.redis_commands import blocking, command, is_write, label, transaction_label  # noqa: F401 - part of the API
 
 def _point(detail: str, path: str) -> None:
     ctx = current()
     if ctx is not None:
         ctx.point("redis", path, detail)
+
+
+def _command_point(args: tuple) -> None:
+    """The point before one command sent on its own; a command that blocks
+    in the server is refused (the store cannot be run under control)."""
+    name = blocking(args)
+    if name:
+        from sessioncheck.controlled.intercept.threads import refuse
+
+        refuse(f"the store sends {name} ({label(args)[0]}), a Redis command that blocks inside the server until "
+               "another client acts; the controlled scheduler cannot wait for a command the server holds yet "
+               "(the actor would hang holding its turn): use the non-blocking form (LPOP and a retry with "
+               "time.sleep, which runs in virtual time), or test it with 'sessioncheck stress'")
+    _point(*label(args))
 
 
 _installed = False
@@ -56,12 +74,12 @@ def install() -> bool:
 
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is not None:
-            _point(*label(args))
+            _command_point(args)
         return real_execute_command(self, *args, **options)
 
     def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is not None:
-            _point(*label(args))
+            _command_point(args)
         return real_immediate(self, *args, **options)
 
     def execute(self: Any, raise_on_error: bool = True) -> Any:
@@ -77,7 +95,7 @@ def install() -> bool:
         responses: list = []
         try:
             for args, options in stack:
-                _point(*label(args))
+                _command_point(args)
                 self.command_stack = [(args, options)]
                 responses += real_execute(self, False)
         finally:
