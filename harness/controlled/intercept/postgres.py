@@ -44,8 +44,19 @@ Refusals.  A deadlock (40P01), a serialization failure (40001), a lock or
 statement timeout and a lost connection are ``psycopg.OperationalError``:
 the operation is not acknowledged, like an ``OSError`` from a file store.
 
-Async connections (``psycopg.AsyncConnection``) and psycopg2 are not
-covered yet: a store using them runs without points at its statements.
+Async connections (``psycopg.AsyncConnection``) have the same points,
+awaited (see "psycopg.AsyncConnection" below); lock waits are seen on an
+actor's own loop (thread and process actors), not yet among task actors.
+psycopg2 is not covered yet: a store using it runs without points at its
+statements.
+
+Durability.  ``synchronous_commit`` is a session setting no other
+connection can read, so each actor connection keeps what it is: read
+(through libpq, no point) when it connects and again after any statement
+that may change it (``SET``, ``SET LOCAL``, ``set_config``, ``RESET``);
+a transaction that ends under ``off`` is reported as event ``not-durable``
+on its operation, which ``--faults server-crash`` flags (I6) when the
+operation was acknowledged before a kill.
 """
 from __future__ import annotations
 
