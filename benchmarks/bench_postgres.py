@@ -5,6 +5,8 @@
 Measures, in one run on this machine:
 
 - server start (initdb + postmaster + first connection), three times;
+- a server crash: kill -9 of the postmaster and its processes until the
+  restarted server answers, ten times;
 - the per-run reset (``DROP SCHEMA ... CASCADE; CREATE SCHEMA``), and what
   the alternatives cost on the same tables (TRUNCATE, DELETE), and what
   re-creating the store's two tables after a reset adds;
@@ -81,6 +83,12 @@ def bench_server(reps: int = 3, resets: int = 200) -> list[str]:
             connects.append(time.perf_counter() - t0)
         out.append(f"- a new connection (what the store's per-process pool saves per open): {_ms(connects)}")
         conn.close()
+        crashes = []
+        for _ in range(10):
+            r.crash()  # kill -9 of every server process, restart on the data directory, recovery
+            crashes.append(r.last_restart_seconds)
+        out.append(f"- server crash (--faults server-crash), kill -9 to answering again: {_ms(crashes)} "
+                   "over 10 crashes")
     finally:
         r.stop()
     return out

@@ -26,7 +26,7 @@ from sessioncheck.controlled.intercept.postgres import describe  # noqa: E402
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step  # noqa: E402
 from sessioncheck.controlled.search import explore  # noqa: E402
 from sessioncheck.protocol import StoreSpec  # noqa: E402
-from sessioncheck.servers.postgres import PostgresResource  # noqa: E402
+from sessioncheck.servers.postgres import ENV_DSN, PostgresResource  # noqa: E402
 from sessioncheck.specs import resolve  # noqa: E402
 from sessioncheck.verify import model_config  # noqa: E402
 
@@ -87,7 +87,8 @@ def test_private_server_has_no_tcp_port_and_reports_its_durability(server) -> No
         assert conn.execute("SHOW unix_socket_directories").fetchone()[0] == server.directory
         assert conn.execute("SELECT current_schema()").fetchone()[0] == server.schema
     settings = server.settings()
-    assert settings["fsync"] == "off" and settings["synchronous_commit"] == "off"
+    # as in production: what --faults server-crash holds a store to
+    assert (settings["fsync"], settings["synchronous_commit"], settings["full_page_writes"]) == ("on", "on", "on")
 
 
 def test_reset_leaves_an_empty_namespace(server) -> None:
@@ -386,10 +387,132 @@ def test_stress_runs_against_the_real_server(tmp_path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_server_crash_is_not_offered_for_postgres_yet(tmp_path) -> None:
-    from sessioncheck.errors import ConfigError
+#: Examples of the server-crash runs: the systematic pass, then random
+#: programs (which crash the server several times each).
+CRASH_EXAMPLES = 120
+
+
+def test_a_crash_kills_every_server_process_and_keeps_committed_rows(server) -> None:
+    with psycopg.connect(server.address, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+        conn.execute("INSERT INTO kept VALUES (1)")
+        with open(os.path.join(server.directory, "data", "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        from sessioncheck.servers.postgres import _alive, _children
+
+        before = [postmaster, *_children(postmaster)]
+        assert len(before) >= 4  # backends, WAL writer, checkpointer, ...
+        server.crash()
+        assert not any(_alive(p) for p in before)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")  # its backend was killed
+    with psycopg.connect(server.address, autocommit=True) as conn:
+        assert conn.execute("SELECT x FROM kept").fetchall() == [(1,)]
+    assert server.last_restart_seconds < 10
+    server.reset()
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_reference_store_survives_server_crashes(mode, tmp_path) -> None:
     from sessioncheck.verify import verify
 
-    with pytest.raises(ConfigError, match="not yet for postgres"):
-        verify("postgres", faults=("server-crash",), max_examples=5, seed=0, report_dir=tmp_path,
-               save_report=False)
+    seen: list[int] = []
+    r = verify("postgres", mode=mode, faults=("server-crash",), budget=TIME_CAP, max_examples=CRASH_EXAMPLES,
+               seed=0, report_dir=tmp_path, save_report=False,
+               on_example=lambda s: seen.append(sum(1 for e in s.last.trace if e["ev"] == "server-crash")))
+    assert not r.found, r.story
+    assert sum(seen) >= 3, seen  # the server really was killed
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+@pytest.mark.parametrize("store", ["postgres", "postgres-row-lock"])
+def test_crashes_mid_operation_lose_nothing_acknowledged(store, mode) -> None:
+    """A appends m1; A's m2 and B's m3 are parked inside their operations
+    when the server is killed; both go on (failing, or not) and A appends
+    m4 after the restart; a second crash, then the final read."""
+    spec = resolve(store)
+    crash = Step("server-crash", 0)
+    program = [_start(0), Step("advance", 0, points=10), _start(0), Step("advance", 0, points=1),
+               _start(1), Step("advance", 1, points=1), crash, Step("advance", 0, points=10),
+               Step("advance", 1, points=10), _start(0), Step("advance", 0, points=10), crash]
+    cfg = ModelConfig(actors=2, sessions=1, server_crash=True)
+    with Executor(spec, mode, cfg, watchdog=10) as ex:
+        out = ex.run(program)
+    assert not out.violations, [v.summary for v in out.violations]
+    assert sum(1 for e in out.trace if e["ev"] == "server-crash") == 2, out.trace
+    final = [e for e in out.trace if e["actor"] == "final"][-1]["value"]["messages"]
+    assert final[0] == "m1" and final[-1] == "m4", final  # acknowledged before each kill: kept
+
+
+@pytest.mark.quality
+@pytest.mark.parametrize("mode,seed", [("threads", 0), ("threads", 1), ("threads", 2), ("processes", 0)])
+def test_async_commit_is_caught_by_a_server_crash(mode, seed, tmp_path) -> None:
+    from sessioncheck.verify import verify
+
+    if seed == 0:
+        quiet = verify("mutant:postgres-async-commit", mode=mode, budget=TIME_CAP, max_examples=20, seed=seed,
+                       report_dir=tmp_path, save_report=False)
+        assert not quiet.found, quiet.story  # without a crash nothing is lost
+    r = verify("mutant:postgres-async-commit", mode=mode, faults=("server-crash",), budget=TIME_CAP,
+               max_examples=MUTANT_EXAMPLES, seed=seed, report_dir=tmp_path, save_report=False, shrink_budget=2.0)
+    assert r.found, f"missed in {r.exploration.examples} examples"
+    assert r.outcome.violations[0].invariant == "I6", r.story
+    story = " ".join(r.story.split())
+    assert "synchronous_commit off" in story and "KILLED (kill -9) and restarted" in story, r.story
+    assert "fsync on, synchronous_commit on, full_page_writes on" in story, r.story
+
+
+def test_session_setting_is_read_from_the_statements_and_the_dsn(server, tmp_path) -> None:
+    """A commit is marked not durable exactly while the session runs with
+    synchronous_commit off: set by a statement, by SET LOCAL for one
+    transaction, or by the DSN's options; RESET gives the default back."""
+    from sessioncheck.controlled.intercept import context, postgres as points
+
+    assert points.install()
+    ctx = context.ActorContext("A", str(tmp_path), lambda kind, path, detail: None)
+
+    def marks(run) -> int:
+        ctx.events.clear()
+        run()
+        return sum(1 for e in ctx.events if e[0] == "not-durable")
+
+    context.enter(ctx)
+    try:
+        with psycopg.connect(server.address, autocommit=True) as conn:
+            assert marks(lambda: conn.execute("SELECT 1")) == 0
+            assert marks(lambda: conn.execute("SET synchronous_commit TO 'off'")) == 0  # set, not yet used
+            assert marks(lambda: conn.execute("SELECT 1")) == 1
+            assert marks(lambda: conn.execute("RESET synchronous_commit")) == 1  # ran under off
+            assert marks(lambda: conn.execute("SELECT 1")) == 0
+
+            def local() -> None:
+                with conn.transaction():
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                    conn.execute("SELECT 1")
+            assert marks(local) == 1  # the commit
+            assert marks(lambda: conn.execute("SELECT 1")) == 0  # SET LOCAL ended with it
+        dsn = psycopg.conninfo.make_conninfo(server.address, options=f"-c search_path={server.schema} "
+                                                                     "-c synchronous_commit=off")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert marks(lambda: conn.execute("SELECT 1")) == 1
+    finally:
+        context.enter(None)
+
+
+def test_server_crash_is_refused_on_a_users_server(server, tmp_path) -> None:
+    """The module's server stands in for the user's: asked to crash it, the
+    harness exits 2 and leaves it running and clean."""
+    base = psycopg.conninfo.make_conninfo(server.address, options="")
+    with open(os.path.join(server.directory, "data", "postmaster.pid")) as f:
+        pid = f.readline()
+    env = {**os.environ, "PYTEST_XDIST_WORKER": "user"}
+    p = subprocess.run([sys.executable, "-m", "sessioncheck", "run", "--store", "postgres", "--faults",
+                        "server-crash", "--postgres-dsn", base, "--examples", "5", "--no-db"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "kills only servers it started" in p.stderr, p.stderr
+    with open(os.path.join(server.directory, "data", "postmaster.pid")) as f:
+        assert f.readline() == pid  # not killed
+    with psycopg.connect(base, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sessioncheck_user%%'"
+                            ).fetchone()[0] == 0

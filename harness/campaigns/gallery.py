@@ -126,6 +126,11 @@ PLAN: dict[str, MutantPlan] = {
     "postgres-select-update": MutantPlan(ANY, ("I1", "I3"), resources=("postgres",)),
     "postgres-strip-nulls": MutantPlan(ANY, ("I3",), resources=("postgres",)),
     "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",), resources=("postgres",)),
+    # Its session's commits are acknowledged before the WAL flush: only a
+    # server crash shows it (I6, from the session's setting at each commit).
+    "postgres-async-commit": MutantPlan((), (), faulted=(("threads", ("server-crash",), ("I6", "I1", "I3")),
+                                                         ("processes", ("server-crash",), ("I6", "I1", "I3"))),
+                                        resources=("postgres",)),
 }
 
 

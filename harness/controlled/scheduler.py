@@ -129,6 +129,11 @@ class Scheduler:
                     if left > 0:
                         continue  # still holds another slot
                 self.holders.get(key, set()).discard(name)
+            elif what == "not-durable":
+                # a commit the server acknowledges before it is durable
+                # (sessioncheck.controlled.server_crash reads it)
+                if st.op is not None:
+                    st.op.meta["not_durable"] = key
             elif what == "blocked":
                 st.blocked_on = key
                 last = self.trace[-1] if self.trace else None

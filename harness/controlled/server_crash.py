@@ -21,6 +21,18 @@ before its reply while writes were acknowledged, that is an I6 violation
 ("acknowledged writes the configuration does not make durable").  The
 harness's own Redis runs with ``appendonly yes`` and ``appendfsync
 always``, which does.
+
+PostgreSQL: the kill takes the postmaster and every process it started
+(backends, WAL writer, checkpointer: its shared memory is gone, as in a
+machine failure, minus the page cache), and the restart runs crash
+recovery from the WAL.  The server's promise is ``fsync``,
+``synchronous_commit`` and ``full_page_writes`` (all on for the harness's
+own server).  ``synchronous_commit`` is also a *session* setting, which no
+other connection can read: the statement points see a store's own
+``SET synchronous_commit`` (:mod:`~sessioncheck.controlled.intercept.postgres`)
+and mark each commit made under ``off`` on its operation
+(``meta["not_durable"]``); such an operation acknowledged before a kill is
+an I6 violation too.
 """
 from __future__ import annotations
 
@@ -32,6 +44,8 @@ from typing import Any
 #: the reply, and how to say what it is.
 _DURABLE = {
     "redis": lambda s: s.get("appendonly") == "yes" and s.get("appendfsync") == "always",
+    "postgres": lambda s: (s.get("fsync") == "on" and s.get("synchronous_commit") != "off"
+                           and s.get("full_page_writes") == "on"),
 }
 
 
@@ -39,6 +53,8 @@ def promise(kind: str, settings: dict[str, str]) -> str:
     """The configuration, as a story says it."""
     if kind == "redis":
         return f"appendonly {settings.get('appendonly', '?')}, appendfsync {settings.get('appendfsync', '?')}"
+    if kind == "postgres":
+        return ", ".join(f"{k} {settings.get(k, '?')}" for k in ("fsync", "synchronous_commit", "full_page_writes"))
     return ", ".join(f"{k} {v}" for k, v in sorted(settings.items()))
 
 
@@ -65,3 +81,12 @@ def crash_servers(sched: Any, resources: Any, violations: list, violation: Any) 
                       "an acknowledged write may be lost when the machine fails",
                 subject=kind, raw_times=True))
             return
+    lax = [o for o in acked if o.meta.get("not_durable")]
+    if lax:
+        violations.append(violation(
+            "I6", f"{lax[0].describe()} was acknowledged after a commit made under the store's own session "
+                  f"setting {lax[0].meta['not_durable']} (the server's configuration: "
+                  f"{'; '.join(promise(k, s) for k, s in before.items())}), which acknowledges a commit before "
+                  f"its WAL is flushed; {len(lax)} such write{'s' if len(lax) != 1 else ''} before the crash at "
+                  f"t={entry['t']}: an acknowledged write may be lost when the server fails",
+            subject="postgres", ops=[lax[0].index], raw_times=True))

@@ -45,7 +45,7 @@ from sessioncheck.errors import ConfigError
 KINDS = {"redis": "sessioncheck.servers.redis:RedisResource",
          "postgres": "sessioncheck.servers.postgres:PostgresResource"}
 #: Servers ``--faults server-crash`` can kill and restart.
-CRASHABLE = ("redis",)
+CRASHABLE = ("redis", "postgres")
 
 
 class ServerResource(Protocol):

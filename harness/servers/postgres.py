@@ -11,11 +11,12 @@ Private server (the default).  ``initdb`` into a fresh temporary directory
 (under ``/dev/shm`` when it has room, else the system's temporary directory;
 ``$SESSIONCHECK_TMPDIR`` overrides), then ``postgres`` with
 ``listen_addresses=''`` and its unix socket in that same directory: no TCP
-port, nothing another user of the machine can reach.  ``fsync`` and
-``synchronous_commit`` are off (the directory is scratch; a power-loss
-model for a server is its own fault, not this one), and ``settings()``
-reports them as the server does, so a report never claims a durability the
-configuration does not give.  PostgreSQL refuses to run as root: as root
+port, nothing another user of the machine can reach.  ``fsync``,
+``synchronous_commit`` and ``full_page_writes`` are on, as in production,
+and ``settings()`` reports them as the server does, so a report never
+claims a durability the configuration does not give.  :meth:`crash`
+(``--faults server-crash``) kills the postmaster and its processes with
+SIGKILL and restarts the server on its own data directory.  PostgreSQL refuses to run as root: as root
 the server runs as an unprivileged user (``nobody``, or ``$SESSIONCHECK_
 POSTGRES_USER``), which owns the directory.
 
@@ -68,17 +69,21 @@ ENV_USER = "SESSIONCHECK_POSTGRES_USER"
 ENV_BIN = "SESSIONCHECK_POSTGRES_BIN"
 PORT = 5432  # names the socket file only: there is no TCP listener
 ROLE = "sessioncheck"
+#: Real seconds a crash may take: the kill, and recovery until the server answers.
+CRASH_TIMEOUT = 30.0
 
-#: Server settings for the private server.  fsync and synchronous_commit
-#: are off: the data directory is scratch.  deadlock_timeout is short so a
-#: real deadlock between two actors (the server's to detect: 40P01) is
-#: reported quickly.
+#: Server settings for the private server.  fsync, synchronous_commit and
+#: full_page_writes are on (PostgreSQL's defaults): a commit is acknowledged
+#: once its WAL is flushed, so ``--faults server-crash`` tests a store
+#: against the promise a production server makes (on /dev/shm a flush costs
+#: next to nothing).  deadlock_timeout is short so a real deadlock between
+#: two actors (the server's to detect: 40P01) is reported quickly.
 PRIVATE_SETTINGS = {
     "listen_addresses": "",
     "port": str(PORT),
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
     "deadlock_timeout": "50ms",
     "max_connections": "100",
     "shared_buffers": "16MB",
@@ -189,7 +194,15 @@ run() {
 }
 if [ -z "$stop" ] && run "$initdb" -D "$d/data" -U "$role" --auth=trust --no-sync --no-instructions \
         -E UTF8 --locale=C; then
-    [ -z "$stop" ] && run "$@" -D "$d/data" -k "$d"
+    while [ -z "$stop" ]; do
+        run "$@" -D "$d/data" -k "$d"
+        # an injected crash (--faults server-crash): start again on the same
+        # data directory once the harness has seen every killed process go
+        # (a backend still attached to the old shared memory fails the start)
+        [ -z "$stop" ] && [ -e "$d/restart" ] || break
+        while [ -z "$stop" ] && [ ! -e "$d/go" ]; do sleep 0.005; done
+        rm -f -- "$d/restart" "$d/go"
+    done
 fi
 [ -z "$stop" ] && tail -c 600 "$d/server.log" >&2
 rm -rf -- "$d"
@@ -268,6 +281,8 @@ class PostgresResource:
         self._proc: subprocess.Popen | None = None
         self._admin: Any = None
         self._stopped = False
+        self._base = ""
+        self.last_restart_seconds = 0.0
 
     @staticmethod
     def unavailable() -> str:
@@ -291,6 +306,7 @@ class PostgresResource:
             base = self._start_private()
         else:
             base = self.user_dsn or ""
+        self._base = base
         try:
             self._admin = psycopg.connect(base, autocommit=True, application_name="sessioncheck-admin")
         except psycopg.Error as exc:
@@ -410,6 +426,60 @@ class PostgresResource:
             out[name] = str(self._admin.execute(f"SHOW {name}").fetchone()[0])
         return out
 
+    # -- an injected crash ---------------------------------------------------
+    def crash(self) -> None:
+        """Kill -9 the private postmaster and every process it started (its
+        backends, WAL writer, checkpointer), wait until all are gone, and
+        start PostgreSQL again on the same data directory: it runs crash
+        recovery from its WAL.  Returns once the new server answers and the
+        admin connection holds the schema again (``last_restart_seconds``:
+        kill to answering).  A user's server is never crashed."""
+        psycopg = _psycopg()
+        if not self.private or self._proc is None or self.directory is None:
+            raise ConfigError("only a PostgreSQL server the harness started can be crashed")
+        d = self.directory
+        t0 = time.monotonic()
+        try:
+            with open(os.path.join(d, "data", "postmaster.pid")) as f:
+                postmaster = int(f.readline().strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot crash PostgreSQL: no postmaster.pid ({exc})") from None
+        victims = [postmaster, *_children(postmaster)]
+        open(os.path.join(d, "restart"), "w").close()
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception:  # noqa: BLE001 - its server is gone
+                pass
+        deadline = time.monotonic() + CRASH_TIMEOUT
+        while any(_alive(pid) for pid in victims):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"PostgreSQL processes outlived kill -9 for {CRASH_TIMEOUT:g} s")
+            time.sleep(0.001)
+        open(os.path.join(d, "go"), "w").close()
+        while True:
+            if self._proc.poll() is not None:
+                raise ConfigError(f"PostgreSQL did not come back after the crash: {self._log_tail() or 'no log'}")
+            try:
+                self._admin = psycopg.connect(self._base, autocommit=True, connect_timeout=2,
+                                              application_name="sessioncheck-admin")
+                break
+            except psycopg.OperationalError:
+                pass  # not yet listening, or still recovering ("the database system is starting up")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"PostgreSQL did not answer within {CRASH_TIMEOUT:g} s after the crash: "
+                                  f"{self._log_tail() or 'no log'}")
+            time.sleep(0.002)
+        self._admin.execute("SET lock_timeout = '20s'")
+        self._admin.execute("SELECT pg_advisory_lock(hashtext(%s))", (self.schema,))
+        self.last_restart_seconds = time.monotonic() - t0
+
     def stop(self) -> None:
         """Stop a private server and remove its directory; on a user's server
         drop the schema.  Idempotent, never raises."""
@@ -440,6 +510,31 @@ class PostgresResource:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (from /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            out.append(int(name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` a live process (a zombie holds no memory: dead)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _writable_by(directory: str, ids: tuple[int, int]) -> bool:

@@ -33,6 +33,25 @@ SCRIPT FUNCTION KEYS SCAN RANDOMKEY PUBLISH WAIT COMMAND QUIT RESET MEMORY SLOWL
 """.split())
 
 
+#: Commands that block inside the server until another client acts (or a
+#: timeout passes).  XREAD and XREADGROUP block only with a BLOCK option.
+BLOCKING = frozenset("BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF".split())
+
+
+def blocking(args: tuple) -> str:
+    """The name of the command ``args`` if it can block inside the server
+    (``BLPOP``, ``XREAD BLOCK``), else "".  Inside ``MULTI`` the server
+    runs these without blocking: only commands sent on their own count."""
+    if not args:
+        return ""
+    name = _text(args[0]).upper()
+    if name in BLOCKING:
+        return name
+    if name in ("XREAD", "XREADGROUP") and any(_text(a).upper() == "BLOCK" for a in args[1:]):
+        return f"{name} BLOCK"
+    return ""
+
+
 def _text(x: Any) -> str:
     if isinstance(x, (bytes, bytearray)):
         return bytes(x).decode("utf-8", "replace")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 from psycopg.types.json import Jsonb
 
 from sessioncheck.protocol import Capabilities, Message, SessionState
-from sessioncheck.stores.reference.postgres_store import connect, create_schema, release
+from sessioncheck.stores.reference.postgres_store import connect, create_schema, fresh, release
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS session_docs (id text PRIMARY KEY, doc jsonb NOT NULL)"
 EMPTY = {"messages": [], "metadata": {}}
@@ -38,6 +38,7 @@ class PostgresRowLockStore:
         create_schema(self.conn, SCHEMA)
 
     def _change(self, session_id: str, change: Callable[[dict], None]) -> None:
+        self.conn = fresh(self.dsn, self.conn)
         with self.conn.transaction():
             self.conn.execute("INSERT INTO session_docs (id, doc) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING",
                               (session_id, Jsonb(EMPTY)))
@@ -59,6 +60,7 @@ class PostgresRowLockStore:
         self._change(session_id, merge)
 
     def read(self, session_id: str) -> SessionState:
+        self.conn = fresh(self.dsn, self.conn)
         row = self.conn.execute("SELECT doc FROM session_docs WHERE id = %s", (session_id,)).fetchone()
         doc = row[0] if row else EMPTY
         return SessionState(list(doc["messages"]), dict(doc["metadata"]))

@@ -55,10 +55,34 @@ def connect(dsn: str) -> Any:
     idle = _idle.setdefault((os.getpid(), dsn), [])
     while idle:
         conn = idle.pop()
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if alive(conn) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             return conn
         conn.close()
     return psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+
+
+def alive(conn: Any) -> bool:
+    """Is an idle connection still connected?  Its server closing it (a
+    restart, a terminated backend) makes its socket readable while nothing
+    was asked: the check a pool makes before handing a connection out,
+    without a round trip."""
+    import select
+
+    if conn.closed or conn.broken:
+        return False
+    poll = select.poll()
+    poll.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    return not poll.poll(0)
+
+
+def fresh(dsn: str, conn: Any) -> Any:
+    """``conn`` if it is still connected, else a new connection (the old one
+    closed): what a store calls before each operation."""
+    if conn is not None and alive(conn):
+        return conn
+    if conn is not None:
+        conn.close()
+    return connect(dsn)
 
 
 def release(dsn: str, conn: Any) -> None:
@@ -91,10 +115,21 @@ class PostgresStore:
         if not postgres_dsn:
             raise TypeError("PostgresStore needs postgres_dsn (the harness passes it: resources = ('postgres',))")
         self.dsn = postgres_dsn
-        self.conn = connect(postgres_dsn)
+        self.conn = self._open()
         create_schema(self.conn, SCHEMA)
 
+    def _open(self) -> Any:
+        return connect(self.dsn)
+
+    def _live(self) -> None:
+        """Before each operation: a connection its server closed (a
+        restart) is replaced, as a pool's check does."""
+        if not alive(self.conn):
+            self.conn.close()
+            self.conn = self._open()
+
     def add_message(self, session_id: str, message: Message) -> None:
+        self._live()
         self.conn.execute(
             "WITH s AS (INSERT INTO sessions (id, next_seq) VALUES (%(s)s, 1) ON CONFLICT (id) DO UPDATE "
             "SET next_seq = sessions.next_seq + 1 RETURNING next_seq) "
@@ -102,6 +137,7 @@ class PostgresStore:
             {"s": session_id, "r": message["role"], "c": message["content"]})
 
     def persist_state(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        self._live()
         keep = {k: v for k, v in fields.items() if v is not None}
         drop = [k for k, v in fields.items() if v is None]
         self.conn.execute(
@@ -110,6 +146,7 @@ class PostgresStore:
             {"s": session_id, "set": Jsonb(keep), "drop": drop})
 
     def read(self, session_id: str) -> SessionState:
+        self._live()
         row = self.conn.execute(
             "SELECT (SELECT metadata FROM sessions WHERE id = %(s)s), "
             "(SELECT coalesce(jsonb_agg(jsonb_build_object('role', role, 'content', content) ORDER BY seq), "

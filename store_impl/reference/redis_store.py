@@ -14,12 +14,27 @@ Durability is the server's: the harness's private server runs with
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import redis
 
 from sessioncheck.protocol import Capabilities, Message, SessionState
+
+
+_pools: dict[tuple[int, str], redis.ConnectionPool] = {}
+
+
+def pool(url: str) -> redis.ConnectionPool:
+    """This process's connection pool for ``url`` (an app keeps one pool,
+    not one per request): instances share its idle connections, so opening
+    one costs no connection handshake.  A forked child makes its own."""
+    key = (os.getpid(), url)
+    p = _pools.get(key)
+    if p is None:
+        p = _pools[key] = redis.ConnectionPool.from_url(url, decode_responses=True)
+    return p
 
 
 class RedisStore:
@@ -29,7 +44,7 @@ class RedisStore:
     capabilities = Capabilities(delete=True)
 
     def __init__(self, location: Path, *, redis_url: str) -> None:
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis = redis.Redis(connection_pool=pool(redis_url))
 
     def add_message(self, session_id: str, message: Message) -> None:
         self.redis.rpush(f"{session_id}:messages", json.dumps(dict(message)))
@@ -56,4 +71,4 @@ class RedisStore:
         self.redis.delete(f"{session_id}:messages", f"{session_id}:meta")
 
     def close(self) -> None:
-        self.redis.close()
+        self.redis.close()  # the pool's connections stay for the next instance

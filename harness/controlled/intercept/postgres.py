@@ -44,8 +44,19 @@ Refusals.  A deadlock (40P01), a serialization failure (40001), a lock or
 statement timeout and a lost connection are ``psycopg.OperationalError``:
 the operation is not acknowledged, like an ``OSError`` from a file store.
 
-Async connections (``psycopg.AsyncConnection``) and psycopg2 are not
-covered yet: a store using them runs without points at its statements.
+Async connections (``psycopg.AsyncConnection``) have the same points,
+awaited (see "psycopg.AsyncConnection" below); lock waits are seen on an
+actor's own loop (thread and process actors), not yet among task actors.
+psycopg2 is not covered yet: a store using it runs without points at its
+statements.
+
+Durability.  ``synchronous_commit`` is a session setting no other
+connection can read, so each actor connection keeps what it is: read
+(through libpq, no point) when it connects and again after any statement
+that may change it (``SET``, ``SET LOCAL``, ``set_config``, ``RESET``);
+a transaction that ends under ``off`` is reported as event ``not-durable``
+on its operation, which ``--faults server-crash`` flags (I6) when the
+operation was acknowledged before a kill.
 """
 from __future__ import annotations
 
@@ -181,7 +192,7 @@ def _monitor(conn: Any) -> Any:
         mons = _local.monitors = {}
         _local.monitors_pid = _getpid()
     mon = mons.get(key)
-    if mon is None or mon.closed:
+    if mon is None or mon.closed or mon.broken:  # broken: its server was restarted (--faults server-crash)
         mon = _orig["Connection.connect"](psycopg.Connection, key, autocommit=True,
                                           application_name=MONITOR_NAME)
         mon._sc_private = True
@@ -270,11 +281,59 @@ def _settle(mon: Any, me: int) -> None:
         _orig["sleep"](0.0005)
 
 
-def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "") -> Any:
+def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "", label: str = "") -> Any:
+    lax = getattr(conn, "_sc_sync_commit", "") == "off"
+    done = False
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        done = True
+        return out
     finally:
+        if done:
+            _durability(ctx, conn, sql, label, lax)
         _after(ctx, conn, sql)
+
+
+# -- durability of a commit: the session's synchronous_commit -------------------
+
+#: Statements that may change the session's synchronous_commit.
+_SYNC_WORDS = re.compile(r"synchronous_commit|\bRESET\s+ALL\b|\bDISCARD\s+ALL\b", re.I)
+
+
+def _show_sync_commit(conn: Any) -> str:
+    """The connection's synchronous_commit, asked through libpq (no point,
+    no transaction opened); "" if the connection cannot say now."""
+    import psycopg
+
+    if conn.pgconn.transaction_status not in (psycopg.pq.TransactionStatus.IDLE,
+                                              psycopg.pq.TransactionStatus.INTRANS):
+        return getattr(conn, "_sc_sync_commit", "")
+    try:
+        res = conn.pgconn.exec_(b"SHOW synchronous_commit")
+    except psycopg.Error:
+        return ""
+    if res.status != psycopg.pq.ExecStatus.TUPLES_OK or not res.ntuples:
+        return ""
+    return (res.get_value(0, 0) or b"").decode()
+
+
+def _durability(ctx: Any, conn: Any, sql: str, label: str, lax: bool) -> None:
+    """After a call that succeeded: a transaction it ended under the
+    session's ``synchronous_commit = off`` is acknowledged before its WAL
+    is flushed, reported as event ``not-durable`` (the server-crash check
+    reads it); a statement that may change the setting has it read again,
+    and so has the end of a transaction after such a statement (``SET
+    LOCAL`` ends with it)."""
+    import psycopg
+
+    idle = conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if lax and idle and not (label or describe(sql)[1]).startswith("ROLLBACK"):
+        ctx.events.append(("not-durable", "synchronous_commit off"))
+    if sql and _SYNC_WORDS.search(sql):
+        conn._sc_sync_watch = True
+        conn._sc_sync_commit = _show_sync_commit(conn)
+    elif idle and getattr(conn, "_sc_sync_watch", False):
+        conn._sc_sync_commit = _show_sync_commit(conn)
 
 
 class _Waiter:
@@ -422,7 +481,7 @@ def _conn_call(name: str, label: str) -> Callable:
             return orig(self, *args, **kwargs)
         table = getattr(self, "_sc_table", "")
         ctx.point("sql", table, label)
-        return _run(ctx, self, orig, (self, *args), kwargs)
+        return _run(ctx, self, orig, (self, *args), kwargs, label=label)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     return call
@@ -441,7 +500,7 @@ def _tx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
         label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
     table = getattr(conn, "_sc_table", "")
     ctx.point("sql", table, label)
-    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {})
+    return _run(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label)
 
 
 def _tx_enter(self: Any) -> Any:
@@ -483,7 +542,164 @@ def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
     ctx = current()
     if ctx is not None and "application_name" not in kwargs and "application_name" not in conninfo:
         kwargs["application_name"] = f"sessioncheck {ctx.name}"
-    return _orig["Connection.connect"](cls, conninfo, **kwargs)
+    conn = _orig["Connection.connect"](cls, conninfo, **kwargs)
+    if ctx is not None:
+        # what its options (a DSN's -c synchronous_commit=off, a role's
+        # setting) made of the session's commit durability
+        conn._sc_sync_commit = _show_sync_commit(conn)
+    return conn
+
+
+# -- psycopg.AsyncConnection -----------------------------------------------------
+#
+# The same points, awaited: a point (synchronous, as redis.asyncio's) before
+# each statement, commit and rollback, then the call awaited inside
+# ``awaiting_server`` (a reply the server owes is real I/O, never virtual
+# time).  On an actor's own loop (thread and process actors) the statement
+# is waited for by the synchronous poll loop above, so a lock wait is seen
+# through pg_blocking_pids and parked exactly as for a sync connection: the
+# loop runs nothing else of this actor meanwhile (one operation per actor).
+# On the task actors' shared loop the wait stays asyncio's own: there a
+# statement blocked on another task's lock is not seen (a limit).
+
+def _on_actor_loop() -> bool:
+    import asyncio
+
+    from sessioncheck.controlled.aio import ActorLoop
+
+    try:
+        return isinstance(asyncio.get_running_loop(), ActorLoop)
+    except RuntimeError:
+        return False
+
+
+async def _await_wait(self: Any, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+    if (current() is not None and not getattr(self, "_sc_private", False) and timeout is None
+            and _on_actor_loop()):
+        return _wait(self, gen, interval, timeout)
+    from sessioncheck.controlled.aio import awaiting_server
+
+    with awaiting_server():
+        return await _orig["AsyncConnection.wait"](self, gen, interval, timeout)
+
+
+async def _arun(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "",
+                label: str = "") -> Any:
+    from sessioncheck.controlled.aio import awaiting_server
+
+    lax = getattr(conn, "_sc_sync_commit", "") == "off"
+    done = False
+    try:
+        with awaiting_server():
+            out = await fn(*args, **kwargs)
+        done = True
+        return out
+    finally:
+        if done:
+            _durability(ctx, conn, sql, label, lax)
+        _after(ctx, conn, sql)
+
+
+def _acursor_call(name: str) -> Callable:
+    orig = _orig[name]
+
+    async def call(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = self._conn
+        ctx = _controlled(conn)
+        if ctx is None:
+            return await orig(self, query, *args, **kwargs)
+        sql = _sql_text(query, conn)
+        table, label = describe(sql)
+        if table and table != "advisory lock":
+            conn._sc_table = table
+        ctx.point("sql", table, label)
+        return await _arun(ctx, conn, orig, (self, query, *args), kwargs, sql)
+
+    call.__wrapped__ = orig  # type: ignore[attr-defined]
+    call.__name__ = orig.__name__
+    return call
+
+
+def _aconn_call(name: str, label: str) -> Callable:
+    orig = _orig[name]
+
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ctx = _controlled(self)
+        if ctx is None:
+            return await orig(self, *args, **kwargs)
+        ctx.point("sql", getattr(self, "_sc_table", ""), label)
+        return await _arun(ctx, self, orig, (self, *args), kwargs, label=label)
+
+    call.__wrapped__ = orig  # type: ignore[attr-defined]
+    return call
+
+
+async def _atx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
+    orig = _orig["AsyncTransaction.__aexit__"]
+    conn = self._conn
+    ctx = _controlled(conn)
+    if ctx is None or conn.closed:
+        return await orig(self, exc_type, exc_val, exc_tb)
+    commit = not exc_val and not self.force_rollback
+    if getattr(self, "_outer_transaction", True):
+        label = "COMMIT" if commit else "ROLLBACK"
+    else:
+        label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
+    ctx.point("sql", getattr(conn, "_sc_table", ""), label)
+    return await _arun(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label)
+
+
+async def _atx_enter(self: Any) -> Any:
+    out = await _orig["AsyncTransaction.__aenter__"](self)
+    ctx = _controlled(self._conn)
+    if ctx is not None:
+        _after(ctx, self._conn)
+    return out
+
+
+async def _aclose(self: Any) -> None:
+    held = getattr(self, "_sc_held", None)
+    ctx = current()
+    await _orig["AsyncConnection.close"](self)
+    if held is not None and ctx is not None and not getattr(self, "_sc_private", False):
+        self._sc_held = None
+        ctx.events.append(("released", held))
+
+
+async def _aconnect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
+    ctx = current()
+    if ctx is not None and "application_name" not in kwargs and "application_name" not in conninfo:
+        kwargs["application_name"] = f"sessioncheck {ctx.name}"
+    from sessioncheck.controlled.aio import awaiting_server
+
+    with awaiting_server():  # its poll loop's timeouts are real time, as its I/O
+        conn = await _orig["AsyncConnection.connect"](cls, conninfo, **kwargs)
+    if ctx is not None:
+        conn._sc_sync_commit = _show_sync_commit(conn)
+    return conn
+
+
+def _install_async(psycopg: Any) -> None:
+    C, Conn, T = psycopg.AsyncCursor, psycopg.AsyncConnection, psycopg.AsyncTransaction
+    _orig["AsyncCursor.execute"] = C.execute
+    _orig["AsyncCursor.executemany"] = C.executemany
+    _orig["AsyncConnection.commit"] = Conn.commit
+    _orig["AsyncConnection.rollback"] = Conn.rollback
+    _orig["AsyncConnection.close"] = Conn.close
+    _orig["AsyncConnection.connect"] = Conn.connect.__func__
+    _orig["AsyncConnection.wait"] = Conn.wait
+    _orig["AsyncTransaction.__aexit__"] = T.__aexit__
+    _orig["AsyncTransaction.__aenter__"] = T.__aenter__
+    Conn.wait = _await_wait
+    C.execute = _acursor_call("AsyncCursor.execute")
+    C.executemany = _acursor_call("AsyncCursor.executemany")
+    Conn.commit = _aconn_call("AsyncConnection.commit", "COMMIT")
+    Conn.rollback = _aconn_call("AsyncConnection.rollback", "ROLLBACK")
+    Conn.close = _aclose
+    _aconnect.__wrapped__ = _orig["AsyncConnection.connect"]  # type: ignore[attr-defined]
+    Conn.connect = classmethod(_aconnect)
+    T.__aexit__ = _atx_exit
+    T.__aenter__ = _atx_enter
 
 
 def install() -> bool:
@@ -518,6 +734,7 @@ def install() -> bool:
     psycopg.connect = Conn.connect
     T.__exit__ = _tx_exit
     T.__enter__ = _tx_enter
+    _install_async(psycopg)
     # psycopg's own locks (one per connection) are private to the actor
     # using the connection: never points.
     locks.INFRASTRUCTURE = (*locks.INFRASTRUCTURE, "psycopg", "psycopg_pool", "psycopg_binary", "psycopg_c")

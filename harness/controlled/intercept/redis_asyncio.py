@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from sessioncheck.controlled.intercept.context import current
-from sessioncheck.controlled.intercept.redis import _point  # one point kind for both clients
-from sessioncheck.servers.redis_commands import label, transaction_label
+from sessioncheck.controlled.intercept.redis import _command_point, _point  # one point kind for both clients
+from sessioncheck.servers.redis_commands import transaction_label
 
 _installed = False
 
@@ -47,14 +47,14 @@ def install() -> bool:
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
             return await real_execute_command(self, *args, **options)
-        _point(*label(args))
+        _command_point(args)
         with awaiting_server():
             return await real_execute_command(self, *args, **options)
 
     async def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
             return await real_immediate(self, *args, **options)
-        _point(*label(args))
+        _command_point(args)
         with awaiting_server():
             return await real_immediate(self, *args, **options)
 
@@ -72,7 +72,7 @@ def install() -> bool:
         responses: list = []
         try:
             for args, options in stack:
-                _point(*label(args))
+                _command_point(args)
                 self.command_stack = [(args, options)]
                 with awaiting_server():
                     responses += await real_execute(self, False)
