@@ -45,8 +45,12 @@ import os
 import threading
 from typing import Any
 
+from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.aio import DelegatingSelector, close_loop
+from sessioncheck.controlled.intercept import threads
+from sessioncheck.controlled.intercept.context import enter_spawning
+from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
 
 #: real seconds a task with nothing ready waits for outside I/O before it
@@ -56,10 +60,16 @@ CANCEL = -1  # the fault code of a cancellation (program.INJECTABLE["cancel"])
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO = os.path.dirname(asyncio.__file__)
+#: asyncio modules whose awaits wait for a socket (streams, sock_* calls, connecting)
+_ASYNCIO_IO = ("streams.py", "selector_events.py", "base_events.py", "sslproto.py")
+#: async drivers whose awaits wait for a socket or for their own thread
+_DRIVERS = (f"{os.sep}aiosqlite{os.sep}", f"{os.sep}redis{os.sep}asyncio{os.sep}", f"{os.sep}psycopg{os.sep}",
+            f"{os.sep}asyncpg{os.sep}", f"{os.sep}aiofiles{os.sep}")
 
 
 class _Selector(DelegatingSelector):
-    """Delegates to a real selector; notices when the loop has nothing to do."""
+    """Delegates to a real selector; decides what the loop waits for when
+    it has nothing ready (see the module docstring)."""
 
     def __init__(self, owner: "TaskLoop") -> None:
         super().__init__()
@@ -69,18 +79,23 @@ class _Selector(DelegatingSelector):
         if timeout is not None and timeout <= 0:
             return self._inner.select(0)
         owner = self._owner
-        if owner.current is None:
+        actor = owner.current
+        if actor is None:
             # shutting down: never wait long (the virtual clock stands still)
             return self._inner.select(0.05 if timeout is None else min(timeout, 0.05))
         ready = self._inner.select(0)
-        if ready:
+        if ready or actor.helper_stop is not None:
             return ready
-        if owner.loop is not None and owner.loop.helpers:
-            # pool work of the running task: wait for it for real
+        waits = actor.waits_for()
+        if waits == "io" or owner.outstanding(actor):
+            # the task's own I/O (a socket, its helper threads): its
+            # completion arrives through a selected fd or the self-pipe;
+            # wait for it for real (the other tasks are held at their gates)
             return self._inner.select(owner.watchdog)
-        ready = self._inner.select(GRACE)
-        if ready:
-            return ready
+        if waits == "unknown":
+            ready = self._inner.select(GRACE)
+            if ready:
+                return ready
         owner.idle = ("timer", timeout) if timeout is not None else ("blocked", None)
         return []
 
@@ -89,21 +104,33 @@ class _Loop(asyncio.SelectorEventLoop):
     def __init__(self, owner: "TaskLoop") -> None:
         super().__init__(_Selector(owner))
         self._owner = owner
-        self.helpers = 0
+        #: run_in_executor calls whose asyncio future is not done, per actor
+        self.helpers: dict = {}
 
     def time(self) -> float:
         return self._owner.vnow
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future:
-        fut = super().run_in_executor(executor, func, *args)
-        self.helpers += 1
+        actor = self._owner.current
+        # the pool call is a helper of the task: its calls are the task's points
+        enter_spawning(actor.ctx if actor is not None else None)
+        try:
+            fut = super().run_in_executor(executor, func, *args)
+        finally:
+            enter_spawning(None)
+        self.helpers[actor] = self.helpers.get(actor, 0) + 1
 
         def settled(_: Any) -> None:
-            self.helpers -= 1
+            n = self.helpers.pop(actor, 1) - 1
+            if n:
+                self.helpers[actor] = n
 
         fut.add_done_callback(settled)
         return fut
 
+
+def _wake() -> None:
+    """Scheduled from a helper thread that stopped at a point: wakes the loop."""
 
 class _Refused(Exception):
     pass
@@ -128,11 +155,13 @@ class TaskLoop:
         self._back.acquire()
         self._job: Any = None
         self._result: Any = None
+        self.ident: int | None = None
         self._thread = threading.Thread(target=self._main, name="sessioncheck-tasks", daemon=True)
         self._thread.start()
 
     # -- the loop's thread --------------------------------------------------
     def _main(self) -> None:
+        self.ident = threading.get_ident()
         loop = self.loop = _Loop(self)
         asyncio.set_event_loop(loop)
         try:
@@ -153,26 +182,54 @@ class TaskLoop:
         self.current = None
         close_loop(loop)
 
+    def outstanding(self, actor: "TaskActor") -> int:
+        """Helper-thread work of ``actor`` not finished: asyncio futures of
+        its ``run_in_executor`` calls, and pool calls it submitted that have
+        not returned (a cancelled await leaves its thread running)."""
+        assert self.loop is not None
+        return self.loop.helpers.get(actor, 0) or threads.pending(actor.ctx)
+
     def _until_stop(self, actor: "TaskActor") -> Stop:
         loop = self.loop
         assert loop is not None
         self.current = actor
         # stepped by hand (_run_once), the loop is the running one as in run_forever
         asyncio.events._set_running_loop(loop)
+        # threads its coroutines start belong to this task (their
+        # intercepted calls are its points); the loop thread's own are not
+        enter_spawning(actor.ctx, thread=True)
         try:
             while actor.stop is None:
+                if actor.helper_stop is not None:
+                    # a helper thread of the task stopped at a point
+                    actor.stop, actor.helper_stop = actor.helper_stop, None
+                    break
                 self.idle = None
                 loop._run_once()  # type: ignore[attr-defined]
-                if actor.stop is None and self.idle is not None:
+                if actor.stop is None and actor.helper_stop is None and self.idle is not None:
                     what, timeout = self.idle
                     where = actor.where()
                     if what == "timer":
                         actor.stop = Point("sleep", "", f"{timeout:.6g}")
                     else:
                         actor.stop = Point("lock-wait", "", f"await {where}", [("blocked", ("await", actor))])
+                if isinstance(actor.stop, Done) and threads.pending(actor.ctx):
+                    # the operation ended (cancelled) while a helper thread
+                    # of it still runs, as a thread asyncio cannot cancel
+                    # does: it finishes now, unpaused, before the next step
+                    actor.free = True
+                    actor.release_helper()
+                    while threads.pending(actor.ctx):
+                        loop._run_once()  # type: ignore[attr-defined]
             stop, actor.stop = actor.stop, None
+            if isinstance(stop, Done):
+                with actor.mutex:
+                    actor.active = False
+                    actor.free = False
+                stop.events, actor.ctx.events = actor.ctx.events, []
             return stop
         finally:
+            enter_spawning(None, thread=True)
             asyncio.events._set_running_loop(None)
             actor.pass_gate = False
             self.current = None
@@ -180,14 +237,27 @@ class TaskLoop:
     def _begin(self, actor: "TaskActor", call: OpCall, now: float) -> Stop:
         self.vnow = max(self.vnow, now)
         assert self.loop is not None
+        if call.f == "open" or actor.ctx is None or actor.runner.store is None:
+            actor.ctx = intercept.ActorContext(actor.name, actor.location, actor._point)
+        actor.ctx.now = self.vnow
         actor.stop = None
+        with actor.mutex:
+            actor.active = True
         actor.task = self.loop.create_task(self._drive(actor, actor.runner.arun(actor.spec, actor.location, call)))
         return self._until_stop(actor)
 
     def _resume(self, actor: "TaskActor", now: float, fault: int | None) -> Stop:
         self.vnow = max(self.vnow, now)
         actor.stop = None
-        if fault == CANCEL:
+        if actor.helper_go is not None:
+            # parked at a point of a helper thread: the task still awaits
+            # that work, and stops at its gate once the work is done
+            if fault == CANCEL:
+                assert actor.task is not None
+                actor.free = True  # the thread goes on unpaused (asyncio cannot stop it)
+                actor.task.cancel()
+            actor.release_helper()
+        elif fault == CANCEL:
             assert actor.task is not None
             # at the gate the wrapper throws the cancellation in; while it
             # waits, the awaited future is cancelled and the coroutine reads
@@ -344,6 +414,97 @@ class TaskActor:
         self.pass_gate = False
         self.stop: Stop | None = None
         self.closed = False
+        self.ctx: intercept.ActorContext | None = None
+        # Serializes the points of this task's helper threads (a raw lock:
+        # never cooperative, never a point itself).
+        self.mutex = _thread.allocate_lock()
+        self.active = False  # an operation is running (under mutex)
+        self.free = False  # helper points pass without stopping (after a cancellation)
+        self.abandoned = False
+        #: the point a helper thread stopped at, for the loop thread to report
+        self.helper_stop: Point | None = None
+        #: held while a helper thread is parked at a point; released to resume it
+        self.helper_go: Any = None
+
+    # -- helper threads of the task ----------------------------------------
+    def _point(self, kind: str, path: str, detail: str) -> int | None:
+        """A point of the task, reached by one of its helper threads (pool
+        work it submitted, a thread it started): the thread parks until the
+        scheduler resumes the task.  In the loop thread itself (never given
+        the context, but a thread it runs inline may be) nothing stops."""
+        if threading.get_ident() == self.group.ident:
+            return None
+        with self.mutex:
+            ctx = self.ctx
+            assert ctx is not None
+            if self.abandoned:
+                raise intercept.Crashed()
+            if self.free:
+                return None
+            if not self.active:
+                threads.refuse(threads.background_message(kind, path), ctx)
+            events, ctx.events = ctx.events, []
+            go = _thread.allocate_lock()
+            go.acquire()
+            self.helper_go = go
+            self.helper_stop = Point(kind, path, detail, events)
+            loop = self.group.loop
+            try:
+                assert loop is not None
+                loop.call_soon_threadsafe(_wake)
+            except RuntimeError:  # the loop is closed: the actor is gone
+                self.abandoned = True
+                raise intercept.Crashed() from None
+            go.acquire()  # released by release_helper (resume, shutdown)
+            if self.abandoned:
+                raise intercept.Crashed()
+            ctx.now = self.group.vnow
+            return None
+
+    def release_helper(self) -> None:
+        """Resume the helper thread parked at a point, if one is."""
+        go, self.helper_go = self.helper_go, None
+        self.helper_stop = None
+        if go is not None:
+            go.release()
+
+    def waits_for(self) -> str:
+        """What the task's innermost await waits for: ``io`` (a socket, a
+        driver's thread), ``task`` (an asyncio lock, event, condition,
+        queue: only another task can end it), ``timer`` (``asyncio.sleep``)
+        or ``unknown``."""
+        f = self._innermost()
+        if f is None:
+            return "unknown"
+        path = f.f_code.co_filename
+        if path.startswith(_ASYNCIO):
+            name = os.path.basename(path)
+            if name in ("locks.py", "queues.py"):
+                return "task"
+            if name == "tasks.py" and f.f_code.co_name == "sleep":
+                return "timer"
+            if name in _ASYNCIO_IO:
+                return "io"
+            return "unknown"
+        return "io" if any(part in path for part in _DRIVERS) else "unknown"
+
+    def _innermost(self) -> Any:
+        frame = None
+        c = self.coro
+        for _ in range(200):
+            if c is None:
+                break
+            f = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None)
+            if f is not None:
+                frame = f
+            nxt = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None)
+            if nxt is None and f is not None:
+                # Python 3.11's wait_for runs its argument as a task of its own
+                inner = f.f_locals.get("fut") if f.f_code.co_name == "wait_for" else None
+                if isinstance(inner, asyncio.Task):
+                    nxt = inner.get_coro()
+            c = nxt
+        return frame
 
     def ready(self) -> bool:
         """Whether what the task awaits is done (it can go on)."""
@@ -374,6 +535,9 @@ class TaskActor:
         return self._done(self.group.call(self.name, lambda: self.group._resume(self, now, fault)))
 
     def _done(self, stop: Stop) -> Stop:
+        why = threads.unsupported(self.ctx)
+        if why:
+            raise UnsupportedStore(why)
         if isinstance(stop, Done) and stop.status == "died":
             raise ActorDied(f"actor {self.name}: {stop.error}")
         return stop
@@ -386,6 +550,10 @@ class TaskActor:
         if self.closed:
             return
         self.closed = True
+        with self.mutex:
+            self.abandoned = self.helper_go is not None
+        if self.abandoned:
+            self.release_helper()  # the parked helper thread unwinds (Crashed)
         if self.task is not None and not self.group.broken and self.group._thread.is_alive():
             task = self.task
 

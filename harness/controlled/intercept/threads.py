@@ -47,7 +47,7 @@ import threading
 import weakref
 from typing import Any
 
-from sessioncheck.controlled.intercept.context import ActorContext, Crashed, current, enter
+from sessioncheck.controlled.intercept.context import ActorContext, Crashed, current, enter, spawning
 
 _real_start = threading.Thread.start
 _real_submit = concurrent.futures.ThreadPoolExecutor.submit
@@ -108,7 +108,7 @@ def _is_pool_worker(thread: threading.Thread) -> bool:
 
 
 def _start(self: threading.Thread) -> None:
-    ctx = current()
+    ctx = current() or spawning(thread=True)
     if ctx is not None and not _is_pool_worker(self):
         run = self.run
 
@@ -129,7 +129,7 @@ def _start(self: threading.Thread) -> None:
 
 
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    ctx = current()
+    ctx = current() or spawning()
     if ctx is None:
         return _real_submit(self, fn, *args, **kwargs)
     with _pending_lock:
