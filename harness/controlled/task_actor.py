@@ -195,14 +195,14 @@ class TaskLoop:
         self.current = actor
         # stepped by hand (_run_once), the loop is the running one as in run_forever
         asyncio.events._set_running_loop(loop)
-        # threads its coroutines start belong to this task (their
-        # intercepted calls are its points); the loop thread's own are not
+        # threads it starts belong to this task (their intercepted calls are
+        # its points); the loop thread's own calls are not.  Pool work only
+        # through run_in_executor: plain code waiting on a pool future holds
+        # the loop, so a parked pool call there would never be resumed.
         enter_spawning(actor.ctx, thread=True)
         try:
             while actor.stop is None:
-                if actor.helper_stop is not None:
-                    # a helper thread of the task stopped at a point
-                    actor.stop, actor.helper_stop = actor.helper_stop, None
+                if actor.helper_stop is not None and actor.take_helper_stop():
                     break
                 self.idle = None
                 loop._run_once()  # type: ignore[attr-defined]
@@ -417,7 +417,8 @@ class TaskActor:
         self.ctx: intercept.ActorContext | None = None
         # Serializes the points of this task's helper threads (a raw lock:
         # never cooperative, never a point itself).
-        self.mutex = _thread.allocate_lock()
+        self.serial = _thread.allocate_lock()
+        self.mutex = _thread.allocate_lock()  # the fields below, briefly
         self.active = False  # an operation is running (under mutex)
         self.free = False  # helper points pass without stopping (after a cancellation)
         self.abandoned = False
@@ -425,6 +426,7 @@ class TaskActor:
         self.helper_stop: Point | None = None
         #: held while a helper thread is parked at a point; released to resume it
         self.helper_go: Any = None
+        self.taken = False  # the loop thread reported helper_stop (under mutex)
 
     # -- helper threads of the task ----------------------------------------
     def _point(self, kind: str, path: str, detail: str) -> int | None:
@@ -434,20 +436,22 @@ class TaskActor:
         the context, but a thread it runs inline may be) nothing stops."""
         if threading.get_ident() == self.group.ident:
             return None
-        with self.mutex:
+        with self.serial:
             ctx = self.ctx
             assert ctx is not None
-            if self.abandoned:
-                raise intercept.Crashed()
-            if self.free:
-                return None
-            if not self.active:
-                threads.refuse(threads.background_message(kind, path), ctx)
-            events, ctx.events = ctx.events, []
-            go = _thread.allocate_lock()
-            go.acquire()
-            self.helper_go = go
-            self.helper_stop = Point(kind, path, detail, events)
+            with self.mutex:
+                if self.abandoned:
+                    raise intercept.Crashed()
+                if self.free:
+                    return None
+                if not self.active:
+                    threads.refuse(threads.background_message(kind, path), ctx)
+                events, ctx.events = ctx.events, []
+                go = _thread.allocate_lock()
+                go.acquire()
+                self.helper_go = go
+                self.taken = False
+                self.helper_stop = Point(kind, path, detail, events)
             loop = self.group.loop
             try:
                 assert loop is not None
@@ -455,16 +459,37 @@ class TaskActor:
             except RuntimeError:  # the loop is closed: the actor is gone
                 self.abandoned = True
                 raise intercept.Crashed() from None
-            go.acquire()  # released by release_helper (resume, shutdown)
+            if not go.acquire(timeout=self.group.watchdog / 2):
+                # The loop thread did not come back for the point: plain
+                # code of the task waits for this thread synchronously
+                # (start, then join), holding the loop.  Nothing else can
+                # run meanwhile, so the call is no point: go on.
+                with self.mutex:
+                    withdrawn = self.helper_go is go and not self.taken
+                    if withdrawn:
+                        self.helper_go = self.helper_stop = None
+                if not withdrawn:
+                    go.acquire()  # taken just now: wait for the resume
             if self.abandoned:
                 raise intercept.Crashed()
             ctx.now = self.group.vnow
             return None
 
+    def take_helper_stop(self) -> bool:
+        """In the loop thread: report the point a helper thread stopped at."""
+        with self.mutex:
+            if self.helper_stop is None:
+                return False  # withdrawn (see _point)
+            self.stop, self.helper_stop = self.helper_stop, None
+            self.taken = True
+            return True
+
     def release_helper(self) -> None:
         """Resume the helper thread parked at a point, if one is."""
-        go, self.helper_go = self.helper_go, None
-        self.helper_stop = None
+        with self.mutex:
+            go, self.helper_go = self.helper_go, None
+            self.helper_stop = None
+            self.taken = False
         if go is not None:
             go.release()
 

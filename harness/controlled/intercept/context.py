@@ -193,29 +193,14 @@ def spawning(thread: bool = False) -> ActorContext | None:
     """The context given to work started from this thread while the thread
     itself runs uncontrolled: the loop thread of task actors
     (controlled/task_actor.py), whose own calls are not points but whose
-    helpers' calls are points of the task they serve.  Pool work gets it
-    while the loop hands work to its executor (``run_in_executor``); a
-    thread gets it when a coroutine starts it directly (aiosqlite's
-    connection thread), never when plain code does: that code may wait
-    for the thread synchronously, holding the loop, and a parked thread
-    would then never be resumed."""
-    if not thread:
-        return getattr(_local, "spawn", None)
-    ctx = getattr(_local, "spawn_threads", None)
-    if ctx is None:
-        return None
-    caller = sys._getframe(2)  # whoever called Thread.start
-    return ctx if caller.f_code.co_flags & _CO_COROUTINE else None
+    helpers' calls are points of the task they serve.  Pool work
+    (``thread=False``) and threads (``thread=True``) are set apart: the
+    loop gives pool work a context only through ``run_in_executor``."""
+    return getattr(_local, "spawn_threads" if thread else "spawn", None)
 
 
 def enter_spawning(ctx: ActorContext | None, thread: bool = False) -> None:
-    if thread:
-        _local.spawn_threads = ctx
-    else:
-        _local.spawn = ctx
-
-
-_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+    setattr(_local, "spawn_threads" if thread else "spawn", ctx)
 
 
 def _abspath(file: Any) -> str | None:
