@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import inspect
 import os
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
@@ -87,7 +88,7 @@ class _Selector(DelegatingSelector):
         if ready or actor.helper_stop is not None:
             return ready
         waits = actor.waits_for()
-        if waits == "io" or owner.outstanding(actor):
+        if waits == "io" or actor.commands or owner.outstanding(actor):
             # the task's own I/O (a socket, its helper threads): its
             # completion arrives through a selected fd or the self-pipe;
             # wait for it for real (the other tasks are held at their gates)
@@ -109,6 +110,22 @@ class _Loop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._owner.vnow
+
+    @contextlib.contextmanager
+    def server(self, call: tuple[str, str] | None) -> Iterator[None]:
+        """A server request of the running task (aio.awaiting_server): its
+        first suspension is one point named by ``call``; later ones (the
+        reply, which may or may not be in by then) are no points, so the
+        schedule does not depend on when the reply arrives."""
+        actor = self._owner.current
+        if actor is None:
+            yield
+            return
+        actor.commands.append([call, False])
+        try:
+            yield
+        finally:
+            actor.commands.pop()
 
     def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future:
         actor = self._owner.current
@@ -302,9 +319,17 @@ class TaskLoop:
             if actor.pass_gate:
                 actor.pass_gate = False
                 continue
+            point = Point("await", "", actor.where())
+            if actor.commands:
+                command = actor.commands[0]
+                if command[1]:
+                    continue  # the request's point was taken
+                command[1] = True
+                detail, path = command[0] or ("", "")
+                point = Point("redis", path, detail)
             assert self.loop is not None
             actor.gate = self.loop.create_future()
-            actor.stop = Point("await", "", actor.where())
+            actor.stop = point
             try:
                 await actor.gate
             except asyncio.CancelledError as e:
@@ -427,6 +452,8 @@ class TaskActor:
         #: held while a helper thread is parked at a point; released to resume it
         self.helper_go: Any = None
         self.taken = False  # the loop thread reported helper_stop (under mutex)
+        #: server requests in progress, outermost first: [(detail, path), point taken]
+        self.commands: list = []
 
     # -- helper threads of the task ----------------------------------------
     def _point(self, kind: str, path: str, detail: str) -> int | None:

@@ -37,7 +37,7 @@ def install() -> bool:
         import redis.asyncio.client
     except ImportError:
         return False
-    from sessioncheck.controlled.aio import awaiting_server
+    from sessioncheck.controlled.aio import awaiting_server, server_request
 
     Redis, Pipeline = redis.asyncio.client.Redis, redis.asyncio.client.Pipeline
     real_execute_command = Redis.execute_command
@@ -46,21 +46,25 @@ def install() -> bool:
 
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
-            return await real_execute_command(self, *args, **options)
+            async with server_request(label(args)):  # a task actor's command (or no actor's)
+                return await real_execute_command(self, *args, **options)
         _point(*label(args))
         with awaiting_server():
             return await real_execute_command(self, *args, **options)
 
     async def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
-            return await real_immediate(self, *args, **options)
+            async with server_request(label(args)):
+                return await real_immediate(self, *args, **options)
         _point(*label(args))
         with awaiting_server():
             return await real_immediate(self, *args, **options)
 
     async def execute(self: Any, raise_on_error: bool = True) -> Any:
         if current() is None:
-            return await real_execute(self, raise_on_error)
+            stack = list(self.command_stack)
+            async with server_request(transaction_label(stack) if stack else None):
+                return await real_execute(self, raise_on_error)
         stack = list(self.command_stack)
         if self.is_transaction or self.explicit_transaction:
             if stack or self.watching:
