@@ -41,6 +41,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import gc
 import inspect
 import os
 import threading
@@ -146,8 +147,31 @@ class _Loop(asyncio.SelectorEventLoop):
         return fut
 
 
+def _awaited_through(frame: Any) -> Any:
+    """What a suspended frame awaits when the await chain does not say:
+    the async generator an ``async with`` over ``@asynccontextmanager``
+    steps (contextlib's ``__aenter__``/``__aexit__`` await ``anext`` of
+    it), or the task Python 3.11's ``wait_for`` runs its argument in."""
+    loc = frame.f_locals
+    if frame.f_code.co_name == "wait_for":
+        inner = loc.get("fut")
+        return inner.get_coro() if isinstance(inner, asyncio.Task) else None
+    gen = getattr(loc.get("self"), "gen", None)
+    if inspect.isasyncgen(gen) and gen.ag_await is not None:
+        return gen
+    for v in loc.values():
+        if inspect.isasyncgen(v) and v.ag_await is not None:
+            return v
+    return None
+
+
 def _wake() -> None:
-    """Scheduled from a helper thread that stopped at a point: wakes the loop."""
+    """Scheduled from another thread: wakes the loop."""
+
+
+#: what an operation's job returns when a helper thread already handed its
+#: stop to the scheduler (TaskActor._point): nothing more to hand over
+_DELIVERED = object()
 
 class _Refused(Exception):
     pass
@@ -173,6 +197,9 @@ class TaskLoop:
         self._job: Any = None
         self._result: Any = None
         self.ident: int | None = None
+        #: the task whose operation the loop thread runs now (_until_stop)
+        self.inside: "TaskActor | None" = None
+        self.preempt = False  # set by _preempt: leave that operation, its point was handed over
         self._thread = threading.Thread(target=self._main, name="sessioncheck-tasks", daemon=True)
         self._thread.start()
 
@@ -188,9 +215,12 @@ class TaskLoop:
                 if job is None:
                     return
                 try:
-                    self._result = job()
+                    result = job()
                 except BaseException as exc:  # noqa: BLE001 - handed to the scheduler's thread
-                    self._result = _Refused(f"{type(exc).__name__}: {exc}")
+                    result = _Refused(f"{type(exc).__name__}: {exc}")
+                if result is _DELIVERED:
+                    continue  # a helper thread handed its point over itself
+                self._result = result
                 self._back.release()
         finally:
             self._close_loop(loop)
@@ -217,8 +247,12 @@ class TaskLoop:
         # through run_in_executor: plain code waiting on a pool future holds
         # the loop, so a parked pool call there would never be resumed.
         enter_spawning(actor.ctx, thread=True)
+        self.inside = actor
         try:
             while actor.stop is None:
+                if self.preempt and actor.delivered:
+                    self.preempt = False
+                    return _DELIVERED  # type: ignore[return-value]
                 if actor.helper_stop is not None and actor.take_helper_stop():
                     break
                 self.idle = None
@@ -246,6 +280,8 @@ class TaskLoop:
                 stop.events, actor.ctx.events = actor.ctx.events, []
             return stop
         finally:
+            self.inside = None
+            self.preempt = False
             enter_spawning(None, thread=True)
             asyncio.events._set_running_loop(None)
             actor.pass_gate = False
@@ -337,11 +373,25 @@ class TaskLoop:
             actor.gate = None
 
     # -- the scheduler's thread -------------------------------------------
+    def _preempt(self) -> None:
+        """Bring the loop thread out of the operation it waits in when a
+        helper thread of that task handed its point to the scheduler
+        directly (TaskActor._point): the loop returns to take a job."""
+        if self.inside is not None:
+            self.preempt = True
+            assert self.loop is not None
+            self.loop.call_soon_threadsafe(_wake)
+
     def call(self, name: str, job: Any) -> Stop:
         if self.broken:
             raise ActorDied(f"actor {name}: the task loop was abandoned")
+        self._preempt()
         self._job = job
         self._go.release()
+        return self.wait(name)
+
+    def wait(self, name: str) -> Stop:
+        """The next stop, from the loop thread or a helper thread."""
         if not self._back.acquire(timeout=self.watchdog):
             from sessioncheck.controlled.waits import sample_thread
 
@@ -359,6 +409,7 @@ class TaskLoop:
             return
         if self.broken:
             return  # stuck in store code: abandoned (a daemon)
+        self._preempt()
         self._job = None
         self._go.release()
         self._thread.join(timeout=2.0)
@@ -452,6 +503,8 @@ class TaskActor:
         #: held while a helper thread is parked at a point; released to resume it
         self.helper_go: Any = None
         self.taken = False  # the loop thread reported helper_stop (under mutex)
+        #: the parked helper handed its point to the scheduler itself (_point)
+        self.delivered = False
         #: server requests in progress, outermost first: [(detail, path), point taken]
         self.commands: list = []
 
@@ -477,30 +530,48 @@ class TaskActor:
                 go = _thread.allocate_lock()
                 go.acquire()
                 self.helper_go = go
-                self.taken = False
-                self.helper_stop = Point(kind, path, detail, events)
-            loop = self.group.loop
-            try:
-                assert loop is not None
-                loop.call_soon_threadsafe(_wake)
-            except RuntimeError:  # the loop is closed: the actor is gone
-                self.abandoned = True
-                raise intercept.Crashed() from None
-            if not go.acquire(timeout=self.group.watchdog / 2):
-                # The loop thread did not come back for the point: plain
-                # code of the task waits for this thread synchronously
-                # (start, then join), holding the loop.  Nothing else can
-                # run meanwhile, so the call is no point: go on.
-                with self.mutex:
-                    withdrawn = self.helper_go is go and not self.taken
-                    if withdrawn:
-                        self.helper_go = self.helper_stop = None
-                if not withdrawn:
-                    go.acquire()  # taken just now: wait for the resume
+                group = self.group
+                direct = group.inside is self and not group.preempt
+                if direct:
+                    # The loop thread waits in this task's operation for
+                    # this work: hand the point to the scheduler directly
+                    # (no hop through the loop thread), which resumes it
+                    # directly too (resume) or first brings the loop thread
+                    # out (TaskLoop._preempt).
+                    self.taken = self.delivered = True
+                    group._result = Point(kind, path, detail, events)
+                    group._back.release()
+                else:
+                    self.taken = False
+                    self.helper_stop = Point(kind, path, detail, events)
+            if direct:
+                go.acquire()  # released by resume or release_helper
+            else:
+                self._wait_taken(go)
             if self.abandoned:
                 raise intercept.Crashed()
             ctx.now = self.group.vnow
             return None
+
+    def _wait_taken(self, go: Any) -> None:
+        loop = self.group.loop
+        try:
+            assert loop is not None
+            loop.call_soon_threadsafe(_wake)
+        except RuntimeError:  # the loop is closed: the actor is gone
+            self.abandoned = True
+            raise intercept.Crashed() from None
+        if not go.acquire(timeout=self.group.watchdog / 2):
+            # The loop thread did not come back for the point: plain code
+            # of the task waits for this thread synchronously (start, then
+            # join), holding the loop.  Nothing else can run meanwhile, so
+            # the call is no point: go on.
+            with self.mutex:
+                withdrawn = self.helper_go is go and not self.taken
+                if withdrawn:
+                    self.helper_go = self.helper_stop = None
+            if not withdrawn:
+                go.acquire()  # taken just now: wait for the resume
 
     def take_helper_stop(self) -> bool:
         """In the loop thread: report the point a helper thread stopped at."""
@@ -516,7 +587,7 @@ class TaskActor:
         with self.mutex:
             go, self.helper_go = self.helper_go, None
             self.helper_stop = None
-            self.taken = False
+            self.taken = self.delivered = False
         if go is not None:
             go.release()
 
@@ -546,15 +617,17 @@ class TaskActor:
         for _ in range(200):
             if c is None:
                 break
-            f = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None)
+            f = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None) or getattr(c, "ag_frame", None)
             if f is not None:
                 frame = f
-            nxt = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None)
+            nxt = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None) or getattr(c, "ag_await", None)
             if nxt is None and f is not None:
-                # Python 3.11's wait_for runs its argument as a task of its own
-                inner = f.f_locals.get("fut") if f.f_code.co_name == "wait_for" else None
-                if isinstance(inner, asyncio.Task):
-                    nxt = inner.get_coro()
+                nxt = _awaited_through(f)
+            if type(nxt).__name__ == "coroutine_wrapper":
+                # ``coro.__await__()`` (aiosqlite's connect and execute
+                # return it from their __await__): it names its coroutine
+                # only to the garbage collector
+                nxt = next((r for r in gc.get_referents(nxt) if inspect.iscoroutine(r)), None)
             c = nxt
         return frame
 
@@ -584,6 +657,13 @@ class TaskActor:
     def resume(self, now: float, fault: int | None = None) -> Stop:
         if fault is not None and fault != CANCEL:
             fault = None  # I/O errors are injected at file calls, which tasks do not stop at
+        group = self.group
+        if self.delivered and fault is None and group.inside is self and not group.broken:
+            # its helper thread is parked and the loop thread still waits in
+            # this operation: resume the helper directly
+            group.vnow = max(group.vnow, now)
+            self.release_helper()
+            return self._done(group.wait(self.name))
         return self._done(self.group.call(self.name, lambda: self.group._resume(self, now, fault)))
 
     def _done(self, stop: Stop) -> Stop:
@@ -604,12 +684,14 @@ class TaskActor:
         self.closed = True
         with self.mutex:
             self.abandoned = self.helper_go is not None
-        if self.abandoned:
-            self.release_helper()  # the parked helper thread unwinds (Crashed)
         if self.task is not None and not self.group.broken and self.group._thread.is_alive():
             task = self.task
 
             def cancel() -> Done:
+                # in the loop thread, out of the operation (TaskLoop.call):
+                # the parked helper thread unwinds (Crashed) while the loop
+                # cancels the task
+                self.release_helper()
                 task.cancel()
                 self.group.vnow += 1.0
                 asyncio.events._set_running_loop(self.group.loop)
@@ -626,6 +708,7 @@ class TaskActor:
                 self.group.call(self.name, cancel)
             except (Stuck, ActorDied):
                 pass
+        self.release_helper()  # whatever is still parked (an abandoned loop) unwinds
 
     def set_location(self, location: str) -> None:
         self.location = location
