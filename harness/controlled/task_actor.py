@@ -55,18 +55,21 @@ from sessioncheck.controlled.intercept.context import enter_spawning
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
 
-#: real seconds a task with nothing ready waits for outside I/O before it
-#: is parked (blocked on another task, or on a timer)
-GRACE = 0.01
+#: real seconds a task waits, with nothing ready, on a future of unknown
+#: origin (neither I/O nor an asyncio lock, event, queue or sleep: see
+#: TaskActor.waits_for) before it is parked (blocked, or on a timer)
+GRACE = 0.5
 CANCEL = -1  # the fault code of a cancellation (program.INJECTABLE["cancel"])
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO = os.path.dirname(asyncio.__file__)
 #: asyncio modules whose awaits wait for a socket (streams, sock_* calls, connecting)
-_ASYNCIO_IO = ("streams.py", "selector_events.py", "base_events.py", "sslproto.py")
+_ASYNCIO_IO = ("streams.py", "selector_events.py", "base_events.py", "sslproto.py", "threads.py")
 #: async drivers whose awaits wait for a socket or for their own thread
 _DRIVERS = (f"{os.sep}aiosqlite{os.sep}", f"{os.sep}redis{os.sep}asyncio{os.sep}", f"{os.sep}psycopg{os.sep}",
-            f"{os.sep}asyncpg{os.sep}", f"{os.sep}aiofiles{os.sep}")
+            f"{os.sep}asyncpg{os.sep}", f"{os.sep}aiofiles{os.sep}",
+            # async generators over an aiosqlite cursor (their asend hides the chain)
+            f"{os.sep}langgraph{os.sep}checkpoint{os.sep}sqlite{os.sep}")
 
 
 class _Selector(DelegatingSelector):
@@ -151,17 +154,19 @@ def _awaited_through(frame: Any) -> Any:
     """What a suspended frame awaits when the await chain does not say:
     the async generator an ``async with`` over ``@asynccontextmanager``
     steps (contextlib's ``__aenter__``/``__aexit__`` await ``anext`` of
-    it), or the task Python 3.11's ``wait_for`` runs its argument in."""
+    it), or a task it waits for by way of a future of its own (Python
+    3.11's ``wait_for``, ``asyncio.wait``, ``gather``, ``shield``): the
+    coroutine of the first unfinished task among its locals."""
     loc = frame.f_locals
-    if frame.f_code.co_name == "wait_for":
-        inner = loc.get("fut")
-        return inner.get_coro() if isinstance(inner, asyncio.Task) else None
     gen = getattr(loc.get("self"), "gen", None)
     if inspect.isasyncgen(gen) and gen.ag_await is not None:
         return gen
-    for v in loc.values():
+    for v in list(loc.values()):
         if inspect.isasyncgen(v) and v.ag_await is not None:
             return v
+        for item in (v if isinstance(v, (set, frozenset, list, tuple)) else (v,)):
+            if isinstance(item, asyncio.Task) and not item.done():
+                return item.get_coro()
     return None
 
 
@@ -621,8 +626,10 @@ class TaskActor:
             if f is not None:
                 frame = f
             nxt = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None) or getattr(c, "ag_await", None)
-            if nxt is None and f is not None:
-                nxt = _awaited_through(f)
+            if nxt is None and frame is not None:
+                nxt = _awaited_through(frame)
+                if nxt is c:
+                    break
             if type(nxt).__name__ == "coroutine_wrapper":
                 # ``coro.__await__()`` (aiosqlite's connect and execute
                 # return it from their __await__): it names its coroutine
