@@ -13,28 +13,42 @@ as thread and process actors, so shrinking, replay and stories are
 unchanged.
 
 While a task runs, the loop runs as asyncio runs it.  When it has nothing
-ready:
+ready, what the task's innermost await waits for decides
+(:meth:`TaskActor.waits_for`, read from the await chain):
 
-- helper-thread work of the loop is outstanding (``run_in_executor``,
-  ``asyncio.to_thread``): the loop waits for it for real (the other tasks
-  are held at their gates, so the result does not depend on timing);
-- otherwise it waits a short grace period for real I/O (a socket, a
-  driver's own thread such as aiosqlite's); if nothing arrives, the task
-  is parked: at a ``sleep`` point when a timer is pending (virtual time:
-  when the scheduler resumes it the clock jumps to the timer, so a 10 s
-  timeout costs nothing), else at a ``lock-wait`` point, blocked until
-  what it awaits is done (an ``asyncio.Lock`` another task holds).
+- its own I/O (a socket, a driver such as aiosqlite or redis.asyncio, a
+  helper thread: ``run_in_executor``, ``asyncio.to_thread``): the loop
+  waits for it for real, every other task held at its gate, so the result
+  does not depend on timing;
+- an asyncio lock, event, condition or queue: the task is parked at once
+  at a ``lock-wait`` point, blocked until another task frees it;
+- a sleep: parked at a ``sleep`` point (virtual time: when the scheduler
+  resumes it the clock jumps to the timer, so a 10 s timeout costs
+  nothing);
+- anything else: a real wait of at most :data:`GRACE`, then parked.
 
-File and lock calls inside a task are not points: code between two
-awaits runs without interruption in asyncio, and a synchronous store run
-in tasks is one atomic step per operation.
+Helper threads are the task's: pool work it submits through the loop and
+threads its code starts (aiosqlite's connection thread) carry its context
+(intercept/context.py ``spawning``), so their intercepted calls (file
+calls, SQL statements, locks) are points of the task.  Such a point is
+handed to the scheduler by the helper thread itself while the loop thread
+waits in that task's operation (no hop through the loop), and the loop
+thread is brought out of the operation (:meth:`TaskLoop._preempt`) before
+it runs another task.  A ``redis.asyncio`` command is one point, taken
+before it is sent (``aio.server_request``), whatever its reply does.
+
+File and lock calls of the loop thread itself are not points: code
+between two awaits runs without interruption in asyncio, and a
+synchronous store run in tasks is one atomic step per operation.
 
 ``fault`` steps with ``cancel`` cancel the task at its current await
-(``Task.cancel()``), as a web server does when a client disconnects.
+(``Task.cancel()``), as a web server does when a client disconnects; a
+helper thread the cancelled await leaves running finishes, unpaused,
+before the next step.
 
-Limits: work a store hands to a thread it started itself (aiosqlite's
-connection thread) is only waited for during the grace period; tasks a
-store creates itself run whenever the loop runs.
+Limits: tasks a store creates itself run whenever the loop runs (their
+own awaits are not gates); task actors do not combine with process
+actors.
 """
 from __future__ import annotations
 

@@ -12,7 +12,10 @@ parked actor.
 Contract:
 
 - ``threading.Thread.start`` called inside an actor gives the new thread
-  the starting actor's context (captured at start, entered in ``run``).
+  the starting actor's context (captured at start, entered in ``run``);
+  so does a start from the loop thread of task actors, which carries no
+  context itself but names the running task's (``context.spawning``), as
+  does its ``run_in_executor`` for pool work.
   A thread pool's own worker threads are not given one: they serve every
   submitter, so the context travels with each submitted call instead.
 - ``ThreadPoolExecutor.submit`` called inside an actor wraps the callable:
