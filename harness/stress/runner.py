@@ -280,6 +280,12 @@ class StressResult:
         return sum(a.ops - a.unfinished for a in self.actors)
 
 
+def _marks() -> Any:
+    from sessioncheck.stress.tasks import Marks
+
+    return Marks(ALLOWED_MARK, VANISHED, _BARRIER_TIMEOUT)
+
+
 class _Going:
     """A barrier that also sets ``go`` once passed (tasks_main waits once)."""
 
@@ -316,7 +322,7 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
 
             def loop_main() -> None:
                 tasks_main(factory, Path(location), plans, records, finished, duration, op_timeout,
-                           _Going(barrier, go), counts, slots, errors, allow_errors)
+                           _Going(barrier, go), counts, slots, errors, _marks(), allow_errors)
 
             threads = [threading.Thread(target=loop_main, daemon=True, name="tasks")]
         else:
@@ -445,7 +451,7 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             t = threading.Thread(target=tasks_main, daemon=True, name="tasks",
                                  args=(spec, location, plans, recs, finished_tasks, config.duration,
                                        config.op_timeout, barrier, counts, list(range(len(names))), errors,
-                                       config.allow_errors))
+                                       _marks(), config.allow_errors))
             t.start()
             threads.append(("tasks", t, recs))
         elif config.processes == 0:

@@ -16,21 +16,30 @@ import asyncio
 import inspect
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 #: (type, f, session, value, time, error), as run_actor records them
 Record = tuple
+
+
+class Marks(NamedTuple):
+    """The runner's conventions (stress/runner.py, which imports this module)."""
+
+    allowed: str  # ALLOWED_MARK: ends the error of an allowed exception
+    vanished: str  # VANISHED: prefix of an error saying the store ended an actor
+    barrier_timeout: float
 
 
 async def _settle(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-async def arun_actor(store: Any, ops: list, record: list, *, deadline: float, counts: Any = None,
-                     slot: int = 0, allow_errors: tuple[str, ...] = ()) -> None:
+async def arun_actor(store: Any, ops: list, record: list, *, deadline: float, marks: "Marks",
+                     counts: Any = None, slot: int = 0, allow_errors: tuple[str, ...] = ()) -> None:
     """:func:`run_actor` for one task: the same records, each call awaited."""
     from sessioncheck.controlled.refusals import allowed, compile_allowed, describe_chain
-    from sessioncheck.stress.runner import ALLOWED_MARK
+
+    ALLOWED_MARK = marks.allowed
 
     patterns = compile_allowed(allow_errors)
     mono = time.monotonic
@@ -77,7 +86,7 @@ async def _close(store: Any) -> None:
 
 def tasks_main(factory: Any, location: Path, plans: list[list], records: list[list], finished: list[bool],
                duration: float, op_timeout: float, barrier: Any, counts: Any, slots: list[int],
-               errors: list[str], allow_errors: tuple[str, ...] = ()) -> None:
+               errors: list[str], marks: Marks, allow_errors: tuple[str, ...] = ()) -> None:
     """One thread's event loop running one task per plan (see the module
     docstring).  ``finished[i]`` says whether task i ended within
     ``duration + op_timeout`` of the start; errors opening a store go to
@@ -85,7 +94,8 @@ def tasks_main(factory: Any, location: Path, plans: list[list], records: list[li
     import threading
 
     from sessioncheck.controlled import exits
-    from sessioncheck.stress.runner import _BARRIER_TIMEOUT, VANISHED
+
+    _BARRIER_TIMEOUT, VANISHED = marks.barrier_timeout, marks.vanished
 
     async def main() -> None:
         stores = []
@@ -104,8 +114,8 @@ def tasks_main(factory: Any, location: Path, plans: list[list], records: list[li
         except threading.BrokenBarrierError:
             return
         deadline = time.monotonic() + duration
-        tasks = [asyncio.ensure_future(arun_actor(s, p, r, deadline=deadline, counts=counts, slot=slot,
-                                                  allow_errors=allow_errors))
+        tasks = [asyncio.ensure_future(arun_actor(s, p, r, deadline=deadline, marks=marks, counts=counts,
+                                                  slot=slot, allow_errors=allow_errors))
                  for s, p, r, slot in zip(stores, plans, records, slots)]
         try:
             with exits.inside_store():
