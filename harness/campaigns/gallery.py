@@ -101,7 +101,7 @@ PLAN: dict[str, MutantPlan] = {
                                 resources=("redis",)),
     # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
-    "to-thread-rmw": MutantPlan(ANY, ("I1", "I3")),
+    "to-thread-rmw": MutantPlan(("tasks", *ANY), ("I1", "I3")),
     # Async stores (asyncio tasks of one loop as actors: --actors tasks).
     "async-stale-write": MutantPlan(("tasks", *ANY), ("I1", "I3")),
     # One loop's asyncio.Lock: holds among tasks (a control there, TASK_CONTROLS).

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="actor threads per process (default 4)")
     parser.add_argument("--processes", type=count(0, 1024), default=0, metavar="M",
                         help="worker processes; 0 runs the threads in this process (default 0)")
+    parser.add_argument("--tasks", type=count(0, 100_000), default=0, metavar="N",
+                        help="asyncio tasks per process on one event loop, instead of threads "
+                             "(requests of one web process); 0: threads (default)")
     parser.add_argument("--sessions", type=count(1, 10_000), default=4, metavar="S", help="sessions to spread over (default 4)")
     parser.add_argument("--ops", type=count(1, 10**8), default=2000, metavar="K",
                         help="operations in total over all actors (default 2000)")
@@ -66,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget,
-                          allow_errors=tuple(args.allow_errors))
+                          allow_errors=tuple(args.allow_errors), tasks=args.tasks)
     config.validate()
     from sessioncheck.health import parse_suppressed
 
@@ -75,8 +78,9 @@ def main(args: argparse.Namespace) -> int:
 
     resolve(config.store)  # a bad spec: one line on stderr, before the banner on stdout
     actors = len(config.actor_names)
-    where = f"{plural(config.processes, 'process', 'processes')} x {plural(config.threads, 'thread')}" \
-        if config.processes else f"{plural(config.threads, 'thread')} in one process"
+    unit = plural(config.tasks, "asyncio task") + " of one loop" if config.tasks else plural(config.threads, "thread")
+    where = f"{plural(config.processes, 'process', 'processes')} x {unit}" \
+        if config.processes else f"{unit} in one process"
     console.print(f"stress: store {config.store}, {plural(actors, 'actor')} ({where}), "
                   f"{plural(config.sessions, 'session')}, {plural(config.ops, 'op')}, at most "
                   f"{config.duration:g} s, seed {config.seed}", markup=False)

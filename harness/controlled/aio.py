@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import inspect
 import selectors
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from sessioncheck.controlled.intercept import clock, threads
 from sessioncheck.controlled.intercept.context import current
@@ -150,6 +150,27 @@ def awaiting_server() -> Iterator[None]:
         yield
     finally:
         loop.in_flight -= 1
+
+
+@contextlib.asynccontextmanager
+async def server_request(call: tuple[str, str] | None) -> AsyncIterator[None]:
+    """A request to a server (``call``: detail and path of its point) made
+    outside any actor thread: on the loop of task actors it is one point
+    of the running task, taken before the request is sent, and its reply
+    is awaited for real however often it suspends
+    (:meth:`sessioncheck.controlled.task_actor._Loop.server`); on any
+    other loop nothing changes."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    server = getattr(loop, "server", None)
+    if server is None:
+        yield
+        return
+    with server(call):
+        await asyncio.sleep(0)  # the point (the task's gate), before the request
+        yield
 
 
 class AsyncRunner:

@@ -90,9 +90,14 @@ class StressConfig:
     #: regular expressions (``--allow-errors``): an error whose chain
     #: matches one is "not acknowledged", never a finding
     allow_errors: tuple[str, ...] = ()
+    #: asyncio tasks per process on one event loop, instead of threads
+    #: (``--tasks``; stress/tasks.py); 0: threads
+    tasks: int = 0
 
     def validate(self) -> None:
-        if self.threads < 1:
+        if self.tasks < 0:
+            raise ConfigError("--tasks must be 0 (threads) or more")
+        if self.threads < 1 and not self.tasks:
             raise ConfigError("--threads must be at least 1 (threads per process)")
         if self.processes < 0:
             raise ConfigError("--processes must be 0 (threads in this process) or more")
@@ -114,7 +119,15 @@ class StressConfig:
             raise ConfigError(str(exc)) from None
 
     @property
+    def per_process(self) -> int:
+        return self.tasks or self.threads
+
+    @property
     def actor_names(self) -> list[str]:
+        if self.tasks:
+            if self.processes == 0:
+                return [f"k{j}" for j in range(self.tasks)]
+            return [f"p{i}k{j}" for i in range(self.processes) for j in range(self.tasks)]
         if self.processes == 0:
             return [f"t{j}" for j in range(self.threads)]
         return [f"p{i}t{j}" for i in range(self.processes) for j in range(self.threads)]
@@ -168,7 +181,8 @@ ALLOWED_MARK = " (allowed by --allow-errors)"
 
 
 def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
-              barrier: Any = None, counts: Any = None, slot: int = 0, allow_errors: tuple[str, ...] = ()) -> None:
+              barrier: Any = None, counts: Any = None, slot: int = 0, allow_errors: tuple[str, ...] = (),
+              settle: Any = None) -> None:
     """Issue ``ops`` against ``store`` at full speed, appending to ``record``
     ``(type, f, session, value, time, error)`` tuples.  Starts at the
     barrier (if any) and stops issuing after ``duration`` seconds.  The
@@ -176,7 +190,24 @@ def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
     ends with :data:`ALLOWED_MARK`."""
     from sessioncheck.controlled.refusals import allowed, compile_allowed, describe_chain
 
+    from sessioncheck.controlled.aio import Uncontrolled
+
     patterns = compile_allowed(allow_errors)
+    mono = time.monotonic
+    ap = record.append
+    if settle is not None:
+        return _run_ops(store, ops, record, duration, barrier, counts, slot, patterns, settle)
+    settle = Uncontrolled()  # an async store's results, awaited on this thread's loop
+    try:
+        _run_ops(store, ops, record, duration, barrier, counts, slot, patterns, settle)
+    finally:
+        settle.close()
+
+
+def _run_ops(store: Any, ops: list[Planned], record: list, duration: float, barrier: Any, counts: Any,
+             slot: int, patterns: Any, settle: Any) -> None:
+    from sessioncheck.controlled.refusals import allowed, describe_chain
+
     mono = time.monotonic
     ap = record.append
     add, persist, read = store.add_message, store.persist_state, store.read
@@ -191,19 +222,19 @@ def run_actor(store: Any, ops: list[Planned], record: list, *, duration: float,
         ap(("invoke", f, session, value, t, None))
         try:
             if f == "add":
-                add(session, arg)
+                settle(add(session, arg))
                 out = None
             elif f == "persist":
-                persist(session, dict(arg))
+                settle(persist(session, dict(arg)))
                 out = None
             elif f == "delete":
-                store.delete_session(session)
+                settle(store.delete_session(session))
                 out = None
             elif f != "read":  # a declared edit, through its definition
                 op = operations.get(f)
-                out = op.output(op.call(store, session, arg))
+                out = op.output(settle(op.call(store, session, arg)))
             else:
-                state = read(session)
+                state = settle(read(session))
                 out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
         except Exception as exc:  # the store's own error: outcome unknown
             mark = ALLOWED_MARK if patterns and allowed(describe_chain(exc), patterns) else ""
@@ -264,9 +295,30 @@ class StressResult:
         return sum(a.ops - a.unfinished for a in self.actors)
 
 
+def _marks() -> Any:
+    from sessioncheck.stress.tasks import Marks
+
+    return Marks(ALLOWED_MARK, VANISHED, _BARRIER_TIMEOUT)
+
+
+class _Going:
+    """A barrier that also sets ``go`` once passed (tasks_main waits once)."""
+
+    def __init__(self, barrier: Any, go: threading.Event) -> None:
+        self._barrier, self._go = barrier, go
+
+    def wait(self, timeout: float) -> Any:
+        out = self._barrier.wait(timeout)
+        self._go.set()
+        return out
+
+    def abort(self) -> None:
+        self._barrier.abort()
+
+
 def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: list[list[Planned]],
                 slots: list[int], duration: float, op_timeout: float, barrier: Any, counts: Any,
-                allow_errors: tuple[str, ...] = ()) -> None:
+                allow_errors: tuple[str, ...] = (), tasks: bool = False) -> None:
     """A worker process: run one actor thread per name (each opens its own
     store instance), send ``("ok", [(name, records, finished)])`` or
     ``("error", text)`` to the parent, exit."""
@@ -279,10 +331,20 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
         records: list[list] = [[] for _ in names]
         errors: list[str] = []
         go = threading.Event()  # set by the first actor through the barrier
-        threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
-                                    args=(factory, Path(location), p, rec, duration, barrier, counts,
-                                          slot, go, errors, allow_errors))
-                   for n, p, rec, slot in zip(names, plans, records, slots)]
+        finished = [False] * len(names)
+        if tasks:
+            from sessioncheck.stress.tasks import tasks_main
+
+            def loop_main() -> None:
+                tasks_main(factory, Path(location), plans, records, finished, duration, op_timeout,
+                           _Going(barrier, go), counts, slots, errors, _marks(), allow_errors)
+
+            threads = [threading.Thread(target=loop_main, daemon=True, name="tasks")]
+        else:
+            threads = [threading.Thread(target=_thread_main, daemon=True, name=n,
+                                        args=(factory, Path(location), p, rec, duration, barrier, counts,
+                                              slot, go, errors, allow_errors))
+                       for n, p, rec, slot in zip(names, plans, records, slots)]
         for t in threads:
             t.start()
         # The same bound as the parent's: from the common start, not from ours.
@@ -295,6 +357,8 @@ def _child_main(conn: Any, spec: str, location: str, names: list[str], plans: li
             conn.send(("error", gone[0]))
         elif errors:
             conn.send(("error", errors[0]))
+        elif tasks:
+            conn.send(("ok", [(n, list(r), f) for n, r, f in zip(names, records, finished)]))
         else:
             conn.send(("ok", [(n, list(r), not t.is_alive()) for n, r, t in zip(names, records, threads)]))
     except BaseException:
@@ -312,9 +376,13 @@ def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list,
     """One actor: open its own store instance *in its own thread* (some
     stores, e.g. SQLite connections, belong to the thread that made them),
     meet the others at the barrier, run, close."""
+    from sessioncheck.controlled.aio import Uncontrolled
+
+    settle = Uncontrolled()  # an async store keeps this thread's one loop from open to close
     try:
-        store = factory.open(location)
+        store = settle(factory.open(location))
     except Exception as exc:
+        settle.close()
         errors.append(f"opening the store raised {type(exc).__name__}: {exc}")
         barrier.abort()
         return
@@ -330,22 +398,25 @@ def _thread_main(factory: Any, location: Path, ops: list[Planned], record: list,
         try:
             with exits.inside_store():  # os._exit raises here: the harness lives on to say so
                 run_actor(store, ops, record, duration=duration, counts=counts, slot=slot,
-                          allow_errors=allow_errors)
+                          allow_errors=allow_errors, settle=settle)
         except BaseException as exc:  # noqa: BLE001 - a store ending its actor is reported
             errors.append(f"{VANISHED}actor {threading.current_thread().name}: {exits.describe(exc)}")
     finally:
-        _close(store)
+        _close(store, settle)
+        settle.close()
 
 
 #: prefix of an ``errors`` entry saying the store ended an actor
 VANISHED = "vanished: "
 
 
-def _close(store: Any) -> None:
+def _close(store: Any, settle: Any = None) -> None:
     close = getattr(store, "close", None)
     if callable(close):
         try:
-            close()
+            result = close()
+            if settle is not None:
+                settle(result)
         except Exception:
             pass
 
@@ -365,26 +436,42 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
     per, extra = divmod(config.ops, len(names))
     ctx = mp.get_context("fork")
     counts = ctx.RawArray("q", len(names))
-    barrier = ctx.Barrier(len(names) + 1)
+    # one party per actor thread, or per event loop of tasks (one a process)
+    barrier = ctx.Barrier((max(1, config.processes) if config.tasks else len(names)) + 1)
     tmp = tempfile.mkdtemp(prefix="sessioncheck-stress-")
     children: list[Any] = []
     try:
         location = Path(tmp)
+        from sessioncheck.controlled.aio import Uncontrolled
+
+        settle = Uncontrolled()  # the probe and the final read of an async store
         try:
-            probe = spec.open(location)
+            probe = settle(spec.open(location))
         except Exception as exc:
+            settle.close()
             raise ConfigError(f"store {config.store!r}: opening it raised {type(exc).__name__}: {exc}") from None
         caps = capabilities_of(probe)
         deletes = caps.delete
         edits = tuple(f for f in EDITS if getattr(caps, f))
-        _close(probe)
+        _close(probe, settle)
         plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata,
                       edits=edits)
                  for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []
         errors: list[str] = []
-        if config.processes == 0:
+        finished_tasks = [False] * len(names)
+        if config.processes == 0 and config.tasks:
+            from sessioncheck.stress.tasks import tasks_main
+
+            recs: list[list] = [[] for _ in names]
+            t = threading.Thread(target=tasks_main, daemon=True, name="tasks",
+                                 args=(spec, location, plans, recs, finished_tasks, config.duration,
+                                       config.op_timeout, barrier, counts, list(range(len(names))), errors,
+                                       _marks(), config.allow_errors))
+            t.start()
+            threads.append(("tasks", t, recs))
+        elif config.processes == 0:
             for i, n in enumerate(names):
                 rec: list = []
                 t = threading.Thread(target=_thread_main, daemon=True, name=n,
@@ -394,12 +481,13 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                 threads.append((n, t, rec))
         else:
             for p in range(config.processes):
-                idx = list(range(p * config.threads, (p + 1) * config.threads))
+                idx = list(range(p * config.per_process, (p + 1) * config.per_process))
                 parent_conn, child_conn = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child_main, daemon=True, name=f"sessioncheck-p{p}",
                                    args=(child_conn, config.store, tmp, [names[i] for i in idx],
                                          [plans[i] for i in idx], idx, config.duration,
-                                         config.op_timeout, barrier, counts, config.allow_errors))
+                                         config.op_timeout, barrier, counts, config.allow_errors,
+                                         bool(config.tasks)))
                 proc.start()
                 child_conn.close()
                 children.append((proc, parent_conn, [names[i] for i in idx]))
@@ -436,20 +524,24 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             else:
                 next(t for _, t, _ in threads if t.is_alive()).join(0.2)
         for n, t, rec in threads:
-            collected[n] = (list(rec), not t.is_alive())
+            if n == "tasks":  # one loop, a record per task
+                for i, task_rec in enumerate(rec):
+                    collected[names[i]] = (list(task_rec), finished_tasks[i])
+            else:
+                collected[n] = (list(rec), not t.is_alive())
         ended = time.monotonic()
         if progress is not None:
             progress(sum(counts))
         lost = [n for n in names if n not in collected]
         # The final state: one read per session, after everything else.
-        final_store = spec.open(location)
+        final_store = settle(spec.open(location))
         finals: list[Event] = []
         for s in range(config.sessions):
             sid = f"s{s}"
             t0 = time.monotonic()
             finals.append(Event("final", "invoke", "read", sid, None, t0))
             try:
-                state = final_store.read(sid)
+                state = settle(final_store.read(sid))
             except Exception as exc:
                 finals.append(Event("final", "info", "read", sid, None, time.monotonic(),
                                     f"{type(exc).__name__}: {exc}"))
@@ -457,7 +549,8 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
                 finals.append(Event("final", "ok", "read", sid,
                                     {"messages": state.message_ids(), "metadata": dict(state.metadata)},
                                     time.monotonic()))
-        _close(final_store)
+        _close(final_store, settle)
+        settle.close()
     finally:
         _reap(children)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -58,6 +58,18 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
         "sessioncheck.stores.adapters.langgraph_postgres:open_read_put_store", "langgraph",
         "langgraph.checkpoint.postgres psycopg psycopg_pool",
     ),
+    # Driven natively through their async API (async_native.py).
+    "openai-agents-native": (
+        "sessioncheck.stores.adapters.async_native:open_native_sqlite_session", "openai-agents", "agents",
+    ),
+    "langgraph-async": (
+        "sessioncheck.stores.adapters.async_native:open_async_put_writes_store", "langgraph",
+        "langgraph.checkpoint.sqlite.aio aiosqlite",
+    ),
+    "langgraph-async-read-put": (
+        "sessioncheck.stores.adapters.async_native:open_async_read_put_store", "langgraph",
+        "langgraph.checkpoint.sqlite.aio aiosqlite",
+    ),
 }
 
 

@@ -12,7 +12,8 @@ Seen in: async chat backends wrapping a sync JSON session store with
 event loop" advice), trusting the event loop to serialize writers.
 The correct twin is ``sessioncheck.stores.reference.async_store``.
 
-Shows with: thread and process actors, no faults needed.  Before the
+Shows with: task, thread and process actors, no faults needed (with
+tasks, the helper thread's file calls are points of the awaiting task).  Before the
 harness made helper-thread work a point of the awaiting actor, it passed.
 """
 from __future__ import annotations

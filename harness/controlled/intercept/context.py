@@ -189,6 +189,20 @@ def enter(ctx: ActorContext | None) -> None:
     _local.ctx = ctx
 
 
+def spawning(thread: bool = False) -> ActorContext | None:
+    """The context given to work started from this thread while the thread
+    itself runs uncontrolled: the loop thread of task actors
+    (controlled/task_actor.py), whose own calls are not points but whose
+    helpers' calls are points of the task they serve.  Pool work
+    (``thread=False``) and threads (``thread=True``) are set apart: the
+    loop gives pool work a context only through ``run_in_executor``."""
+    return getattr(_local, "spawn_threads" if thread else "spawn", None)
+
+
+def enter_spawning(ctx: ActorContext | None, thread: bool = False) -> None:
+    setattr(_local, "spawn_threads" if thread else "spawn", ctx)
+
+
 def _abspath(file: Any) -> str | None:
     """``file`` (str, bytes or path-like) as an absolute ``str`` path."""
     try:

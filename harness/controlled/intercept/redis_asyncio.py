@@ -23,9 +23,24 @@ from typing import Any
 
 from sessioncheck.controlled.intercept.context import current
 from sessioncheck.controlled.intercept.redis import _command_point, _point  # one point kind for both clients
-from sessioncheck.servers.redis_commands import transaction_label
+from sessioncheck.servers.redis_commands import blocking, label, transaction_label
 
 _installed = False
+
+
+def _task_label(args: tuple) -> tuple[str, str]:
+    """The point of a command sent outside any actor thread; on the task
+    actors' loop a command that blocks inside the server is refused, as on
+    every path of this client (the task's turn would wait for it for real)."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if getattr(loop, "server", None) is not None and blocking(args):
+        _command_point(args)  # refuses it
+    return label(args)
 
 
 def install() -> bool:
@@ -37,7 +52,7 @@ def install() -> bool:
         import redis.asyncio.client
     except ImportError:
         return False
-    from sessioncheck.controlled.aio import awaiting_server
+    from sessioncheck.controlled.aio import awaiting_server, server_request
 
     Redis, Pipeline = redis.asyncio.client.Redis, redis.asyncio.client.Pipeline
     real_execute_command = Redis.execute_command
@@ -46,21 +61,25 @@ def install() -> bool:
 
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
-            return await real_execute_command(self, *args, **options)
+            async with server_request(_task_label(args)):  # a task actor's command (or no actor's)
+                return await real_execute_command(self, *args, **options)
         _command_point(args)
         with awaiting_server():
             return await real_execute_command(self, *args, **options)
 
     async def immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is None:
-            return await real_immediate(self, *args, **options)
+            async with server_request(_task_label(args)):  # a task actor's command (or no actor's)
+                return await real_immediate(self, *args, **options)
         _command_point(args)
         with awaiting_server():
             return await real_immediate(self, *args, **options)
 
     async def execute(self: Any, raise_on_error: bool = True) -> Any:
         if current() is None:
-            return await real_execute(self, raise_on_error)
+            stack = list(self.command_stack)
+            async with server_request(transaction_label(stack) if stack else None):
+                return await real_execute(self, raise_on_error)
         stack = list(self.command_stack)
         if self.is_transaction or self.explicit_transaction:
             if stack or self.watching:

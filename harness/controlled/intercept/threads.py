@@ -12,7 +12,10 @@ parked actor.
 Contract:
 
 - ``threading.Thread.start`` called inside an actor gives the new thread
-  the starting actor's context (captured at start, entered in ``run``).
+  the starting actor's context (captured at start, entered in ``run``);
+  so does a start from the loop thread of task actors, which carries no
+  context itself but names the running task's (``context.spawning``), as
+  does its ``run_in_executor`` for pool work.
   A thread pool's own worker threads are not given one: they serve every
   submitter, so the context travels with each submitted call instead.
 - ``ThreadPoolExecutor.submit`` called inside an actor wraps the callable:
@@ -47,7 +50,7 @@ import threading
 import weakref
 from typing import Any
 
-from sessioncheck.controlled.intercept.context import ActorContext, Crashed, current, enter
+from sessioncheck.controlled.intercept.context import ActorContext, Crashed, current, enter, spawning
 
 _real_start = threading.Thread.start
 _real_submit = concurrent.futures.ThreadPoolExecutor.submit
@@ -108,7 +111,7 @@ def _is_pool_worker(thread: threading.Thread) -> bool:
 
 
 def _start(self: threading.Thread) -> None:
-    ctx = current()
+    ctx = current() or spawning(thread=True)
     if ctx is not None and not _is_pool_worker(self):
         run = self.run
 
@@ -129,7 +132,7 @@ def _start(self: threading.Thread) -> None:
 
 
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    ctx = current()
+    ctx = current() or spawning()
     if ctx is None:
         return _real_submit(self, fn, *args, **kwargs)
     with _pending_lock:
