@@ -1,0 +1,170 @@
+"""Running ahead changes nothing a run shows.
+
+An actor that the scheduler would let continue takes its next point by
+itself (``Scheduler._run``, ``actor.Ahead``) instead of handing the baton
+back at every point.  These tests run the same drawn programs with every
+point handed over (the path without run-ahead, ``scheduler._RUN_AHEAD``
+off) and with run-ahead, on two executors side by side, and compare the
+runs event for event: the trace (every point, its ``busy`` mark, every
+result), the history, the verdict and the story.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
+
+from sessioncheck.controlled import scheduler
+from sessioncheck.controlled.engine import Executor
+from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, decode, programs
+from sessioncheck.controlled.trace import Names
+from sessioncheck.reporting.story import render
+from sessioncheck.specs import resolve
+from sessioncheck.verify import model_config
+
+
+def _draw(strategy, n: int, at: int) -> list:
+    """``n`` programs drawn by Hypothesis with a fixed seed."""
+    out: list = []
+
+    @seed(at)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(raw):
+        out.append(raw)
+
+    collect()
+    return out[:n]
+
+
+def _shown(outcome) -> str:
+    """Everything a run shows, with scratch-file names made stable (they
+    carry random suffixes, the same in no two runs)."""
+    names = Names(outcome.trace)
+    data = {
+        "trace": outcome.trace,
+        "ops": [(o.process, o.f, o.session, o.value, o.start, o.end, o.status, o.output, o.error,
+                 o.meta.get("error_kind")) for o in outcome.ops],
+        "violations": [(v.invariant, v.summary, v.subject, v.ops) for v in outcome.violations],
+        "warnings": outcome.warnings,
+        "unknown": outcome.unknown,
+        "story": render(header="story", trace=outcome.trace, ops=outcome.ops, violations=outcome.violations,
+                        replay_command="replay"),
+    }
+    text = names.text(json.dumps(data, default=repr, sort_keys=True, indent=0))
+    return re.sub(r"[0-9a-f]{32}", "<uuid>", text)  # a probe file's random name (io faults)
+
+
+def _run(ex: Executor, program: list, ahead: bool):
+    was = scheduler._RUN_AHEAD[0]
+    scheduler._RUN_AHEAD[0] = ahead
+    try:
+        return ex.run(program)
+    finally:
+        scheduler._RUN_AHEAD[0] = was
+
+
+def _compare(store: str, mode: str, faults: tuple = (), n: int = 30, at: int = 1, extra: tuple = (),
+             **cfg_changes) -> list:
+    spec = resolve(store)
+    cfg = replace(model_config(spec, mode, faults), **cfg_changes)
+    drawn = [decode(raw, cfg) for raw in _draw(programs(cfg), n, at)] + list(extra)
+    outcomes = []
+    with Executor(spec, mode, cfg) as old, Executor(spec, mode, cfg) as new:
+        for program in drawn:
+            a = _run(old, program, ahead=False)
+            b = _run(new, program, ahead=True)
+            assert _shown(b) == _shown(a), f"run-ahead changed the run of {program}"
+            outcomes.append(a)
+    return outcomes
+
+
+def _points(outcomes) -> int:
+    return sum(1 for o in outcomes for e in o.trace if e["ev"] == "point")
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_json_runs_are_the_same(mode):
+    outcomes = _compare("json", mode, n=40)
+    assert _points(outcomes) > 200  # the programs did take points
+
+
+def test_sqlite_runs_are_the_same():
+    _compare("sqlite", "threads", n=25)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_lock_file_store_runs_are_the_same(mode):
+    """An ``O_EXCL`` lock file polled with sleeps: waits the scheduler
+    cannot see, sleepers that yield, virtual time that jumps."""
+    outcomes = _compare("json-excl-lock", mode, n=200, at=3)
+    assert any(e["ev"] == "point" and e["kind"] == "sleep" for o in outcomes for e in o.trace)
+
+
+def test_flock_waits_are_the_same():
+    """``lockf`` locks: blocking waits the scheduler holds back."""
+    outcomes = _compare("json-lockf", "threads", n=60, at=4)
+    assert any(e["ev"] == "point" and e["kind"] in scheduler.WAITS for o in outcomes for e in o.trace)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_violation_is_the_same(mode):
+    outcomes = _compare("mutant:stale-overwrite", mode, n=200, at=2)
+    assert any(o.failed for o in outcomes)  # the comparison covered failing runs
+
+
+def test_crash_faults_are_the_same():
+    # a writer killed at each of its first points, then a reader: some of
+    # these lose the file (the mutant's bug), besides the drawn programs
+    killed = tuple([Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=k),
+                    Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=k),
+                    Step("crash", 0), Step("start", 1, OpSpec("read", 0))] for k in range(1, 9))
+    outcomes = _compare("mutant:non-atomic-write", "processes", ("crash",), n=60, at=5, extra=killed)
+    assert any(e["ev"] == "crash" for o in outcomes for e in o.trace)
+    assert any(o.failed for o in outcomes)
+
+
+def test_io_faults_are_the_same():
+    outcomes = _compare("json", "mixed", ("io-error",), n=25, at=6)
+    assert any(e["ev"] == "fault" for o in outcomes for e in o.trace)
+
+
+def test_long_advances_and_the_drain_limit_are_the_same():
+    """Budgets that end inside an operation, and a drain cut off by its
+    point limit, end where single hand-overs end."""
+    program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=3),
+               Step("start", 1, OpSpec("add", 0)), Step("advance", 1, points=7),
+               Step("advance", 0, points=5)]
+    cfg = ModelConfig(actors=2, metadata=False)
+    spec = resolve("json")
+    with Executor(spec, "threads", cfg) as old, Executor(spec, "threads", cfg) as new:
+        assert _shown(_run(new, program, True)) == _shown(_run(old, program, False))
+
+
+def test_run_ahead_is_taken():
+    """The comparison is not vacuous: with run-ahead on, a thread actor
+    passes most of its points without a hand-over."""
+    from sessioncheck.controlled.thread_actor import ThreadActor
+
+    handed = {"n": 0}
+    real = ThreadActor._transfer
+
+    def counting(self, *args):
+        handed["n"] += 1
+        return real(self, *args)
+
+    program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=16)]
+    cfg = ModelConfig(actors=1, metadata=False)
+    with Executor(resolve("json"), "threads", cfg) as ex:
+        ex.run(program)  # actors started and warmed up
+        ThreadActor._transfer = counting
+        try:
+            outcome = _run(ex, program, True)
+        finally:
+            ThreadActor._transfer = real
+    points = sum(1 for e in outcome.trace if e["ev"] == "point")
+    assert points >= 10 and handed["n"] < points / 2
