@@ -37,6 +37,9 @@ class Point:
     path: str
     detail: str
     events: list = field(default_factory=list)
+    #: for a point an actor went on from by itself (:class:`Ahead`): the
+    #: virtual time it went on with, which the scheduler checks
+    now: float | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

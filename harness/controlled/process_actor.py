@@ -105,8 +105,8 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                     # child that gets stuck later has told every point it
                     # took, and the watchdog still bounds the time between
                     # two points.
-                    _send(up_w, ("ran", kind, path, detail, events))
                     ctx.now = ahead.now
+                    _send(up_w, ("ran", kind, path, detail, events, ahead.now))
                     return None
                 state["ahead"] = None
                 _send(up_w, ("point", kind, path, detail, events))
@@ -225,7 +225,7 @@ class ProcessActor:
             if msg[0] != "ran":
                 break
             if went_on is not None:
-                went_on(Point(msg[1], msg[2], msg[3], msg[4]))
+                went_on(Point(msg[1], msg[2], msg[3], msg[4], msg[5]))
         if msg[0] == "unsupported":
             self._refused = msg[1]
             raise UnsupportedStore(msg[1])

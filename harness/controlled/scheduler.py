@@ -383,6 +383,8 @@ class Scheduler:
             if stop.kind == "sleep":
                 self.now = max(self.now, st.wake)
             self.now += TICK
+            if stop.now is not None and stop.now != self.now:
+                raise AssertionError(f"actor {name} went on at t={stop.now!r}, not at t={self.now!r}")
             self._log(name, "point", kind=stop.kind, path=stop.path, detail=stop.detail)
 
         stop = st.actor.run_ahead(self.now, budget, drain, st.blocked_on, went_on)

@@ -125,8 +125,8 @@ class ThreadActor:
                 ahead = self._ahead
                 if ahead is not None and ahead.take(kind, detail, events):
                     # the scheduler would let it go on: no hand-over
+                    stop.now = ctx.now = ahead.now
                     self._ran.append(stop)
-                    ctx.now = ahead.now
                     return None
                 self._stop = stop
             self._back.release()
