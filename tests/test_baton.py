@@ -11,6 +11,7 @@ result), the history, the verdict and the story.
 from __future__ import annotations
 
 import json
+import queue
 import re
 from dataclasses import replace
 
@@ -23,7 +24,18 @@ from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, decode, p
 from sessioncheck.controlled.trace import Names
 from sessioncheck.reporting.story import render
 from sessioncheck.specs import resolve
+from sessioncheck.stores.reference.json_store import JsonFileStore
 from sessioncheck.verify import model_config
+
+
+class HangAfterAdd(JsonFileStore):
+    """Writes its message (points), then blocks where the harness has no
+    point: a run that ends with the watchdog after the actor ran ahead."""
+
+    def add_message(self, session_id, message):
+        super().add_message(session_id, message)
+        if "warmup" not in str(self.dir):  # a new actor's warm-up must pass
+            queue.Queue().get(timeout=3)
 
 
 def _draw(strategy, n: int, at: int) -> list:
@@ -176,3 +188,29 @@ def test_run_ahead_is_taken():
             ThreadActor._transfer = real
     points = sum(1 for e in outcome.trace if e["ev"] == "point")
     assert points >= 10 and handed["n"] < points / 2
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_stuck_run_tells_the_points_it_took(mode):
+    """An actor stuck after running ahead: every point it took before the
+    watchdog fired is in the trace, as without run-ahead."""
+    program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=16)]
+    cfg = ModelConfig(actors=1, metadata=False)
+    spec = resolve(f"{__name__}:HangAfterAdd")
+    with Executor(spec, mode, cfg, watchdog=0.5) as old, Executor(spec, mode, cfg, watchdog=0.5) as new:
+        a, b = _run(old, program, False), _run(new, program, True)
+    assert [v.invariant for v in a.violations] == ["I5"]
+    assert sum(1 for e in a.trace if e["ev"] == "point") >= 8
+    assert _shown(b) == _shown(a)
+
+
+def test_a_deadlock_is_the_same():
+    program = [Step("start", 0, OpSpec("add", 0)), Step("advance", 0, points=2),
+               Step("start", 1, OpSpec("persist", 0, (("model", "fresh"),))), Step("advance", 1, points=6)]
+    cfg = ModelConfig(actors=2)
+    spec = resolve("fixture_stores:DeadlockStore")
+    for mode in ("threads", "processes"):
+        with Executor(spec, mode, cfg) as old, Executor(spec, mode, cfg) as new:
+            a, b = _run(old, program, False), _run(new, program, True)
+        assert [v.invariant for v in a.violations] == ["I5"]
+        assert _shown(b) == _shown(a)

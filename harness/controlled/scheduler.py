@@ -351,9 +351,10 @@ class Scheduler:
         """Whether ``name`` may take the points the scheduler would let it
         take anyway by itself (:class:`~sessioncheck.controlled.actor.Ahead`):
         its transport can, and nothing watches every single point (the
-        power-loss probe snapshots files before each one)."""
+        power-loss probe snapshots files before each one; a wrapped
+        ``resume`` expects to see each)."""
         return (_RUN_AHEAD[0] and self.on_performed is None and "resume" not in self.__dict__
-                and hasattr(self.state[name].actor, "run_ahead"))
+                and type(self).resume is _RESUME and hasattr(self.state[name].actor, "run_ahead"))
 
     def _run(self, name: str, budget: int, drain: bool) -> int:
         """Resume ``name`` and let it go on through at most ``budget``
@@ -442,6 +443,11 @@ class Scheduler:
 #: hand-over to the scheduler and back, as before run-ahead existed; the
 #: identity tests (tests/test_baton.py) compare the two.
 _RUN_AHEAD = [True]
+
+
+#: the plain resume: a scheduler whose resume was wrapped (in a subclass,
+#: or on the class) sees every point, and its actors never run ahead
+_RESUME = Scheduler.resume
 
 
 def _counted(key: Any) -> bool:
