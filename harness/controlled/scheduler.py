@@ -322,7 +322,10 @@ class Scheduler:
                 if other is not None:
                     self.resume(other)
                     continue
-            self.resume(name)
+            # it may go on while it stays free (runnable, not blocked, not
+            # asleep) and the point budget lasts: ``drain_limit - n + 2``
+            # resumes, this one included
+            n += self._run(name, self.drain_limit - n + 2, drain=True) - 1
         return True
 
     def _next_mover(self, exclude: str | None = None) -> str | None:
