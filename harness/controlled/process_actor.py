@@ -7,6 +7,11 @@ tuples: the notes measured raw pipes at 4-5x the speed of a dill-pickled
 ``multiprocess.Pipe``.  Only the harness writes to these pipes; nothing
 read from them names code to load.
 
+Running ahead (:meth:`ProcessActor.run_ahead`): the child takes the
+points the scheduler would let it take anyway by itself and writes each
+to the pipe without waiting for an answer (the parent reads them in
+bulk); only the point it stops at waits for the parent.
+
 A process actor can be killed (``crash``): SIGKILL at its current point,
 which is what ``kill -9`` of a real writer does.  Every process is reaped:
 ``shutdown`` asks it to exit, waits briefly, then kills it; the parent's

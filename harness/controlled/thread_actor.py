@@ -6,6 +6,12 @@ where it is, releases ``_back`` and waits on ``_go``.  Raw
 ``_thread`` locks are the cheapest hand-off CPython has (the notes
 measured 65k round trips per second).
 
+Running ahead (:meth:`ThreadActor.run_ahead`): where the scheduler would
+let the actor continue anyway (:class:`~sessioncheck.controlled.actor.Ahead`)
+the point is a function call in the actor's own thread; the baton goes
+back only where the scheduler has something to decide.  The points passed
+that way are handed to the scheduler, in order, with the one it stops at.
+
 A thread cannot be killed: thread actors cannot crash (``can_crash`` is
 false).  A thread that reaches no point within the watchdog's bound is
 abandoned (it is a daemon) and reported as :class:`Stuck`.
