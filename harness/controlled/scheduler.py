@@ -31,6 +31,18 @@ waiter polling alone until the horizon.  The one exception is a poller
 whose lock the scheduler knows and sees free: it will take it at once, so
 it need not yield.
 
+Running ahead.  Where the scheduler would let the running actor continue
+anyway (an ``advance`` past a point that is not a blocking wait; the
+drain and :meth:`Scheduler.finish` past a point where the actor stays
+free), the actor decides that itself at the point and goes on without
+handing the baton back (:class:`~sessioncheck.controlled.actor.Ahead`).
+It tells the scheduler every point it passed, and :meth:`Scheduler._run`
+does for each what a resume would have done (the trace entry, the clock,
+the lock bookkeeping) and checks that it would have let the actor go on.
+The trace, the history and the story are the same as with a hand-over at
+every point (``tests/test_baton.py``).  Not while something watches each
+point (the power-loss probe), nor for task actors.
+
 Virtual time.  ``time.sleep`` inside an actor is a point; when the actor
 is resumed from it the clock jumps to its wake-up time (a discrete-event
 clock: a 10 s lock timeout fires at t=10, not after 10 s of real time).
