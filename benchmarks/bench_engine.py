@@ -1,15 +1,21 @@
-"""Benchmark of the controlled engine, measured in one run.
+"""Benchmark of the controlled engine, this tree against a base commit, in one run.
 
-    python benchmarks/bench_engine.py [--seeds 10] [--out benchmarks/RESULTS-engine.md]
+    python benchmarks/bench_engine.py [--seeds 10] [--base 5702996] [--out benchmarks/RESULTS-engine.md]
 
-What it measures (issues: core engine, process actors):
+Every measurement runs in a subprocess, once on this tree's code and once
+on the code of ``--base`` (checked out in a temporary ``git worktree``,
+removed afterwards), alternating measurement by measurement, so both are
+measured on the same machine state.  ``--base ''`` measures this tree only.
+
+What it measures (issues: core engine, process actors, search):
 
 1. Time to catch ``mutant:stale-overwrite`` (shrinking included) over N
    seeds, thread and process actors: median and max, and examples to the
    first failure.
 2. 1000 examples on the correct ``json`` store, thread and process actors
    (no violation may be found).
-3. Harness overhead per run against the bare operations, in the same run:
+3. Distinct interleavings per second of a seeded 20 s search on ``json``.
+4. Harness overhead per run against the bare operations, in the same run:
    300 programs drawn with seed 1 run through the controlled engine, and
    the same operations (taken from each run's history, in the order they
    began) called bare on fresh instances of the store, one instance per
@@ -18,21 +24,51 @@ What it measures (issues: core engine, process actors):
    work (an earlier "raw ceiling" of lock or pipe ping-pong was dropped: it
    measured a different hand-off than the engine makes, and the engine
    exceeded it on some machines).
-4. Scheduler points per second on a store whose operation is nothing but
+5. Scheduler points per second on a store whose operation is nothing but
    ``time.sleep(0)`` points (what one preemption point costs).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _use_code(tree: Path) -> None:
+    """Import ``sessioncheck`` from another checkout of this repository
+    (the base commit's worktree): the package, its stores and scenarios
+    are mapped from its directories, as an editable install maps them."""
+    import importlib.abc
+    import importlib.util
+
+    mapping = {"sessioncheck": tree / "harness", "sessioncheck.stores": tree / "store_impl",
+               "sessioncheck.scenarios": tree / "scenarios"}
+
+    class _Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname in mapping:
+                init = mapping[fullname] / "__init__.py"
+                return importlib.util.spec_from_file_location(
+                    fullname, init, submodule_search_locations=[str(mapping[fullname])])
+            return None
+
+    sys.meta_path.insert(0, _Finder())
+
+
+if __name__ == "__main__" and "--code" in sys.argv:
+    _use_code(Path(sys.argv[sys.argv.index("--code") + 1]))
 
 from sessioncheck.controlled.engine import Executor, scratch_dir  # noqa: E402
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step  # noqa: E402
@@ -190,53 +226,176 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu or platform.machine()}, Python {platform.python_version()}"
 
 
+MEASURES = ("overhead", "points", "catch", "thousand", "distinct")
+
+
+def measure(what: str, seeds: int) -> dict:
+    import sessioncheck
+
+    out: dict = {"code": str(Path(sessioncheck.__file__).resolve().parent.parent)}
+    for mode in ("threads", "processes"):
+        if what == "overhead":
+            out[mode] = overhead(mode)
+        elif what == "points":
+            out[mode] = points_per_second(mode)
+        elif what == "catch":
+            out[mode] = catch_times(mode, seeds)
+        elif what == "thousand":
+            out[mode] = thousand_examples(mode)
+        elif what == "distinct":
+            out[mode] = distinct_per_second(mode)
+    return out
+
+
+def _sub(what: str, seeds: int, code: Path | None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", what, "--seeds", str(seeds)]
+    if code is not None:
+        cmd += ["--code", str(code)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=str(ROOT))
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _worktree(base: str) -> Path:
+    where = Path(tempfile.mkdtemp(prefix="sessioncheck-bench-base-"))
+    shutil.rmtree(where)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(where), base],
+                   check=True, timeout=120)
+    return where
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-engine.md")
+    ap.add_argument("--base", default="5702996", help="commit to compare against ('' for none)")
+    ap.add_argument("--measure", choices=MEASURES, help=argparse.SUPPRESS)
+    ap.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.seeds)))
+        return
     load0 = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-
-    ot = overhead("threads")
-    op = overhead("processes")
-    tp = points_per_second("threads")
-    pp = points_per_second("processes")
-    ct = catch_times("threads", args.seeds)
-    cp = catch_times("processes", args.seeds)
-    kt = thousand_examples("threads")
-    kp = thousand_examples("processes")
-    dt = distinct_per_second("threads")
-    dp = distinct_per_second("processes")
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or "this tree"
+    base_tree = _worktree(args.base) if args.base else None
+    new: dict = {}
+    old: dict = {}
+    try:
+        for what in MEASURES:
+            if base_tree is not None:
+                old[what] = _sub(what, args.seeds, base_tree)
+            new[what] = _sub(what, args.seeds, None)
+    finally:
+        if base_tree is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)],
+                           timeout=120)
+            shutil.rmtree(base_tree, ignore_errors=True)
     load1 = os.getloadavg()
+    text = table(new, old, args, started, load0, load1, head)
+    print(text)
+    args.out.write_text(text)
+
+
+def table(new: dict, old: dict, args, started: str, load0, load1, head: str) -> str:
+    base = args.base if old else ""
+
+    def pair(what: str, fmt, mode: str, times: bool = False, ratios: bool = True) -> str:
+        a = fmt(new[what][mode])
+        if not old:
+            return a
+        b = fmt(old[what][mode])
+        ratio = ""
+        x, y = _num(what, new[what][mode]), _num(what, old[what][mode])
+        if ratios and x and y:
+            ratio = f" ({x / y:.1f}x)" if not times else f" ({y / x:.1f}x faster)"
+        return f"{a} / {b}{ratio}"
+
+    cols = f"{head} / {base}" if base else head
+
+    def count(v) -> str:
+        return f"{v:,.0f}"
+
+    def rate(v) -> str:
+        return f"{v[0]:,.0f}"
+
+    def share(v) -> str:
+        return f"{v[1]:.0%}"
+
+    def per_run(v) -> str:
+        return f"{v['harness'] * 1e3:.2f} ({v['bare'] * 1e3:.2f})"
+
+    def extra(v) -> str:
+        return f"{v['ratio'] - 1:+.0%}"
+
+    def secs(v) -> str:
+        return f"{v:.1f}"
+
+    def caught(v) -> str:
+        return f"{v['median_total']:.2f} (max {v['max_total']:.2f})"
+
+    def examples(v) -> str:
+        return f"{v['median_examples']:.0f}"
+
+    def row(label: str, what: str, fmt, target: str = "", times: bool = False, ratios: bool = True) -> str:
+        cells = [pair(what, fmt, mode, times, ratios) for mode in ("threads", "processes")]
+        return f"| {label} | {cells[0]} | {cells[1]} | {target} |"
 
     lines = [
         "## Engine benchmark",
         "",
-        f"`python benchmarks/bench_engine.py --seeds {args.seeds}` on {machine()}, {started};",
-        f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end.",
+        f"`python benchmarks/bench_engine.py --seeds {args.seeds}" + (f" --base {base}" if base else "")
+        + f"` on {machine()}, {started};",
+        f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end."
+        + (f" Each cell: this branch ({head}) / the base ({base}), measured alternately in one run."
+           if base else ""),
         "",
-        "| what | threads | processes | target |",
+        f"| what ({cols}) | threads | processes | target |",
         "| --- | --- | --- | --- |",
-        f"| catch `mutant:stale-overwrite`, median s incl. shrinking ({args.seeds} seeds) | "
-        f"{ct['median_total']:.2f} (max {ct['max_total']:.2f}) | {cp['median_total']:.2f} (max {cp['max_total']:.2f}) "
-        "| <= 1 s threads, <= 5 s processes |",
-        f"| ... median s to the first failure | {ct['median_first']:.2f} | {cp['median_first']:.2f} | |",
-        f"| ... median examples to the first failure | {ct['median_examples']:.0f} | {cp['median_examples']:.0f} | |",
-        f"| ... median steps in the shrunk program | {ct['median_steps']:.0f} | {cp['median_steps']:.0f} | |",
-        f"| 1000 examples on `json`, s | {kt:.1f} | {kp:.1f} | <= 5 s threads, <= 20 s processes |",
-        f"| distinct interleavings/s on `json`, seeded 20 s search (share of examples) | "
-        f"{dt[0]:,.0f} ({dt[1]:.0%}) | {dp[0]:,.0f} ({dp[1]:.0%}) | |",
-        f"| scheduler points/s (median of 5) | {tp:,.0f} | {pp:,.0f} | |",
-        f"| one run of a drawn program on `json`, median ms: harness / bare operations (300 programs) | "
-        f"{ot['harness'] * 1e3:.2f} / {ot['bare'] * 1e3:.2f} | {op['harness'] * 1e3:.2f} / {op['bare'] * 1e3:.2f} | |",
-        f"| harness overhead per run over the bare operations | {ot['ratio'] - 1:+.0%} | {op['ratio'] - 1:+.0%} "
-        "| <= +25 % |",
+        row("scheduler points/s (median of 5)", "points", count),
+        row("distinct interleavings/s on `json`, seeded 20 s search", "distinct", rate, ">= 3x the base"),
+        row("... share of the examples that were distinct", "distinct", share, ratios=False),
+        row("one run of a drawn program on `json`, median ms: harness (bare operations), 300 programs",
+            "overhead", per_run),
+        row("harness overhead per run over the bare operations", "overhead", extra, "<= +25 %"),
+        row("1000 examples on `json`, s", "thousand", secs, "<= 2 s threads, <= 3 s processes", True),
+        row(f"catch `mutant:stale-overwrite`, median s incl. shrinking ({args.seeds} seeds)", "catch", caught,
+            "<= 1 s threads, <= 5 s processes", True),
+        row("... median examples to the first failure", "catch", examples, ratios=False),
+        "",
+        "Targets, this branch: " + "; ".join(verdicts(new, old)) + ".",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.write_text(text)
+    return "\n".join(lines)
+
+
+def _num(what: str, v) -> float:
+    if what == "points":
+        return v
+    if what == "distinct":
+        return v[0]
+    if what == "thousand":
+        return v
+    if what == "catch":
+        return v["median_total"]
+    return 0.0  # overhead: a ratio of its own
+
+
+def verdicts(new: dict, old: dict) -> list[str]:
+    out = []
+    for mode in ("threads", "processes"):
+        r = new["overhead"][mode]["ratio"] - 1
+        out.append(f"overhead {mode} {r:+.0%} ({'met' if r <= 0.25 else 'missed'}: <= +25 %)")
+    for mode, goal in (("threads", 2.0), ("processes", 3.0)):
+        t = new["thousand"][mode]
+        out.append(f"1000 examples {mode} {t:.1f} s ({'met' if t <= goal else 'missed'}: <= {goal:g} s)")
+    if old:
+        for mode in ("threads", "processes"):
+            x = new["distinct"][mode][0] / old["distinct"][mode][0]
+            out.append(f"distinct interleavings/s {mode} {x:.1f}x the base ({'met' if x >= 3 else 'missed'}: >= 3x)")
+    return out
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ class Point:
     path: str
     detail: str
     events: list = field(default_factory=list)
+    #: for a point an actor went on from by itself (:class:`Ahead`): the
+    #: virtual time it went on with, which the scheduler checks
+    now: float | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -191,3 +194,65 @@ def _plain(v: Any) -> Any:
 def _describe(exc: BaseException, location: str) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text.replace(os.path.abspath(location) + os.sep, "").replace(os.path.abspath(location), ".")
+
+
+# -- running ahead: points the scheduler would let the actor take anyway --------
+
+#: the blocking waits (scheduler.WAITS): at one the scheduler must look
+#: at who holds what before the actor may go on
+_WAITS = ("flock-wait", "lock-wait")
+_TICK = 1e-6  # scheduler.TICK
+
+
+class Ahead:
+    """A run-ahead budget, kept inside the actor (thread or process).
+
+    The scheduler lets an actor continue through a run of points in two
+    places: ``advance`` (continue while it is *runnable*) and the drain
+    (continue while it is *free*: runnable, not blocked, not asleep).
+    Both decisions depend only on this actor's parked point and lock
+    events while no other actor moves, so the actor can take the easy
+    ones itself, as a function call at the point, with no hand-off:
+
+    - advance: go on past any point that is not a blocking wait;
+    - drain: go on past a point that is neither a blocking wait nor a
+      sleep, while no lock attempt of this actor is left failed.
+
+    Anything else (a wait, a sleep in the drain, a failed attempt, the end
+    of the budget) stops and hands the point to the scheduler, which
+    decides as it always did.  :meth:`take` also gives the virtual time
+    the scheduler would have given on resuming it, by the same arithmetic
+    (``Scheduler.resume``), so the actor's clock reads the same.
+    """
+
+    __slots__ = ("now", "left", "drain", "blocked_on")
+
+    def __init__(self, now: float, budget: int, drain: bool, blocked_on: Any) -> None:
+        self.now = now
+        self.left = budget - 1  # the first point is performed on the hand-over
+        self.drain = drain
+        self.blocked_on = blocked_on
+
+    def take(self, kind: str, detail: str, events: list) -> bool:
+        """At a point just reached: True if the actor goes on at once (its
+        clock then reads ``self.now``), False to hand it to the scheduler."""
+        for ev in events:  # as Scheduler._absorb keeps ActorState.blocked_on
+            if ev[0] == "acquired" and self.blocked_on == ev[1]:
+                self.blocked_on = None
+            elif ev[0] == "blocked":
+                self.blocked_on = ev[1]
+        if self.left <= 0 or kind in _WAITS:
+            return False
+        now = self.now
+        if kind == "sleep":
+            if self.drain:
+                return False
+            try:
+                now = max(now, now + float(detail or 0))
+            except (TypeError, ValueError):
+                return False  # the scheduler says what a bad sleep means
+        elif self.drain and self.blocked_on is not None:
+            return False
+        self.left -= 1
+        self.now = now + _TICK
+        return True

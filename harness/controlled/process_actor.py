@@ -7,6 +7,11 @@ tuples: the notes measured raw pipes at 4-5x the speed of a dill-pickled
 ``multiprocess.Pipe``.  Only the harness writes to these pipes; nothing
 read from them names code to load.
 
+Running ahead (:meth:`ProcessActor.run_ahead`): the child takes the
+points the scheduler would let it take anyway by itself and writes each
+to the pipe without waiting for an answer (the parent reads them in
+bulk); only the point it stops at waits for the parent.
+
 A process actor can be killed (``crash``): SIGKILL at its current point,
 which is what ``kill -9`` of a real writer does.  Every process is reaped:
 ``shutdown`` asks it to exit, waits briefly, then kills it; the parent's
@@ -26,7 +31,7 @@ from typing import Any
 import multiprocess
 
 from sessioncheck.controlled import exits, intercept
-from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.actor import ActorDied, Ahead, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.intercept import threads
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
@@ -82,7 +87,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
     # store started, pool work it submitted): the mutex serializes them on
     # the one channel, and ``active`` says an operation is running.
     mutex = _thread.allocate_lock()
-    state = {"active": False}
+    state: dict[str, Any] = {"active": False, "ahead": None}
 
     def point(kind: str, path: str, detail: str) -> int | None:
         with mutex:
@@ -98,11 +103,25 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                 _send(up_w, ("unsupported", why))
             else:
                 events, ctx.events = ctx.events, []
+                ahead = state["ahead"]
+                if ahead is not None and ahead.take(kind, detail, events):
+                    # The scheduler would let it go on: no hand-over.  The
+                    # point is reported without waiting for an answer, so a
+                    # child that gets stuck later has told every point it
+                    # took, and the watchdog still bounds the time between
+                    # two points.
+                    ctx.now = ahead.now
+                    _send(up_w, ("ran", kind, path, detail, events, ahead.now))
+                    return None
+                state["ahead"] = None
                 _send(up_w, ("point", kind, path, detail, events))
             msg = _recv(down_r)
             if msg[0] == "exit" or why:  # shut down while parked: leave at once
                 exits.real_exit(0)
             ctx.now = msg[1]
+            if msg[0] == "ahead":
+                state["ahead"] = Ahead(msg[1], msg[2], msg[3], msg[4])
+                return None
             return msg[2]
 
     try:
@@ -124,6 +143,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
                 done = None
             with mutex:
                 state["active"] = False
+                state["ahead"] = None
                 why = threads.unsupported(ctx)
                 if why or done is None:
                     _send(up_w, ("unsupported", why or "unsupported"))
@@ -196,6 +216,7 @@ class ProcessActor:
         os.close(dump_w)
         self._poll = select.poll()
         self._poll.register(self._up_r, select.POLLIN)
+        self._buf = bytearray()  # read from the child, not yet parsed
         self._closed = False
         self._refused: str | None = None
         self._exitcode: int | None = None
@@ -203,20 +224,13 @@ class ProcessActor:
     def set_location(self, location: str) -> None:
         self.location = location
 
-    def _wait(self) -> Stop:
-        if not self._poll.poll(int(self.watchdog * 1000)):
-            samples = self._stacks()
-            self._kill()
-            raise Stuck(self.name, self.watchdog, samples)
-        try:
-            msg = _recv(self._up_r)
-        except (EOFError, OSError):
-            pid = self._proc.pid
-            self._kill()  # reaps it and closes the process object
-            code = self._exitcode
-            how = (f"was killed by signal {-code}" if code is not None and code < 0
-                   else f"exited with code {code}" if code is not None else "exited")
-            raise ActorDied(f"actor {self.name} (pid {pid}) {how} in the middle of an operation") from None
+    def _wait(self, went_on: Any = None) -> Stop:
+        while True:
+            msg = self._next()
+            if msg[0] != "ran":
+                break
+            if went_on is not None:
+                went_on(Point(msg[1], msg[2], msg[3], msg[4], msg[5]))
         if msg[0] == "unsupported":
             self._refused = msg[1]
             raise UnsupportedStore(msg[1])
@@ -225,6 +239,37 @@ class ProcessActor:
         if msg[1] == "died":
             raise ActorDied(f"actor {self.name}: {msg[3]}")
         return Done(msg[1], msg[2], msg[3], msg[4], tuple(msg[5]))
+
+    def _next(self) -> tuple:
+        """The child's next message (buffered: a child running ahead
+        writes several before the parent reads)."""
+        while True:
+            buf = self._buf
+            if len(buf) >= _LEN.size:
+                (n,) = _LEN.unpack_from(buf)
+                if len(buf) >= _LEN.size + n:
+                    msg = pickle.loads(buf[_LEN.size:_LEN.size + n])
+                    del buf[:_LEN.size + n]
+                    return msg
+            self._fill()
+
+    def _fill(self) -> None:
+        if not self._poll.poll(int(self.watchdog * 1000)):
+            samples = self._stacks()
+            self._kill()
+            raise Stuck(self.name, self.watchdog, samples)
+        try:
+            data = os.read(self._up_r, 1 << 16)
+            if not data:
+                raise EOFError("actor channel closed")
+            self._buf += data
+        except (EOFError, OSError):
+            pid = self._proc.pid
+            self._kill()  # reaps it and closes the process object
+            code = self._exitcode
+            how = (f"was killed by signal {-code}" if code is not None and code < 0
+                   else f"exited with code {code}" if code is not None else "exited")
+            raise ActorDied(f"actor {self.name} (pid {pid}) {how} in the middle of an operation") from None
 
     def _check(self) -> None:
         # Sticky: once the store did something unsupported, every later
@@ -266,6 +311,16 @@ class ProcessActor:
         self._check()
         _send(self._down_w, ("go", now, fault))
         return self._wait()
+
+    def run_ahead(self, now: float, budget: int, drain: bool, blocked_on: Any, went_on: Any) -> Stop:
+        """Resume, and let the child go on by itself through the points
+        :class:`~sessioncheck.controlled.actor.Ahead` allows, at most
+        ``budget`` in all.  The child reports the points it went on from in
+        one message with the point or result it stops at; ``went_on(point)``
+        is called for each, in order, before that stop is returned."""
+        self._check()
+        _send(self._down_w, ("ahead", now, budget, drain, blocked_on))
+        return self._wait(went_on)
 
     def crash(self) -> None:
         """kill -9 at the current point; the kernel releases its locks."""

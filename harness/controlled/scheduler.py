@@ -31,6 +31,18 @@ waiter polling alone until the horizon.  The one exception is a poller
 whose lock the scheduler knows and sees free: it will take it at once, so
 it need not yield.
 
+Running ahead.  Where the scheduler would let the running actor continue
+anyway (an ``advance`` past a point that is not a blocking wait; the
+drain and :meth:`Scheduler.finish` past a point where the actor stays
+free), the actor decides that itself at the point and goes on without
+handing the baton back (:class:`~sessioncheck.controlled.actor.Ahead`).
+It tells the scheduler every point it passed, and :meth:`Scheduler._run`
+does for each what a resume would have done (the trace entry, the clock,
+the lock bookkeeping) and checks that it would have let the actor go on.
+The trace, the history and the story are the same as with a hand-over at
+every point (``tests/test_baton.py``).  Not while something watches each
+point (the power-loss probe), nor for task actors.
+
 Virtual time.  ``time.sleep`` inside an actor is a point; when the actor
 is resumed from it the clock jumps to its wake-up time (a discrete-event
 clock: a 10 s lock timeout fires at t=10, not after 10 s of real time).
@@ -327,7 +339,10 @@ class Scheduler:
                 if other is not None:
                     self.resume(other)
                     continue
-            self.resume(name)
+            # it may go on while it stays free (runnable, not blocked, not
+            # asleep) and the point budget lasts: ``drain_limit - n + 2``
+            # resumes, this one included
+            n += self._run(name, self.drain_limit - n + 2, drain=True) - 1
         return True
 
     def _next_mover(self, exclude: str | None = None) -> str | None:
@@ -347,10 +362,55 @@ class Scheduler:
         return None if pick == exclude else pick
 
     def advance(self, name: str, points: int) -> None:
-        for _ in range(points):
-            if not self.runnable(name):
-                return
+        left = points
+        while left > 0 and self.runnable(name):
+            left -= self._run(name, left, drain=False)
+
+    # -- running ahead ----------------------------------------------------
+    def _ahead_ok(self, name: str) -> bool:
+        """Whether ``name`` may take the points the scheduler would let it
+        take anyway by itself (:class:`~sessioncheck.controlled.actor.Ahead`):
+        its transport can, and nothing watches every single point (the
+        power-loss probe snapshots files before each one; a wrapped
+        ``resume`` expects to see each)."""
+        return (_RUN_AHEAD[0] and self.on_performed is None and "resume" not in self.__dict__
+                and type(self).resume is _RESUME and hasattr(self.state[name].actor, "run_ahead"))
+
+    def _run(self, name: str, budget: int, drain: bool) -> int:
+        """Resume ``name`` and let it go on through at most ``budget``
+        points while the scheduler would let it (``advance``: runnable;
+        the drain: free).  Returns the points performed.  The trace, the
+        clock and the lock bookkeeping come out as ``budget`` single
+        resumes with those checks between them would leave them."""
+        if budget <= 1 or not self._ahead_ok(name):
             self.resume(name)
+            return 1
+        st = self.state[name]
+        point = st.parked
+        assert point is not None
+        if point.kind == "sleep":
+            self.now = max(self.now, st.wake)
+        self.now += TICK
+        self._log(name, "point", kind=point.kind, path=point.path, detail=point.detail)
+        performed = [1]
+
+        def went_on(stop: Point) -> None:
+            # The actor performed the point it reached and went on: what
+            # Scheduler.resume would have done for it, one more time.
+            self._absorb(name, stop)
+            if not (self.free(name) if drain else self.runnable(name)):
+                raise AssertionError(f"actor {name} ran on past a point the scheduler would stop at: {stop}")
+            performed[0] += 1
+            if stop.kind == "sleep":
+                self.now = max(self.now, st.wake)
+            self.now += TICK
+            if stop.now is not None and stop.now != self.now:
+                raise AssertionError(f"actor {name} went on at t={stop.now!r}, not at t={self.now!r}")
+            self._log(name, "point", kind=stop.kind, path=stop.path, detail=stop.detail)
+
+        stop = st.actor.run_ahead(self.now, budget, drain, st.blocked_on, went_on)
+        self._absorb(name, stop)
+        return performed[0]
 
     def drain(self) -> None:
         """Let every busy actor finish, deterministically.
@@ -373,10 +433,10 @@ class Scheduler:
             if free:
                 name = max(free, key=lambda n: (self.state[n].op.start, -names.index(n)))
                 while self.state[name].busy and self.free(name):
-                    spent += 1
-                    if spent > self.drain_limit:
+                    if spent >= self.drain_limit:
+                        spent += 1
                         break
-                    self.resume(name)
+                    spent += self._run(name, self.drain_limit - spent, drain=True)
                 continue
             pollers = [n for n in busy if self.runnable(n)]
             if not pollers:
@@ -397,6 +457,17 @@ class Scheduler:
             else:
                 parts.append(f"{n} is parked at {st.parked.kind if st.parked else '?'} {where}")
         return f"{what}: " + "; ".join(parts)
+
+
+#: Whether actors may run ahead (Scheduler._run).  Off, every point is a
+#: hand-over to the scheduler and back, as before run-ahead existed; the
+#: identity tests (tests/test_baton.py) compare the two.
+_RUN_AHEAD = [True]
+
+
+#: the plain resume: a scheduler whose resume was wrapped (in a subclass,
+#: or on the class) sees every point, and its actors never run ahead
+_RESUME = Scheduler.resume
 
 
 def _counted(key: Any) -> bool:
