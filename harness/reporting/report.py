@@ -66,7 +66,7 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
         "store": store,
         "mode": mode,
         "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without),
-                   "allow_errors": list(cfg.allow_errors)},
+                   "allow_errors": list(cfg.allow_errors), "keys": list(cfg.keys), "values": list(cfg.values)},
         "seed": seed,
         "program": program_to_json(program),
         "violations": [v.to_json() for v in violations],
