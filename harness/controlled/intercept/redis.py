@@ -21,27 +21,15 @@ actor.  ``redis.asyncio`` has the same points (:mod:`.redis_asyncio`).
 Pub/sub is not controlled.  A command that blocks inside the server
 until another client acts (``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BZPOPMIN``,
 ``XREAD BLOCK``, ``WAIT``; :data:`~sessioncheck.servers.redis_commands.
-BLOCKING`), sent by the sync client on its own, is a wait in the server:
-after its point the command is sent, and while no reply has come the
-actor asks the server (``CLIENT LIST ID``, flag ``b``, on a monitor
-connection) whether it holds the actor's client blocked; if so the actor
-reports itself blocked on :class:`ServerHold` and parks at a wait point.
-The scheduler runs the others and treats the actor as blocked until the
-server no longer holds it (``ServerHold.ready`` asks the same question),
-then resumes it to read its reply.  Redis serves a blocked client inside
-the command that unblocks it, before that command's reply, so the moment
-is the same in every run.  Limits: the command's own timeout runs in the
-server's real time (use 0, or one far longer than a run); a blocking
-command through ``redis.asyncio``, in a pipeline without a transaction or
-after ``WATCH`` is refused (exit 2, naming it).  Inside ``MULTI`` the
-server runs them without blocking, so a transaction may hold them.
+BLOCKING`) is refused before it is sent (exit 2, naming the command): the
+actor would hold the baton while it waits for another actor, a hang the
+watchdog could only report as stuck.  Inside ``MULTI`` the server runs
+them without blocking, so a transaction may hold them.
 
 Outside actors (the harness's own client, a final read) nothing changes.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 from sessioncheck.controlled.intercept.context import current
@@ -53,100 +41,17 @@ def _point(detail: str, path: str) -> None:
         ctx.point("redis", path, detail)
 
 
-#: Real seconds a blocking command may go unanswered before the actor asks
-#: the server whether it holds it, and between two such questions.
-PROMPT = 0.005
-_real: dict[str, Any] = {}
-_monitors: dict[tuple, Any] = {}
-#: Connection settings a monitor copies (plain values: a ServerHold crosses
-#: to the scheduler's process from a process actor).
-_ADDRESS = ("path", "host", "port", "db", "username", "password")
-
-
-@dataclass(frozen=True)
-class ServerHold:
-    """What an actor blocked in the server waits for: the Redis server to
-    stop holding client ``client_id`` (served, or timed out).  The scheduler
-    asks :meth:`ready` (its ``("await", hold)`` keys)."""
-
-    address: tuple
-    client_id: int
-
-    def ready(self) -> bool:
-        return not _held(self.address, self.client_id)
-
-
-def _monitor(address: tuple) -> Any:
-    import redis
-
-    key = (os.getpid(), address)
-    mon = _monitors.get(key)
-    if mon is None:
-        kw = dict(address)
-        path = kw.pop("path", None)
-        if path:
-            kw = {"unix_socket_path": path, **{k: v for k, v in kw.items() if k not in ("host", "port")}}
-        mon = _monitors[key] = redis.Redis(socket_timeout=10.0, **kw)
-    return mon
-
-
-def _held(address: tuple, client_id: int) -> bool:
-    """Does the server hold client ``client_id`` blocked now?"""
-    import redis
-
-    try:
-        line = _real["execute_command"](_monitor(address), "CLIENT", "LIST", "ID", client_id)
-    except redis.RedisError:
-        return False  # the server went away: the command's reply says so
-    text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
-    flags = next((f[6:] for f in text.split() if f.startswith("flags=")), "")
-    return "b" in flags
-
-
-def _blocking_execute(client: Any, args: tuple, options: dict) -> Any:
-    """Send a blocking command and wait for its reply as a wait in the server
-    (see the module notes)."""
-    ctx = current()
-    detail, path = label(args)
-    _point(detail, path)
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    answered = False
-    try:
-        conn.connect()
-        if getattr(conn, "_sc_id", (None, None))[0] is not conn._sock:
-            conn.send_command("CLIENT", "ID")
-            conn._sc_id = (conn._sock, int(conn.read_response()))
-        kw = conn.connection_kwargs if hasattr(conn, "connection_kwargs") else pool.connection_kwargs
-        address = tuple((k, kw[k]) for k in _ADDRESS if isinstance(kw.get(k), (str, int)))
-        hold = ServerHold(address, conn._sc_id[1])
-        conn.send_command(*args)
-        while not conn.can_read(timeout=PROMPT):
-            if not _held(hold.address, hold.client_id):
-                continue  # running, or just served: its reply is on its way
-            ctx.events.append(("blocked", ("await", hold)))
-            ctx.point("flock-wait", path, detail)
-        out = client.parse_response(conn, args[0], **options)
-        answered = True
-        return out
-    finally:
-        if not answered:
-            conn.disconnect()  # a reply may still be owed: never reuse it
-        pool.release(conn)
-
-
 def _command_point(args: tuple) -> None:
     """The point before one command sent on its own; a command that blocks
-    in the server is refused here (the paths that cannot wait for it)."""
+    in the server is refused (the store cannot be run under control)."""
     name = blocking(args)
     if name:
         from sessioncheck.controlled.intercept.threads import refuse
 
         refuse(f"the store sends {name} ({label(args)[0]}), a Redis command that blocks inside the server until "
-               "another client acts, through redis.asyncio, a pipeline without a transaction or after WATCH; "
-               "the controlled scheduler waits for a command the server holds only when the sync client sends "
-               "it on its own: send it that way, use the non-blocking form (LPOP and a retry with time.sleep, "
-               "which runs in virtual time), or test it with 'sessioncheck stress'")
+               "another client acts; the controlled scheduler cannot wait for a command the server holds yet "
+               "(the actor would hang holding its turn): use the non-blocking form (LPOP and a retry with "
+               "time.sleep, which runs in virtual time), or test it with 'sessioncheck stress'")
     _point(*label(args))
 
 
@@ -169,8 +74,6 @@ def install() -> bool:
 
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         if current() is not None:
-            if blocking(args):
-                return _blocking_execute(self, args, options)
             _command_point(args)
         return real_execute_command(self, *args, **options)
 
@@ -207,7 +110,6 @@ def install() -> bool:
 
     if "redis" not in locks.INFRASTRUCTURE:
         locks.INFRASTRUCTURE = (*locks.INFRASTRUCTURE, "redis")
-    _real["execute_command"] = real_execute_command
     Redis.execute_command = execute_command
     Pipeline.immediate_execute_command = immediate_execute_command
     Pipeline.execute = execute
