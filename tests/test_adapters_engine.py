@@ -59,6 +59,17 @@ def test_openai_agents_sqlite_session_passes(mode):
     assert not r.found, r.story
 
 
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_openai_agents_pop_item_and_clear_session_keep_every_acknowledged_item(mode):
+    """SQLiteSession's pop_item and clear_session racing add_items: every
+    item is either read back or removed by an acknowledged pop or clear,
+    and the pass reached the pops (the model drew them)."""
+    needs("agents", "openai-agents")
+    r = verify("openai-agents-edits", mode=mode, budget=300, max_examples=150, seed=1, save_report=False)
+    assert not r.found, r.story
+    assert r.coverage.operations.get("pop", 0) > 0 and r.coverage.operations.get("clear", 0) > 0
+
+
 def test_langgraph_put_writes_keeps_every_append_but_shows_them_out_of_order():
     """No append is lost, but a write whose task id was drawn earlier can
     become visible after a later one was already read: the list a reader

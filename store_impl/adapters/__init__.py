@@ -30,6 +30,10 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "openai-agents": (
         "sessioncheck.stores.adapters.openai_agents:open_store", "openai-agents", "agents",
     ),
+    # The same, with its pop_item and clear_session in the model.
+    "openai-agents-edits": (
+        "sessioncheck.stores.adapters.openai_agents:open_edits_store", "openai-agents", "agents",
+    ),
     # openai-agents' async extensions, driven through their async API.
     "openai-agents-async-sqlite": (
         "sessioncheck.stores.adapters.openai_agents:open_async_sqlite_store", "openai-agents", "agents aiosqlite",

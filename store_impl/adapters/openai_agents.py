@@ -106,6 +106,26 @@ def open_store(location: Path) -> OpenAIAgentsStore:
     return OpenAIAgentsStore(location)
 
 
+class OpenAIAgentsEditsStore(OpenAIAgentsStore):
+    """SQLiteSession with its two other mutators in the model: ``pop_item``
+    (remove and return the last item) and ``clear_session`` (remove every
+    item; the session has no metadata, so clear and delete coincide)."""
+
+    capabilities = Capabilities(metadata=False, delete=True, retention=None, pop=True, clear=True)
+
+    def pop_message(self, session_id: str) -> Any:
+        item = self.loop.run_until_complete(self._session(session_id).pop_item())
+        return None if item is None else dict(item)
+
+    def clear_messages(self, session_id: str) -> None:
+        self.loop.run_until_complete(self._session(session_id).clear_session())
+
+
+def open_edits_store(location: Path) -> OpenAIAgentsEditsStore:
+    """openai-agents SQLiteSession with pop_item and clear_session."""
+    return OpenAIAgentsEditsStore(location)
+
+
 # -- the async extensions: AsyncSQLiteSession and SQLAlchemySession ----------------
 #
 # Both are driven natively through their async API: the adapter's methods
