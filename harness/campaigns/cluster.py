@@ -90,7 +90,11 @@ def connect(config: Any, scratch: str, opened: dict) -> tuple[str, int]:
         with dask.config.set({"distributed.worker.daemon": False}):
             opened["cluster"] = distributed.LocalCluster(
                 n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=logging.ERROR, local_directory=scratch, memory_limit=0)
+                # CRITICAL: a worker's heartbeat that meets the scheduler
+                # already closing (Ctrl-C, the end of a campaign) logs a
+                # traceback at ERROR; work that fails comes back as the
+                # task's own exception, never through these logs.
+                silence_logs=logging.CRITICAL, local_directory=scratch, memory_limit=0)
             opened["client"] = distributed.Client(opened["cluster"], set_as_default=False)
     finally:
         signal.signal(signal.SIGINT, old)

@@ -161,8 +161,7 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
                 raise ReportError(f"{path}: config without must list {', '.join(OPTIONAL)}")
             value = tuple(value)
         elif key in ("keys", "values"):
-            from sessioncheck.controlled.program import valid_key
-            from sessioncheck.controlled.values import RICH
+            from sessioncheck.controlled.program import RICH, valid_key  # RICH: the value kinds a program may name
 
             ok = valid_key if key == "keys" else RICH.__contains__
             if not isinstance(value, list) or not value or len(value) > 8 or not all(ok(v) for v in value) \
