@@ -51,6 +51,8 @@ SERVER_BACKED = {
     "redis": "sessioncheck.stores.reference.redis_store:RedisStore",
     "postgres": "sessioncheck.stores.reference.postgres_store:PostgresStore",
     "postgres-row-lock": "sessioncheck.stores.reference.postgres_row_lock_store:PostgresRowLockStore",
+    # SQLAlchemy's default PostgreSQL driver, psycopg2 (pip install sqlalchemy psycopg2-binary)
+    "sqlalchemy-postgres": "sessioncheck.stores.reference.sqlalchemy_postgres_store:SqlAlchemyPostgresStore",
 }
 
 

@@ -126,6 +126,9 @@ PLAN: dict[str, MutantPlan] = {
     "postgres-select-update": MutantPlan(ANY, ("I1", "I3"), resources=("postgres",)),
     "postgres-strip-nulls": MutantPlan(ANY, ("I3",), resources=("postgres",)),
     "postgres-wrong-row-lock": MutantPlan(ANY, ("I1",), resources=("postgres",)),
+    # SQLAlchemy over psycopg2: a lost metadata update (I3), or an append
+    # whose stale counter the primary key refuses, only beside another (E1).
+    "sqlalchemy-postgres-rmw": MutantPlan(ANY, ("I3", "E1", "I1"), resources=("postgres",)),
     # Its session's commits are acknowledged before the WAL flush: only a
     # server crash shows it (I6, from the session's setting at each commit).
     "postgres-async-commit": MutantPlan((), (), faulted=(("threads", ("server-crash",), ("I6", "I1", "I3")),

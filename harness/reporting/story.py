@@ -73,6 +73,8 @@ def point_text(e: dict, names: Names | None = None) -> str:
         return f"{detail.lower()} {path}"
     if kind == "sql" and not detail:
         detail = "SQL"
+    if kind == "sql" and not e.get("path"):
+        return detail  # a statement on no table: SHOW, SET, SELECT version()
     text = POINT_TEXT.get(kind, kind + " {path}").format(path=path, detail=detail)
     return text + " (busy)" if e.get("busy") else text
 

@@ -17,7 +17,9 @@ What is patched (ENGINE-NOTES.md, "Traps"): ``builtins.open`` *and*
 ``os.fsync``, ``fcntl.flock``, ``fcntl.lockf`` and ``fcntl.fcntl`` record locks,
 ``time.sleep`` and the clocks, ``sqlite3``
 connections (execute and commit become points; a busy database becomes a
-cooperative poll) and ``threading.Lock`` / ``RLock`` / ``Semaphore`` / ``BoundedSemaphore`` and
+cooperative poll), redis-py commands, psycopg 3 and psycopg2 statements
+(a statement waiting in the server for a parked actor's lock is a lock
+wait) and ``threading.Lock`` / ``RLock`` / ``Semaphore`` / ``BoundedSemaphore`` and
 ``multiprocessing`` locks and semaphores created by store code
 (an acquire that would block marks the actor blocked instead of blocking
 the baton; a lock only one actor takes is no point).  Each under every
@@ -47,6 +49,7 @@ import time
 
 from sessioncheck.controlled.intercept import clock, files, locks, sqlite, threads
 from sessioncheck.controlled.intercept import postgres as postgres_statements
+from sessioncheck.controlled.intercept import psycopg2_statements
 from sessioncheck.controlled.intercept import redis as redis_commands
 from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import EPOCH, ActorContext, Crashed, _real, current, enter
@@ -88,6 +91,7 @@ def install() -> None:
     fcntl.fcntl = locks._fcntl
     locks.install_process_locks()
     postgres_statements.install()  # psycopg 3 statements, only if it is importable
+    psycopg2_statements.install()  # psycopg2 statements (SQLAlchemy's default driver), likewise
     _quiet_abandoned_finalizers()
     _installed = True
 

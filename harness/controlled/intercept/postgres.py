@@ -47,8 +47,9 @@ the operation is not acknowledged, like an ``OSError`` from a file store.
 Async connections (``psycopg.AsyncConnection``) have the same points,
 awaited (see "psycopg.AsyncConnection" below); lock waits are seen on an
 actor's own loop (thread and process actors), not yet among task actors.
-psycopg2 is not covered yet: a store using it runs without points at its
-statements.
+psycopg2 (SQLAlchemy's default PostgreSQL driver) has the same points and
+lock waits through ``intercept/psycopg2_statements.py``, which reuses the
+naming, the waiter and the settling here.
 
 Durability.  ``synchronous_commit`` is a session setting no other
 connection can read, so each actor connection keeps what it is: read
@@ -159,6 +160,20 @@ def describe(sql: str) -> tuple[str, str]:
     return _table(m.group(1)), label
 
 
+#: Verbs of statements that change nothing another connection can see.
+_PRIVATE_VERBS = ("SELECT", "SHOW", "SET", "RESET")
+
+
+def unshared(table: str, label: str) -> bool:
+    """A statement no other actor's run can tell apart from not having
+    run: a read of the system catalogs or of nothing (``SELECT version()``,
+    the type lookups a driver or SQLAlchemy makes on connecting), ``SHOW``,
+    ``SET``.  It runs without a point (its lock waits are still seen), and
+    a transaction that ran only such statements ends without one: they
+    would only lengthen every story and the search."""
+    return label in _PRIVATE_VERBS and (not table or table.startswith("pg_") or table == "information_schema")
+
+
 def _sql_text(query: Any, conn: Any) -> str:
     if isinstance(query, str):
         return query
@@ -210,6 +225,20 @@ def _query(mon: Any, sql: str, params: tuple) -> list:
     cur = mon.cursor()
     _orig["Cursor.execute"](cur, sql, params)
     return cur.fetchall()
+
+
+class NoMonitor(Exception):
+    """The actor cannot ask its server what its backend waits for (the
+    server went away, a user's server refuses a second connection)."""
+
+
+def _ask(conn: Any, sql: str, params: Any) -> list:
+    import psycopg
+
+    try:
+        return _query(_monitor(conn), sql, params)
+    except psycopg.Error as exc:
+        raise NoMonitor(str(exc)) from exc
 
 
 _BLOCKERS = """
@@ -276,8 +305,14 @@ def _quiesce(conn: Any) -> None:
 
 
 def _settle(mon: Any, me: int) -> None:
+    settle(lambda sql, params: _query(mon, sql, params), me)
+
+
+def settle(ask: Callable[[str, Any], list], me: int) -> None:
+    """Wait (real time, at most QUIESCE_WAIT) until no backend of the run
+    but ``me`` runs unblocked; ``ask`` queries a monitor connection."""
     deadline = real_monotonic() + QUIESCE_WAIT
-    while _query(mon, _RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
+    while ask(_RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
         _orig["sleep"](0.0005)
 
 
@@ -340,9 +375,14 @@ class _Waiter:
     """What one statement's wait has seen: whether the actor parked, on
     which backend, and since when an unparked blocker has held it."""
 
-    def __init__(self, ctx: Any, conn: Any) -> None:
+    def __init__(self, ctx: Any, conn: Any, me: int | None = None,
+                 ask: Callable[[str, Any], list] | None = None) -> None:
         self.ctx, self.conn = ctx, conn
-        self.me = conn.pgconn.backend_pid
+        self.me = conn.pgconn.backend_pid if me is None else me
+        #: runs a query on this actor's monitor connection; raises
+        #: NoMonitor when there is none (the driver's module supplies it:
+        #: psycopg 3 here, psycopg2 in intercept/psycopg2_statements.py)
+        self.ask = ask or (lambda sql, params: _ask(conn, sql, params))
         self.next = real_monotonic() + PROMPT
         self.parked_on: tuple | None = None
         self.counted = False
@@ -351,15 +391,13 @@ class _Waiter:
     def check(self) -> None:
         """The statement has not finished: ask the server what it waits for,
         and park the actor if another backend's lock holds it."""
-        import psycopg
-
         now = real_monotonic()
         if now < self.next:
             return
         self.next = now + PROMPT
         try:
-            rows = _query(_monitor(self.conn), _BLOCKERS, {"me": self.me})
-        except psycopg.Error:
+            rows = self.ask(_BLOCKERS, {"me": self.me})
+        except NoMonitor:
             return  # no monitor: wait in real time, the watchdog bounds it
         direct = [(waits, name, pid) for pid, depth, waits, name in rows if depth == 1 and pid != self.me]
         if not direct or any(pid == self.me for pid, _, _, _ in rows):
