@@ -25,6 +25,11 @@ The checks, by name:
     interleaving (judged once there are at least
     :data:`MIN_EXAMPLES_FOR_DISTINCT`; the systematic pass before them
     tries small programs that share schedules by design).
+``no_fault_injected``
+    Faults were asked for (``--faults``) but no generated example injected
+    one: the run is a plain search, not a test of crashes, power loss,
+    I/O errors, server crashes or cancellation (judged once there are
+    :data:`MIN_EXAMPLES_FOR_DISTINCT` generated examples).
 ``actor_vanished``
     The store ended its actor (``os._exit``, ``sys.exit``, a
     ``BaseException`` such as ``KeyboardInterrupt`` or ``GeneratorExit``
@@ -48,9 +53,11 @@ NO_ACKNOWLEDGED_WRITE = "no_acknowledged_write"
 NO_OVERLAP = "no_overlap"
 TOO_FEW_DISTINCT = "too_few_distinct"
 ACTOR_VANISHED = "actor_vanished"
+NO_FAULT_INJECTED = "no_fault_injected"
 
 #: every check, in the order they are reported
-ALL: tuple[str, ...] = (ACTOR_VANISHED, NO_PREEMPTION_POINT, NO_ACKNOWLEDGED_WRITE, NO_OVERLAP, TOO_FEW_DISTINCT)
+ALL: tuple[str, ...] = (ACTOR_VANISHED, NO_PREEMPTION_POINT, NO_ACKNOWLEDGED_WRITE, NO_OVERLAP, TOO_FEW_DISTINCT,
+                        NO_FAULT_INJECTED)
 
 #: ``too_few_distinct`` judges only from this many examples on
 MIN_EXAMPLES_FOR_DISTINCT = 50
@@ -165,11 +172,13 @@ def vanished(outcome: Any) -> str | None:
     return None
 
 
-def failures(coverage: Any, tally: Tally, outcome: Any = None) -> list[tuple[str, str]]:
+def failures(coverage: Any, tally: Tally, outcome: Any = None,
+             faults: Iterable[str] = ()) -> list[tuple[str, str]]:
     """Every check that fails on this exploration, as ``(name, message)``.
 
     ``coverage`` is a :class:`~sessioncheck.reporting.coverage.Coverage`
-    (``examples``, ``operations``, ``points``, ``interleavings``).  With
+    (``examples``, ``operations``, ``points``, ``interleavings``);
+    ``faults`` the faults the run asked for (``--faults``).  With
     a found violation (``outcome``) only ``actor_vanished`` is judged: a
     real violation is a verdict however little else was reached."""
     out: list[tuple[str, str]] = []
@@ -214,18 +223,27 @@ def failures(coverage: Any, tally: Tally, outcome: Any = None) -> list[tuple[str
         out.append((TOO_FEW_DISTINCT, f"only {distinct} of {judged} generated examples had a distinct interleaving "
                                       f"(fewer than {MIN_DISTINCT_SHARE:.0%}); the model is too small "
                                       "(--max-steps, --actor-count, --sessions) to explore anything new"))
+    asked = [f for f in faults if f]
+    if (asked and tally.generated >= MIN_EXAMPLES_FOR_DISTINCT
+            and not (getattr(coverage, "faults", 0) or getattr(coverage, "crashes", 0))):
+        out.append((NO_FAULT_INJECTED, f"--faults {','.join(asked)} was asked for, but none of {examples} examples "
+                                       "injected a fault, so no fault was tested; a fault applies at an operation's "
+                                       "preemption points (a crash, a power loss, an I/O error at a file call, a "
+                                       "cancellation at an await): check that the store reaches them, or raise "
+                                       "--examples"))
     return out
 
 
 def check(store: str, coverage: Any, tally: Tally | None, outcome: Any = None,
-          suppressed: Iterable[str] = (), found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+          suppressed: Iterable[str] = (), found: list[tuple[str, str]] | None = None,
+          faults: Iterable[str] = ()) -> list[tuple[str, str]]:
     """Raise :class:`HealthCheckFailed` for every failing check not
     suppressed; return the suppressed failures (for a summary line).
     ``found``: failures already judged (``stress``) instead of
     :func:`failures` of the coverage."""
     skip = frozenset(suppressed)
     if found is None:
-        found = failures(coverage, tally or Tally(), outcome)
+        found = failures(coverage, tally or Tally(), outcome, faults)
     live = [f for f in found if f[0] not in skip]
     if live:
         raise HealthCheckFailed(store, live)

@@ -33,6 +33,9 @@ TRIPS = [
     ("misbehaving_stores:TimingOutStore", (), health.NO_ACKNOWLEDGED_WRITE, ()),
     ("json", ("--max-steps", "1", "--actor-count", "1"), health.TOO_FEW_DISTINCT, (health.NO_OVERLAP,)),
     ("misbehaving_stores:OsExitStore", (), health.ACTOR_VANISHED, ()),
+    # an I/O error is injected at a file call, and this store makes none
+    ("misbehaving_stores:MemoryStore", ("--faults", "io-error"), health.NO_FAULT_INJECTED,
+     (health.NO_PREEMPTION_POINT, health.NO_OVERLAP)),
 ]
 
 
@@ -130,6 +133,19 @@ def test_too_few_distinct_waits_for_enough_generated_examples():
     assert [n for n, _ in health.failures(c, t)] == [health.TOO_FEW_DISTINCT]
     t.generated_schedules = {str(i) for i in range(5)}
     assert health.failures(c, t) == []
+
+
+def test_no_fault_injected_judges_only_a_run_that_asked_for_faults():
+    c = Coverage(examples=200, interleavings={str(i) for i in range(200)}, operations={"add": 200},
+                 points={"add": {"p"}})
+    t = health.Tally(examples=200, acknowledged=1, overlapping=1, generated=60,
+                     generated_schedules={str(i) for i in range(60)})
+    assert health.failures(c, t) == []
+    assert [n for n, _ in health.failures(c, t, faults=("server-crash",))] == [health.NO_FAULT_INJECTED]
+    c.faults = 1
+    assert health.failures(c, t, faults=("server-crash",)) == []
+    c.faults, t.generated = 0, 49  # the systematic pass injects none: judged on generated examples
+    assert health.failures(c, t, faults=("server-crash",)) == []
 
 
 def test_a_found_violation_is_judged_on_vanished_only():

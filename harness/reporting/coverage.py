@@ -100,7 +100,7 @@ class Coverage:
                 call = current.get(actor, "?")
                 self.kinds.add(e.get("kind"))
                 self.points.setdefault(call, set()).add(point_id(e, temps))
-            elif ev == "fault":
+            elif ev in ("fault", "power-loss", "server-crash"):
                 self.faults += 1
             elif ev == "crash":
                 self.crashes += 1
