@@ -224,6 +224,10 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     and report (with ``report_path`` given, the second is saved beside it
     as ``<stem>-2.json`` and so on); ``outcome``, ``story`` and
     ``report`` are the first one's."""
+    if not isinstance(store, str):  # a factory object: named as the pytest gate names it
+        from sessioncheck.specs import name_of
+
+        store = name_of(store)
     suppressed = health.parse_suppressed(suppress_health_check)
     if allow_errors:
         cfg = replace(cfg or ModelConfig(),

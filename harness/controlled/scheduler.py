@@ -211,6 +211,12 @@ class Scheduler:
             # whose last statement found the database busy counts as
             # blocked until a statement of its succeeds.
             return True
+        if key[0] == "redis-blocked":
+            # a command the Redis server holds until a key is ready
+            # (controlled/intercept/redis_waits.py): blocked while it does
+            from sessioncheck.controlled.intercept.redis_waits import still_blocked
+
+            return still_blocked(key)
         if key[0] == "await":
             # a task waiting for a future another task settles
             # (controlled/task_actor.py): blocked until it is done

@@ -71,6 +71,8 @@ def point_text(e: dict, names: Names | None = None) -> str:
         return f"{detail} (blocked)"  # a task waiting for another task
     if kind == "sql" and detail in ("CONNECT", "CLOSE"):
         return f"{detail.lower()} {path}"
+    if kind == "flock-wait" and detail.endswith("(held by the server)"):
+        return f"wait in the server for {path}"  # a Redis BLPOP the server holds (intercept/redis_waits.py)
     if kind == "sql" and not detail:
         detail = "SQL"
     if kind == "sql" and not e.get("path"):

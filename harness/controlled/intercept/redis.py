@@ -19,11 +19,14 @@ Not points: what redis-py does on its own connection (``HELLO``,
 pipeline reset) and the connection pool's locks; they are private to one
 actor.  ``redis.asyncio`` has the same points (:mod:`.redis_asyncio`).
 Pub/sub is not controlled.  A command that blocks inside the server
-until another client acts (``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BZPOPMIN``,
-``XREAD BLOCK``, ``WAIT``; :data:`~sessioncheck.servers.redis_commands.
-BLOCKING`) is refused before it is sent (exit 2, naming the command): the
-actor would hold the baton while it waits for another actor, a hang the
-watchdog could only report as stuck.  Inside ``MULTI`` the server runs
+until a key holds something (``BLPOP``, ``BRPOP``, ``BLMOVE``,
+``BZPOPMIN`` ...), sent on its own by the sync client, is a wait in the
+server (:mod:`.redis_waits`): the actor is blocked while the server holds
+it, its timeout runs in virtual time, and a wait nobody can end is a
+deadlock (I5).  Other blocking commands (``WAIT``, ``WAITAOF``, ``XREAD
+BLOCK``), and blocking commands in a pipeline without a transaction, on a
+``WATCH``ing pipeline or from ``redis.asyncio``, are refused before they
+are sent (exit 2, naming the command).  Inside ``MULTI`` the server runs
 them without blocking, so a transaction may hold them.
 
 Outside actors (the harness's own client, a final read) nothing changes.
@@ -39,6 +42,10 @@ def _point(detail: str, path: str) -> None:
     ctx = current()
     if ctx is not None:
         ctx.point("redis", path, detail)
+
+
+#: redis-py's own functions, before they were patched
+REAL: dict[str, Any] = {}
 
 
 def _command_point(args: tuple) -> None:
@@ -71,9 +78,15 @@ def install() -> bool:
     real_execute_command = Redis.execute_command
     real_immediate = Pipeline.immediate_execute_command
     real_execute = Pipeline.execute
+    REAL["execute_command"] = real_execute_command
+    from sessioncheck.controlled.intercept import redis_waits
 
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        if current() is not None:
+        ctx = current()
+        if ctx is not None:
+            if redis_waits.served(blocking(args)):
+                _point(*label(args))
+                return redis_waits.execute(self, ctx, args, options)
             _command_point(args)
         return real_execute_command(self, *args, **options)
 
