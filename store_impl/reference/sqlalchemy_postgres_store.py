@@ -51,6 +51,26 @@ CREATE TABLE IF NOT EXISTS sa_messages (
 """
 
 
+_engines: dict[tuple[int, str], Any] = {}
+
+
+def engine_for(dsn: str) -> Any:
+    """This process's engine for ``dsn``, as an application keeps one per
+    process (never one made by the parent of a fork).  Its pool checks a
+    connection before handing it out (``pool_pre_ping``), so one its server
+    closed (a restart) is replaced, not failed on."""
+    import os
+
+    key = (os.getpid(), dsn)
+    engine = _engines.get(key)
+    if engine is None:
+        # a URL whose query holds the DSN's parameters: the dialect calls
+        # psycopg2.connect(**them), as for any URL
+        url = URL.create("postgresql+psycopg2", query=psycopg2.extensions.parse_dsn(dsn))
+        engine = _engines[key] = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
 class SqlAlchemyPostgresStore:
     """SQLAlchemy on PostgreSQL (psycopg2), each change under its session row's lock (reference)."""
 
@@ -62,10 +82,7 @@ class SqlAlchemyPostgresStore:
             raise ConfigError(MISSING)
         if not postgres_dsn:
             raise TypeError(f"{type(self).__name__} needs postgres_dsn (resources = ('postgres',))")
-        # a URL whose query holds the DSN's parameters: the dialect calls
-        # psycopg2.connect(**them), as for any URL
-        url = URL.create("postgresql+psycopg2", query=psycopg2.extensions.parse_dsn(postgres_dsn))
-        self.engine = create_engine(url)
+        self.engine = engine_for(postgres_dsn)
         with self.engine.begin() as conn:
             # writers opening at once serialise (CREATE TABLE IF NOT EXISTS races)
             conn.execute(text("SELECT pg_advisory_xact_lock(7241)"))
@@ -108,4 +125,5 @@ class SqlAlchemyPostgresStore:
         return SessionState(list(row[1]), dict(row[0] or {}))
 
     def close(self) -> None:
-        self.engine.dispose()
+        """The engine is the process's (:func:`engine_for`): it stays, with
+        its idle connections, for the next instance."""

@@ -2,12 +2,12 @@
 
 psycopg2 is a C extension: its connection and cursor types cannot be
 patched in place.  So ``psycopg2.connect`` (the name SQLAlchemy's
-``postgresql+psycopg2`` dialect, and most code, calls) is replaced: for a
-connection made inside an actor it passes a ``connection_factory`` of its
-own, a subclass of the caller's (``psycopg2.extensions.connection`` by
-default), whose cursors are a subclass of the caller's cursor factory.
-Outside an actor, and for the caller's own subclasses made outside one,
-nothing changes.
+``postgresql+psycopg2`` dialect, and most code, calls) is replaced: it
+passes a ``connection_factory`` of its own, a subclass of the caller's
+(``psycopg2.extensions.connection`` by default), whose cursors are a
+subclass of the caller's cursor factory.  Every connection is made so,
+inside an actor or not (a pool may hand an actor a connection made before
+the actors ran); outside an actor its methods are the caller's own.
 
 Points, as in ``intercept/postgres.py``: ``execute`` / ``executemany`` of a
 cursor (kind ``sql``, path the table, detail the verb: ``UPDATE``,
@@ -23,8 +23,8 @@ Lock waits.  A psycopg2 statement blocks inside libpq, out of Python's
 reach, unless a *wait callback* is set (``set_wait_callback``, the hook
 gevent and eventlet use): then psycopg2 runs every connection
 asynchronously underneath and calls the callback to wait.  The callback is
-process-wide, so it is set only while an actor's connection is open (from
-the first one opened to the last one closed): for any other connection it
+process-wide, so it is set only while a connection an actor used is open
+(from the first statement of an actor on it to its close): for any other connection it
 is psycopg2's own ``wait_select`` loop; for an actor's connection it is the
 same loop polling every millisecond, asking the server (a monitor
 connection, after a few milliseconds without an answer) whether the
@@ -35,8 +35,9 @@ a refusal, as a serialization failure (40001) is.
 
 What a wait callback changes (psycopg2's documentation on "green"
 support): psycopg2 refuses ``COPY`` and large objects while one is set, in
-every thread of the process (so the contract probe, which runs outside
-the actors, runs with none).  An actor calling them (``copy_expert``, ``copy_from``, ``copy_to``,
+every thread of the process; outside an actor those calls run with the
+callback taken away for their duration (the contract probe runs outside
+the actors).  An actor calling them (``copy_expert``, ``copy_from``, ``copy_to``,
 ``lobject``) ends the run as a configuration the harness cannot run
 (exit 2, ``threads.refuse``), never as a finding about the store.
 
@@ -191,21 +192,22 @@ class _Cursor:
 
     def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
         _no_green("cursor.copy_expert")
-        return super().copy_expert(*args, **kwargs)
+        return _blocking(super().copy_expert, *args, **kwargs)
 
     def copy_from(self, *args: Any, **kwargs: Any) -> Any:
         _no_green("cursor.copy_from")
-        return super().copy_from(*args, **kwargs)
+        return _blocking(super().copy_from, *args, **kwargs)
 
     def copy_to(self, *args: Any, **kwargs: Any) -> Any:
         _no_green("cursor.copy_to")
-        return super().copy_to(*args, **kwargs)
+        return _blocking(super().copy_to, *args, **kwargs)
 
     def _sc_statement(self, fn: Callable, query: Any, args: Any) -> Any:
         conn = self.connection
         ctx = current()
         if ctx is None or not getattr(conn, "_sc_ready", False):
             return fn(query, args)
+        _used_by_an_actor(conn)
         sql = query.decode(errors="replace") if isinstance(query, (bytes, bytearray)) else str(query)
         table, label = pg.describe(sql)
         if not pg.unshared(table, label):
@@ -228,7 +230,7 @@ class _Connection:
     _sc_sync_commit = ""
     _sc_sync_watch = False
     _sc_dsn = ""
-    _sc_counted = False  # counted in _open (closing uncounts it)
+    _sc_counted = False  # used by an actor: counted in _open (closing uncounts it)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         import psycopg2.extensions as ext
@@ -239,7 +241,7 @@ class _Connection:
 
     def lobject(self, *args: Any, **kwargs: Any) -> Any:
         _no_green("connection.lobject")
-        return super().lobject(*args, **kwargs)
+        return _blocking(super().lobject, *args, **kwargs)
 
     def commit(self) -> None:
         self._sc_end(super().commit, "COMMIT")
@@ -251,6 +253,7 @@ class _Connection:
         ctx = current()
         if ctx is None or not self._sc_ready or not _inside(self):
             return fn()
+        _used_by_an_actor(self)
         if self._sc_shared:
             ctx.point("sql", self._sc_table, label)
         return _run(ctx, self, fn, label=label)
@@ -293,6 +296,22 @@ def _green(n: int) -> None:
             ext.set_wait_callback(None)
 
 
+def _blocking(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Outside an actor, a call psycopg2 refuses while a wait callback is
+    set runs with none (the actors' connections keep theirs afterwards)."""
+    import psycopg2.extensions as ext
+
+    with _open_lock:
+        cb = ext.get_wait_callback()
+        if cb is not None:
+            ext.set_wait_callback(None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if cb is not None:
+                ext.set_wait_callback(cb)
+
+
 def _no_green(what: str) -> None:
     if current() is None:
         return
@@ -314,28 +333,32 @@ def _combined(base: type, mixin: type) -> type:
 
 
 def _connect(dsn: Any = None, connection_factory: Any = None, cursor_factory: Any = None, **kwargs: Any) -> Any:
-    ctx = current()
-    if ctx is None:
-        return _orig["connect"](dsn, connection_factory=connection_factory, cursor_factory=cursor_factory,
-                                **kwargs)
+    """Every connection is made of our classes, inside an actor or not: an
+    application's engine may connect before the actors run (the contract
+    probe, a module-level engine) and hand that connection to an actor
+    later, whose statements must still be points."""
     import psycopg2.extensions as ext
 
+    ctx = current()
     # An actor's connections carry its name, so the server's views
     # (pg_stat_activity, the blocker query) say whose backend holds what.
-    if "application_name" not in kwargs and "application_name" not in str(dsn or ""):
+    if ctx is not None and "application_name" not in kwargs and "application_name" not in str(dsn or ""):
         kwargs["application_name"] = f"sessioncheck {ctx.name}"
     factory = _combined(connection_factory or ext.connection, _Connection)
-    _green(+1)
-    try:
-        conn = _orig["connect"](dsn, connection_factory=factory, cursor_factory=cursor_factory, **kwargs)
-    except BaseException:
-        _green(-1)
-        raise
-    conn._sc_counted = True
+    conn = _orig["connect"](dsn, connection_factory=factory, cursor_factory=cursor_factory, **kwargs)
     conn._sc_dsn = ext.make_dsn(dsn, **{k: v for k, v in kwargs.items() if k != "async_"})
     conn._sc_sync_commit = _sync_commit(conn)
     conn._sc_ready = True
     return conn
+
+
+def _used_by_an_actor(conn: Any) -> None:
+    """From a connection's first statement inside an actor to its close,
+    the wait callback is set (so a statement waiting in the server is
+    seen); a connection only ever used outside actors never sets it."""
+    if not conn._sc_counted:
+        conn._sc_counted = True
+        _green(+1)
 
 
 # -- waiting -------------------------------------------------------------------
