@@ -27,9 +27,11 @@ The checks, by name:
     tries small programs that share schedules by design).
 ``no_fault_injected``
     Faults were asked for (``--faults``) but no generated example injected
-    one: the run is a plain search, not a test of crashes, power loss,
-    I/O errors, server crashes or cancellation (judged once there are
-    :data:`MIN_EXAMPLES_FOR_DISTINCT` generated examples).
+    one: the run is a plain search, not a test of crashes, I/O errors,
+    server crashes or cancellation (judged once there are
+    :data:`MIN_EXAMPLES_FOR_DISTINCT` generated examples).  A power loss is
+    probed after every acknowledged write, not drawn as a step: it is not
+    judged here.
 ``actor_vanished``
     The store ended its actor (``os._exit``, ``sys.exit``, a
     ``BaseException`` such as ``KeyboardInterrupt`` or ``GeneratorExit``
@@ -223,7 +225,9 @@ def failures(coverage: Any, tally: Tally, outcome: Any = None,
         out.append((TOO_FEW_DISTINCT, f"only {distinct} of {judged} generated examples had a distinct interleaving "
                                       f"(fewer than {MIN_DISTINCT_SHARE:.0%}); the model is too small "
                                       "(--max-steps, --actor-count, --sessions) to explore anything new"))
-    asked = [f for f in faults if f]
+    # a power loss is not a step: it is probed after every acknowledged
+    # write (no_acknowledged_write covers a run with none)
+    asked = [f for f in faults if f and f != "power-loss"]
     if (asked and tally.generated >= MIN_EXAMPLES_FOR_DISTINCT
             and not (getattr(coverage, "faults", 0) or getattr(coverage, "crashes", 0))):
         out.append((NO_FAULT_INJECTED, f"--faults {','.join(asked)} was asked for, but none of {examples} examples "
