@@ -15,6 +15,7 @@ def check_task_faults(mode: str, faults: tuple[str, ...]) -> None:
         bad = [f for f in faults if f != "cancel"]
         if bad:
             raise ConfigError(f"--faults {bad[0]}: task actors stop only at awaits and take only the "
-                              "cancel fault (use --actors processes or threads for file faults)")
+                              "cancel fault; tasks in processes (--processes) are not killed one process "
+                              "at a time either (use --actors processes or threads for crash and file faults)")
     elif "cancel" in faults:
         raise ConfigError("--faults cancel cancels asyncio tasks: add --actors tasks")
