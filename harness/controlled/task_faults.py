@@ -1,7 +1,8 @@
 """Which faults task actors take (``--actors tasks``), a configuration check.
 
-Task actors are asyncio tasks of one loop in the harness's process: they
-cannot be killed alone (``crash`` needs process actors), and they stop
+Task actors are asyncio tasks of one loop (in the harness's process, or
+one loop in each of the processes of ``--processes M``): they cannot be
+killed alone (``crash`` needs process actors), and they stop
 only at awaits, never at a file call, so ``power-loss`` and ``io-error``
 (which act at file calls) do not apply.  ``cancel`` (``Task.cancel()`` at
 the current await) applies only to them."""
