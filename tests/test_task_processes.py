@@ -167,3 +167,31 @@ def test_executor_reaps_its_task_processes() -> None:
         hosts = _children() - before
         assert len(hosts) == 2  # one process per host, no more
     assert not (_children() - before)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_stuck_task_is_I5_and_its_process_is_replaced() -> None:
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.program import OpSpec, Step
+    from sessioncheck.specs import resolve
+
+    before = _children()
+    program = [Step("start", 0, OpSpec("add", 0))]
+    with Executor(resolve("fixture_stores:HangingStore"), "tasks", ModelConfig(actors=1, task_processes=1),
+                  watchdog=0.5) as ex:
+        for _ in range(2):  # the second run on a new process, not on the abandoned one
+            outcome = ex.run(program)
+            assert [v.invariant for v in outcome.violations] == ["I5"], outcome.violations
+            assert "p0.t0 reached no preemption point within 0.5 s" in outcome.violations[0].summary
+            assert len(_children() - before) <= 1  # the abandoned process was reaped
+    assert not (_children() - before)
+
+
+def test_a_store_ending_its_task_is_a_configuration_error(tmp_path) -> None:
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=tests, SESSIONCHECK_TMPDIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "sessioncheck", "run", "--store", "misbehaving_stores:OsExitStore",
+                        "--actors", "tasks", "--processes", "2", "--examples", "50", "--seed", "1"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "actor_vanished" in r.stderr and "actor p0.t0" in r.stderr and "os._exit(0)" in r.stderr, r.stderr
