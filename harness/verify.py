@@ -275,7 +275,9 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         return result
     for n, d in enumerate(found or [None]):
         outcome = d.outcome if d is not None else x.outcome
-        path = report_path or reports.default_path(store, mode, outcome.program)
+        # tasks in processes apart from tasks of one loop: "tasks-2p"
+        shown = f"tasks-{model.task_processes}p" if mode == "tasks" and model.task_processes else mode
+        path = report_path or reports.default_path(store, shown, outcome.program)
         if report_dir is not None and report_path is None:
             path = Path(report_dir) / path.name
         if n and report_path is not None:
