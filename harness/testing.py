@@ -286,7 +286,9 @@ class Gate:
 
         model = {k: kwargs.get(k, d) for k, d in (("actors", "threads"), ("faults", ()), ("actor_count", 3),
                                                   ("sessions", 2), ("max_steps", 24), ("without", ()),
-                                                  ("watchdog", 10.0), ("processes", None))}
+                                                  ("watchdog", 10.0))}
+        if kwargs.get("processes"):  # task actors in processes: said only when set
+            model["processes"] = kwargs["processes"]
         model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
         props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),
