@@ -146,7 +146,7 @@ class Executor:
 
             self.names = task_names(self.cfg.task_processes, self.cfg.actors)
         elif self.cfg.task_processes:
-            raise ConfigError("task processes (--task-processes) host task actors: add --actors tasks")
+            raise ConfigError("task processes (--processes) host task actors: add --actors tasks")
         self.actors: list[Actor | None] = [None] * self.cfg.actors
         self._tasks: Any = None  # the event loop of the task actors, made on first use
         #: with ``cfg.task_processes``: the processes hosting the task actors
