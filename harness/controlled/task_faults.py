@@ -17,6 +17,6 @@ def check_task_faults(mode: str, faults: tuple[str, ...]) -> None:
         if bad:
             raise ConfigError(f"--faults {bad[0]}: task actors stop only at awaits and take only the "
                               "cancel fault; tasks in processes (--processes) are not killed one process "
-                              "at a time either (use --actors processes or threads for crash and file faults)")
+                              "at a time either (use --actors processes for crash, threads or processes for file faults)")
     elif "cancel" in faults:
         raise ConfigError("--faults cancel cancels asyncio tasks: add --actors tasks")
