@@ -137,6 +137,8 @@ OPTIONS: tuple[Option, ...] = (
            "as stuck (default: 10)", "SECONDS", RUN),
     Option("actors", _choice("threads", "processes", "mixed", "tasks"), "how writers run (default: threads)",
            "threads|processes|mixed|tasks", TEST),
+    Option("processes", count(1, 26), "with actors tasks: run the task actors in M processes, an event loop "
+           "each (default: one loop)", "M", TEST),
     Option("faults", _faults, "what may go wrong: crash,power-loss,io-error (default: none)", "LIST", TEST),
     Option("actor_count", count(1, 26), "actors writing at once (default: 3)", "N", TEST),
     Option("sessions", count(1, 26), "sessions in one location (default: 2)", "N", TEST),

@@ -34,7 +34,7 @@ from sessioncheck import gate_options as options
 _GATE = pytest.StashKey[object]()
 _RUN = pytest.StashKey[dict]()
 
-MARKER = ("sessioncheck(store=None, *, replay=None, budget=, examples=, seed=, watchdog=, actors=, faults=, "
+MARKER = ("sessioncheck(store=None, *, replay=None, budget=, examples=, seed=, watchdog=, actors=, processes=, faults=, "
           "actor_count=, sessions=, max_steps=, without=, suppress_health_check=): check a store (or replay a "
           "saved report) in this test, or give the sessioncheck fixture's checks these options")
 
@@ -239,7 +239,8 @@ class Checker:
     """The ``sessioncheck`` fixture's value: ``sessioncheck(store, **options)``
     checks a store, ``sessioncheck.replay(report, store=None)`` replays a
     saved report.  Its keywords are the marker's (every model option:
-    ``actors``, ``faults``, ``actor_count``, ``sessions``, ``max_steps``,
+    ``actors``, ``processes`` (task actors in that many processes),
+    ``faults``, ``actor_count``, ``sessions``, ``max_steps``,
     ``without``, ``watchdog``, ``budget``, ``examples``, ``seed``,
     ``suppress_health_check``) and override the test's markers; against
     the command line they follow :mod:`sessioncheck.gate_options`."""

@@ -68,7 +68,7 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
                 shrink_budget: float = 10.0, suppress_health_check: Any = (),
                 actor_count: int = 3, sessions: int = 2, max_steps: int = 24, without: Any = (),
                 watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = (),
-                keep_going: bool = False) -> Result:
+                keep_going: bool = False, processes: int | None = None) -> Result:
     """Explore ``store`` (a spec string, or a factory object: a class or
     callable taking a directory) within the budget; raise
     :class:`StoreViolation` on a violation, return the :class:`Result`
@@ -83,15 +83,20 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
     regular expressions; an exception whose "Type: message" (or that of one
     in its chain) matches one counts as "not acknowledged"
     (``--allow-errors``).  ``keep_going``: search on past a violation and
-    raise with every distinct one (``--keep-going``)."""
+    raise with every distinct one (``--keep-going``).  ``processes``: with
+    ``actors="tasks"``, the task actors run in that many processes, an
+    event loop each (``--processes``)."""
     __tracebackhide__ = True
     from sessioncheck.controlled.program import ModelConfig
     from sessioncheck.specs import name_of
 
     name = store if isinstance(store, str) else name_of(store)
     fault_list = parse_faults(faults) if isinstance(faults, str) else parse_faults(",".join(faults))
+    if processes is not None and actors != "tasks":
+        raise ConfigError(f"processes={processes} hosts task actors in processes: set actors='tasks'")
     cfg = ModelConfig(actors=actor_count, sessions=sessions, max_steps=max_steps,
-                      without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)))
+                      without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)),
+                      task_processes=processes or 0)
     from sessioncheck.scratch import private_folder
 
     # every location, probe and private server of the check in one folder
@@ -199,7 +204,7 @@ def hypothesis_profile(name: str, root: Path) -> Any:
 #: what :meth:`Gate.check` passes on to :func:`check_store` when a test or
 #: the run sets it (the rest comes from the profile)
 CHECK_KEYWORDS = ("budget", "examples", "actors", "faults", "actor_count", "sessions", "max_steps", "without",
-                  "watchdog", "suppress_health_check", "allow_errors")
+                  "watchdog", "suppress_health_check", "allow_errors", "processes")
 
 
 @dataclass
@@ -282,6 +287,8 @@ class Gate:
         model = {k: kwargs.get(k, d) for k, d in (("actors", "threads"), ("faults", ()), ("actor_count", 3),
                                                   ("sessions", 2), ("max_steps", 24), ("without", ()),
                                                   ("watchdog", 10.0))}
+        if kwargs.get("processes"):  # task actors in processes: said only when set
+            model["processes"] = kwargs["processes"]
         model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
         props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from sessioncheck import health
 from sessioncheck.reporting import report as reports
 from sessioncheck.reporting.coverage import Coverage
-from sessioncheck.controlled.engine import Executor, Outcome
+from sessioncheck.controlled.engine import Executor, Outcome, mode_label
 from sessioncheck.controlled.search import Exploration, explore
 from sessioncheck.errors import ConfigError
 from sessioncheck.controlled.program import ModelConfig, Step
@@ -46,6 +46,8 @@ class Result:
     #: ``keep_going``: every distinct violation, the first one first, each
     #: a :class:`Told` (its own story and report); empty otherwise
     distinct: list = field(default_factory=list)
+    #: the mode as the summary says it (``tasks in 2 processes``); the mode if empty
+    label: str = ""
 
     @property
     def found(self) -> bool:
@@ -56,13 +58,13 @@ class Result:
         what = (f"{plural(x.examples, 'example')}, {plural(len(x.interleavings), 'distinct interleaving')} "
                 f"({x.distinct_share:.0%}), {x.seconds:.1f} s")
         if self.found:
-            text = (f"violation found in {self.store} ({self.mode}) after "
+            text = (f"violation found in {self.store} ({self.label or self.mode}) after "
                     f"{plural(x.first_failure_example or 0, 'example')} "
                     f"({x.first_failure_seconds:.2f} s); {what} in all")
         else:
             unknown = (f"; the checker ran out of budget on {plural(x.unknown, 'example')} (verdict unknown)"
                        if x.unknown else "")
-            text = f"no violation found in {self.store} ({self.mode}): {what}{unknown}"
+            text = f"no violation found in {self.store} ({self.label or self.mode}): {what}{unknown}"
         if self.seed is not None:
             text += f"; seed {self.seed}"
         lines = [text]
@@ -153,6 +155,9 @@ def header(store: str, mode: str, cfg: ModelConfig, outcome: Outcome) -> str:
 
     kinds = {"threads": "thread actors", "processes": "process actors", "mixed": "mixed actors",
              "tasks": "asyncio tasks of one event loop"}[mode]
+    if mode == "tasks" and cfg.task_processes:
+        m = cfg.task_processes
+        kinds = f"asyncio tasks in {m} process{'es' if m != 1 else ''} (an event loop each)"
     return (f"sessioncheck: {first.invariant} ({INVARIANTS.get(first.invariant, '')}) violated by store "
             f"{store} with {cfg.actors} {kinds}")
 
@@ -260,7 +265,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
             x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
                         on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
                         seed_chosen=seed_chosen)
-    result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed)
+    result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed, label=mode_label(mode, model))
     # A search that Hypothesis ended itself, before the budget or the
     # example limit, found nothing new to generate: its programs rejected
     # as repeats of runs done count as generated examples with nothing new
@@ -274,7 +279,9 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         return result
     for n, d in enumerate(found or [None]):
         outcome = d.outcome if d is not None else x.outcome
-        path = report_path or reports.default_path(store, mode, outcome.program)
+        # tasks in processes apart from tasks of one loop: "tasks-2p"
+        shown = f"tasks-{model.task_processes}p" if mode == "tasks" and model.task_processes else mode
+        path = report_path or reports.default_path(store, shown, outcome.program)
         if report_dir is not None and report_path is None:
             path = Path(report_dir) / path.name
         if n and report_path is not None:

@@ -168,3 +168,24 @@ def test_bad_gate_option_is_a_usage_error(pytester):
     r = pytester.runpytest_subprocess("--sessioncheck-budget", "0", timeout=60)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert "--sessioncheck-budget: 0 must be more than 0" in r.stderr.str()
+
+
+TASKS_GATE = """
+import pytest
+
+def test_asyncio_lock_only_in_two_workers(sessioncheck):
+    sessioncheck("mutant:asyncio-lock-only", actors="tasks", processes=2)
+
+@pytest.mark.sessioncheck(actors="tasks")
+def test_asyncio_lock_only_in_one_loop(sessioncheck):
+    sessioncheck("mutant:asyncio-lock-only")
+"""
+
+
+def test_gate_runs_task_actors_in_processes(pytester):
+    pytester.makepyfile(test_gate=TASKS_GATE)
+    r = run_gate(pytester)
+    r.assert_outcomes(passed=1, failed=1)
+    out = r.stdout.str()
+    assert "asyncio tasks in 2 processes (an event loop each)" in out
+    assert "FAILED test_gate.py::test_asyncio_lock_only_in_two_workers" in out

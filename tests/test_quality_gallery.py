@@ -22,9 +22,10 @@ from sessioncheck.cli.main import main as cli
 from sessioncheck.errors import ConfigError
 from sessioncheck.campaigns.gallery import PLAN, Attempt, Case, Row, plan
 from sessioncheck.controlled.engine import Executor
+from sessioncheck.controlled.program import ModelConfig
 from sessioncheck.controlled.search import explore
 from sessioncheck.specs import mutant_names, resolve
-from sessioncheck.verify import model_config, verify
+from sessioncheck.verify import verify
 
 SEED = 0
 #: Stated budget per mutant and mode: examples, then a time cap.  Every
@@ -52,7 +53,7 @@ def case_id(case: Case) -> str:
 @pytest.mark.parametrize("case", MUTANT_CASES, ids=case_id)
 def test_finds_mutant(case: Case) -> None:
     spec = resolve(case.store)
-    with Executor(spec, case.mode, model_config(spec, case.mode, case.faults)) as ex:
+    with Executor(spec, case.mode, case.model(spec)) as ex:
         x = explore(ex, budget=TIME_CAP, max_examples=EXAMPLES, seed=SEED, shrink_runs=SHRINK_RUNS)
         assert x.outcome is not None, (f"{case.name} ({case.label}) missed: nothing found in {x.examples} "
                                        f"examples ({x.seconds:.1f} s)")
@@ -78,7 +79,8 @@ def control_param(case: Case):
 @pytest.mark.parametrize("case", [control_param(c) for c in CONTROL_CASES])
 def test_control_never_flagged(case: Case) -> None:
     r = verify(case.store, mode=case.mode, faults=case.faults, budget=TIME_CAP,
-               max_examples=SOAK_EXAMPLES, seed=SEED, save_report=False)
+               max_examples=SOAK_EXAMPLES, seed=SEED, save_report=False,
+               cfg=ModelConfig(task_processes=case.processes))
     assert not r.found, r.story
     assert r.exploration.examples == SOAK_EXAMPLES
     assert r.exploration.unknown == 0
@@ -95,8 +97,11 @@ def test_plan_covers_every_mutant_and_mode() -> None:
         assert c.expect and c.mode in ("threads", "processes", "mixed", "tasks")
     # thread-lock-only is correct with thread actors alone: a control there.
     assert Case("mutant:thread-lock-only", "threads") in CONTROL_CASES
-    # asyncio-lock-only is correct among tasks of one loop: a control there.
+    # asyncio-lock-only is correct among tasks of one loop: a control there;
+    # not among tasks of two processes (two app-server workers).
     assert Case("mutant:asyncio-lock-only", "tasks") in CONTROL_CASES
+    assert Case("mutant:asyncio-lock-only", "tasks", (), ("I1", "I3"), processes=2) in MUTANT_CASES
+    assert {c.label for c in plan(modes=["tasks-2p"])} >= {"tasks-2p", "tasks-2p+cancel"}
     assert {("json", m) for m in ("threads", "processes", "mixed")} <= {(c.store, c.mode) for c in CONTROL_CASES}
 
 

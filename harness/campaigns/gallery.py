@@ -23,17 +23,28 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import BUILTIN, SERVER_BACKED, mutant_names
 
+if TYPE_CHECKING:
+    from sessioncheck.controlled.program import ModelConfig
+
 ACTOR_MODES = ("threads", "processes", "mixed")
 ANY = ACTOR_MODES  # threads, processes and mixed all show it
-#: Controls with task actors (``--actors tasks``): the native async
-#: reference store, with and without cancellations, and the mutant whose
-#: asyncio.Lock is correct among tasks of one loop.
-TASK_CONTROLS = (("async-json", ()), ("async-json", ("cancel",)), ("mutant:asyncio-lock-only", ()))
+#: Task actors in two processes, an event loop each (``--actors tasks
+#: --processes 2``): a mode name of the plan, run as mode ``tasks`` with
+#: ``ModelConfig.task_processes`` = 2 (:attr:`Case.processes`).
+TASKS_2P = "tasks-2p"
+#: the plan's mode names besides ACTOR_MODES
+TASK_MODES = ("tasks", TASKS_2P)
+#: Controls with task actors (``--actors tasks``, and in two processes):
+#: the native async reference store, with and without cancellations, and
+#: the mutant whose asyncio.Lock is correct among tasks of one loop.
+TASK_CONTROLS = (("async-json", (), "tasks"), ("async-json", ("cancel",), "tasks"),
+                 ("mutant:asyncio-lock-only", (), "tasks"),
+                 ("async-json", (), TASKS_2P), ("async-json", ("cancel",), TASKS_2P))
 
 
 @dataclass(frozen=True)
@@ -101,14 +112,16 @@ PLAN: dict[str, MutantPlan] = {
                                 resources=("redis",)),
     # The read-modify-write runs in a helper thread (a pool, asyncio.to_thread).
     "executor-rmw": MutantPlan(ANY, ("I1", "I3")),
-    "to-thread-rmw": MutantPlan(("tasks", *ANY), ("I1", "I3")),
+    "to-thread-rmw": MutantPlan(("tasks", TASKS_2P, *ANY), ("I1", "I3")),
     # Async stores (asyncio tasks of one loop as actors: --actors tasks).
-    "async-stale-write": MutantPlan(("tasks", *ANY), ("I1", "I3")),
-    # One loop's asyncio.Lock: holds among tasks (a control there, TASK_CONTROLS).
-    "asyncio-lock-only": MutantPlan(ANY, ("I1", "I3")),
-    "async-none-skipped": MutantPlan(("tasks", *ANY), ("I3", "I1")),
+    "async-stale-write": MutantPlan(("tasks", TASKS_2P, *ANY), ("I1", "I3")),
+    # One loop's asyncio.Lock: holds among tasks of one loop (a control
+    # there, TASK_CONTROLS), not among tasks of two processes.
+    "asyncio-lock-only": MutantPlan((TASKS_2P, *ANY), ("I1", "I3")),
+    "async-none-skipped": MutantPlan(("tasks", TASKS_2P, *ANY), ("I3", "I1")),
     # Torn by a cancellation at the await between truncate and write.
-    "cancel-torn": MutantPlan((), (), faulted=(("tasks", ("cancel",), ("I4", "I1", "E1")),)),
+    "cancel-torn": MutantPlan((), (), faulted=(("tasks", ("cancel",), ("I4", "I1", "E1")),
+                                               (TASKS_2P, ("cancel",), ("I4", "I1", "E1")))),
     "sqlalchemy-rmw": MutantPlan(ANY, ("I1", "I3")),
     # Below Python's file objects: a cached fd rewritten in place (a torn
     # read between pwrite and ftruncate is I4), and paths relative to a dir fd.
@@ -162,14 +175,36 @@ class Case:
     mode: str
     faults: tuple[str, ...] = ()
     expect: tuple[str, ...] = ()
+    #: task actors in this many processes (mode ``tasks``; 0: one loop)
+    processes: int = 0
+
+    @classmethod
+    def of(cls, store: str, mode: str, faults: tuple[str, ...] = (), expect: tuple[str, ...] = ()) -> "Case":
+        """A case from a plan's mode name (``tasks-2p``: tasks in two processes)."""
+        if mode == TASKS_2P:
+            return cls(store, "tasks", faults, expect, processes=2)
+        return cls(store, mode, faults, expect)
 
     @property
     def mutant(self) -> bool:
         return bool(self.expect)
 
     @property
+    def mode_name(self) -> str:
+        """The plan's name of its mode: ``tasks-2p`` for tasks in two processes."""
+        return f"tasks-{self.processes}p" if self.processes else self.mode
+
+    @property
     def label(self) -> str:
-        return self.mode + "".join(f"+{f}" for f in self.faults)
+        return self.mode_name + "".join(f"+{f}" for f in self.faults)
+
+    def model(self, spec) -> "ModelConfig":
+        """The model :func:`~sessioncheck.verify.model_config` gives the store
+        in this case's mode (with its task processes)."""
+        from sessioncheck.controlled.program import ModelConfig
+        from sessioncheck.verify import model_config
+
+        return model_config(spec, self.mode, self.faults, ModelConfig(task_processes=self.processes))
 
     @property
     def name(self) -> str:
@@ -218,8 +253,8 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
     for m in mutants:
         p = PLAN[m]
         spec = f"mutant:{m}"
-        cases += [Case(spec, mode, (), p.expect) for mode in p.modes]
-        cases += [Case(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
+        cases += [Case.of(spec, mode, (), p.expect) for mode in p.modes]
+        cases += [Case.of(spec, mode, faults, expect) for mode, faults, expect in p.faulted]
     for store in correct_stores():
         cases += [Case(store, mode) for mode in ACTOR_MODES]
         faults_ = SERVER_CONTROL_FAULTS if store in SERVER_BACKED else CONTROL_FAULTS
@@ -231,7 +266,7 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         p = PLAN[m]
         if p.modes:
             cases += [Case(f"mutant:{m}", mode) for mode in ACTOR_MODES if mode not in p.modes]
-    cases += [Case(store, "tasks", faults) for store, faults in TASK_CONTROLS]
+    cases += [Case.of(store, mode, faults) for store, faults, mode in TASK_CONTROLS]
     skipped = unavailable()
     cases = [c for c in cases if c.store not in skipped]
     if only:
@@ -244,10 +279,10 @@ def plan(only: Iterable[str] = (), modes: Iterable[str] = ()) -> list[Case]:
         cases = [c for c in cases if c.name in wanted]
     modes = set(modes)
     if modes:
-        bad = sorted(modes - {*ACTOR_MODES, "tasks"})
+        bad = sorted(modes - {*ACTOR_MODES, *TASK_MODES})
         if bad:
-            raise ConfigError(f"--modes {bad[0]!r}: choose from {', '.join(ACTOR_MODES)}, tasks")
-        cases = [c for c in cases if c.mode in modes]
+            raise ConfigError(f"--modes {bad[0]!r}: choose from {', '.join((*ACTOR_MODES, *TASK_MODES))}")
+        cases = [c for c in cases if c.mode_name in modes]
     return cases
 
 
@@ -289,7 +324,7 @@ def run_attempt(case: Case, seed: int, budget: float, shrink_runs: int,
     t0 = time.monotonic()
     try:
         spec = resolve(case.store)
-        model = model_config(spec, case.mode, case.faults)
+        model = case.model(spec)
         with Executor(spec, case.mode, model) as ex:
             x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, shrink_runs=shrink_runs,
                         systematic=systematic)
@@ -342,7 +377,7 @@ class Row:
 
     def to_json(self) -> dict:
         c = self.case
-        out = {"store": c.store, "mode": c.mode, "faults": list(c.faults), "expect": list(c.expect),
+        out = {"store": c.store, "mode": c.mode_name, "faults": list(c.faults), "expect": list(c.expect),
                "kind": "mutant" if c.mutant else "control", "ok": self.ok, "error": self.error,
                "seeds": len(self.attempts), "caught": len(self.caught),
                ("unexpected" if c.mutant else "false_alarms"): len(self.wrong),

@@ -75,6 +75,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--actor-count", type=count(1, 26), default=3, metavar="N", help="actors writing at once (default: 3)")
     g.add_argument("--sessions", type=count(1, 26), default=2, metavar="N", help="sessions in one location (default: 2)")
+    g.add_argument("--processes", type=count(1, 26), default=None, metavar="M",
+                   help="with --actors tasks: spread the task actors over M processes, an event loop each "
+                        "(as app-server workers serving concurrent requests; names p0.t0, p1.t0, ...); "
+                        "the default runs them all on one loop")
     g.add_argument("--max-steps", type=count(1, 1000), default=24, metavar="N", help="steps per program (default: 24)")
     g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
                    help="leave an operation the store supports out of the model (persist, delete, pop, clear; "
@@ -96,8 +100,13 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
             raise ConfigError("--max-steps must be between 1 and 1000")
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
+    processes = getattr(args, "processes", None)
+    if processes is not None and getattr(args, "actors", "tasks") != "tasks":
+        raise ConfigError(f"--processes {processes} hosts task actors in processes: add --actors tasks "
+                          "(for one process per actor use --actors processes)")
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
-                       without=tuple(dict.fromkeys(args.without)), values=value_set(args))
+                       without=tuple(dict.fromkeys(args.without)), values=value_set(args),
+                       task_processes=processes or 0)
 
 
 def value_set(args: argparse.Namespace) -> tuple[str, ...]:

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave out the systematic pass that precedes the random search: measures "
                              "what the random search finds alone")
     parser.add_argument("--modes", nargs="+", default=[], metavar="MODE",
-                        help="run only these actor modes (threads, processes, mixed); faults ride along")
+                        help="run only these actor modes (threads, processes, mixed, tasks, tasks-2p: tasks in "
+                             "two processes); faults ride along")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -51,7 +51,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"replaying a report saved for store {data['store']!r} against {store!r} (--store)",
               file=sys.stderr)
     mode = args.actors or data["mode"]
-    outcome, story = rerun(store, mode, data["_config"], data["_program"], args.report, args.watchdog)
+    cfg = data["_config"]
+    if mode != "tasks" and cfg.task_processes:
+        # tasks in processes replayed with other actors: one actor per task
+        from dataclasses import replace
+
+        cfg = replace(cfg, task_processes=0)
+    outcome, story = rerun(store, mode, cfg, data["_program"], args.report, args.watchdog)
     if not outcome.failed:
         whose = f"; the report was saved for {data['store']!r}" if other else ""
         print(f"the saved violation did not happen again: {store} ({mode}) passes this schedule{whose}")

@@ -89,6 +89,15 @@ def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
     return ProcessActor(name, spec, watchdog)
 
 
+def mode_label(mode: str, cfg: ModelConfig | None = None) -> str:
+    """The mode as summaries say it: ``tasks in 2 processes`` for task
+    actors hosted by processes (``cfg.task_processes``), else the mode."""
+    m = cfg.task_processes if cfg is not None else 0
+    if mode == "tasks" and m:
+        return f"tasks in {m} process{'es' if m != 1 else ''}"
+    return mode
+
+
 def actor_kinds(mode: str, n: int) -> list[str]:
     if mode == "threads":
         return ["thread"] * n
@@ -132,8 +141,17 @@ class Executor:
             raise ConfigError(str(exc)) from None
         self.kinds = actor_kinds(mode, self.cfg.actors)
         self.names = [chr(ord("A") + i) for i in range(self.cfg.actors)]
+        if mode == "tasks" and self.cfg.task_processes:
+            from sessioncheck.controlled.task_host import task_names
+
+            self.names = task_names(self.cfg.task_processes, self.cfg.actors)
+        elif self.cfg.task_processes:
+            raise ConfigError("task processes (--processes) host task actors: add --actors tasks")
         self.actors: list[Actor | None] = [None] * self.cfg.actors
         self._tasks: Any = None  # the event loop of the task actors, made on first use
+        #: with ``cfg.task_processes``: the processes hosting the task actors
+        #: (controlled/task_host.py), by index, each made on first use
+        self._hosts: dict[int, Any] = {}
         self.runs = 0
         #: a :class:`~sessioncheck.controlled.repeats.Schedules` told what
         #: every step of every run did (the search's memory of runs done)
@@ -165,10 +183,19 @@ class Executor:
             self.actors[i] = None
         if self._tasks is not None:
             self._tasks.close()
+        for host in self._hosts.values():
+            host.close()
+        self._hosts.clear()
         self.resources.release()
 
     def _actor(self, i: int, warm: bool = True) -> Actor:
         a = self.actors[i]
+        if a is not None and getattr(a, "stale", False):
+            a = self.actors[i] = None  # its host process was abandoned (task_host.py)
+        if a is None and self.kinds[i] == "task" and self.cfg.task_processes:
+            a = self.actors[i] = self._task_proxy(self.names[i])
+            if warm:
+                self._warm_up(a)
         if a is None and self.kinds[i] == "task":
             from sessioncheck.controlled.task_actor import task_actor
 
@@ -181,6 +208,19 @@ class Executor:
             if warm:
                 self._warm_up(a)
         return a
+
+    def _task_proxy(self, name: str) -> Actor:
+        """A task actor in the process its name says (p1.t0: process 1), a
+        new process when that one was abandoned or not made yet."""
+        from sessioncheck.controlled.task_host import TaskHost, TaskProxy, host_of
+
+        index = host_of(name)
+        host = self._hosts.get(index)
+        if host is None or host.broken:
+            if host is not None:
+                host.close()
+            host = self._hosts[index] = TaskHost(index, self.spec, self.watchdog)
+        return TaskProxy(name, host)
 
     def _warm_up(self, actor: Actor) -> None:
         """Run every call once on a new actor, in a scratch location.

@@ -193,6 +193,10 @@ class ModelConfig:
     keys: tuple[str, ...] = KEYS
     #: the value kinds it writes (:mod:`sessioncheck.controlled.values`)
     values: tuple[str, ...] = VALUE_KINDS
+    #: with task actors: 0 runs them all on one loop in the harness's
+    #: process; M >= 1 spreads them over M forked processes with a loop
+    #: each (controlled/task_host.py)
+    task_processes: int = 0
 
     def functions(self) -> list[str]:
         fs = ["add", "read"]

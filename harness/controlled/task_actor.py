@@ -46,9 +46,16 @@ synchronous store run in tasks is one atomic step per operation.
 helper thread the cancelled await leaves running finishes, unpaused,
 before the next step.
 
+Task actors combine with processes through hosts
+(:mod:`sessioncheck.controlled.task_host`, ``--processes M``): each of M
+forked processes runs one such loop with its tasks, the harness holds a
+proxy per task.
+
 Limits: tasks a store creates itself run whenever the loop runs (their
-own awaits are not gates); task actors do not combine with process
-actors.
+own awaits are not gates); in processes, code between two awaits is one
+step with respect to the other processes too; tasks do not combine with
+thread or process actors in one run, and a process of tasks is never
+killed (``crash``).
 """
 from __future__ import annotations
 

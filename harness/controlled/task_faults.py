@@ -1,7 +1,8 @@
 """Which faults task actors take (``--actors tasks``), a configuration check.
 
-Task actors are asyncio tasks of one loop in the harness's process: they
-cannot be killed alone (``crash`` needs process actors), and they stop
+Task actors are asyncio tasks of one loop (in the harness's process, or
+one loop in each of the processes of ``--processes M``): they cannot be
+killed alone (``crash`` needs process actors), and they stop
 only at awaits, never at a file call, so ``power-loss`` and ``io-error``
 (which act at file calls) do not apply.  ``cancel`` (``Task.cancel()`` at
 the current await) applies only to them."""
@@ -15,6 +16,7 @@ def check_task_faults(mode: str, faults: tuple[str, ...]) -> None:
         bad = [f for f in faults if f != "cancel"]
         if bad:
             raise ConfigError(f"--faults {bad[0]}: task actors stop only at awaits and take only the "
-                              "cancel fault (use --actors processes or threads for file faults)")
+                              "cancel fault; tasks in processes (--processes) are not killed one process "
+                              "at a time either (use --actors processes for crash, threads or processes for file faults)")
     elif "cancel" in faults:
         raise ConfigError("--faults cancel cancels asyncio tasks: add --actors tasks")

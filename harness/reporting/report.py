@@ -178,6 +178,9 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
             except re.error as exc:
                 raise ReportError(f"{path}: config allow_errors: {exc}") from None
             value = tuple(value)
+        elif key == "task_processes":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 26:
+                raise ReportError(f"{path}: config task_processes must be an integer from 0 to 26")
         elif key in ("metadata", "delete", "pop", "clear", "rename", "crash", "power_loss", "server_crash"):
             if not isinstance(value, bool):
                 raise ReportError(f"{path}: config {key} must be true or false")

@@ -10,7 +10,8 @@ one volume), each take their own lock and overwrite each other (I1, I3).
 Seen in: async session stores that add ``async with self._lock:`` after a
 lost-update report from one server, then deploy with several workers.
 
-Shows with: thread, process and mixed actors; passes with task actors of
+Shows with: thread, process and mixed actors, and task actors in two
+processes (``--actors tasks --processes 2``); passes with task actors of
 one loop (the control).
 """
 from __future__ import annotations
