@@ -41,8 +41,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sessioncheck import operations
 from sessioncheck.controlled.engine import MODES, Executor, Outcome
-from sessioncheck.controlled.program import (KEYS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
-                                             program_to_json, takes_fields)
+from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
+                                             program_to_json, takes_fields, takes_message)
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import name_of, resolve
 
@@ -124,6 +124,12 @@ class SessionMachine(RuleBasedStateMachine):
     #: values.PLAIN``, the default, or ``RICH``); the fields are the store's
     #: declared ``Capabilities.metadata_fields``
     values: ClassVar[tuple[str, ...]] = VALUE_KINDS
+    #: the message kinds the model adds (``sessioncheck.controlled.
+    #: messages.PLAIN``, the default, ``RICH``, or kinds of your own
+    #: registered with ``messages.register``), unless the store declares
+    #: ``Capabilities.message_kinds``; the message's identity field is the
+    #: store's ``Capabilities.message_identity``
+    messages: ClassVar[tuple[str, ...]] = MESSAGE_KINDS
 
     actor_ids = ACTOR_IDS
     session_ids = SESSION_IDS
@@ -156,12 +162,12 @@ class SessionMachine(RuleBasedStateMachine):
             raise ConfigError(f"{cls.__qualname__}: crash needs process actors (mode 'processes' or 'mixed')")
         if not 1 <= cls.actors <= 26 or cls.sessions < 1 or cls.max_points < 1:
             raise ConfigError(f"{cls.__qualname__}: actors must be 1..26, sessions and max_points positive")
-        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash, tuple(cls.values))
+        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash, tuple(cls.values), tuple(cls.messages))
         if key not in _CONFIGS:
             from sessioncheck.verify import model_config
 
             base = ModelConfig(actors=cls.actors, sessions=cls.sessions, max_points=cls.max_points,
-                               values=tuple(cls.values))
+                               values=tuple(cls.values), messages=tuple(cls.messages))
             cfg = model_config(resolve(name), cls.mode, ("crash",) if cls.crash else (), base,
                                watchdog=cls.watchdog)
             _CONFIGS[key] = (name, cfg)
@@ -189,15 +195,21 @@ class SessionMachine(RuleBasedStateMachine):
                         min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
 
     # -- what rules call ----------------------------------------------------
+    def message_strategy(self) -> st.SearchStrategy:
+        """The message kinds of the model: what ``start_operation`` draws
+        for an operation adding a message."""
+        return st.sampled_from(self.config()[1].messages)
+
     def start(self, name: str, *, actor: int = 0, session: int = 0,
-              fields: tuple[tuple[str, str], ...] | dict[str, str] = ()) -> Step:
+              fields: tuple[tuple[str, str], ...] | dict[str, str] = (), message: str = "") -> Step:
         """Append a step starting operation ``name`` on ``actor`` (modulo
         the actor count) on session ``session`` (modulo the session
         count).  ``fields``: (key, value kind) pairs, for an operation that
         takes metadata fields (``persist``); a key of the model's fields
         (``Capabilities.metadata_fields``, default
         :data:`~sessioncheck.controlled.program.KEYS`), a kind of its
-        ``values``."""
+        ``values``.  ``message``: for an operation adding a message, its
+        kind (one of the model's ``messages``; default: the first)."""
         op = operations.find(name)
         if op is None:
             raise ConfigError(f"unknown operation {name!r}; register it with sessioncheck.operations.register")
@@ -213,7 +225,14 @@ class SessionMachine(RuleBasedStateMachine):
                     raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")
-        step = Step("start", actor % self.actors, OpSpec(name, session % self.sessions, pairs))
+        if message and not takes_message(name):
+            raise ConfigError(f"{name} adds no message: message= is for add and input='message' operations")
+        if takes_message(name):
+            message = message or cfg.messages[0]
+            if message not in cfg.messages:
+                raise ConfigError(f"message kind {message!r} is not in the model's {list(cfg.messages)}")
+        step = Step("start", actor % self.actors,
+                    OpSpec(name, session % self.sessions, pairs, "" if message == "user" else message))
         self.program.append(step)
         return step
 
@@ -230,7 +249,11 @@ class SessionMachine(RuleBasedStateMachine):
         names = self.model_operations()
         name = names[0] if len(names) == 1 else data.draw(st.sampled_from(names), label="operation")
         fields = data.draw(self.field_strategy(), label="fields") if takes_fields(name) else ()
-        self.start(name, actor=actor, session=session, fields=fields)
+        kinds = self.config()[1].messages
+        message = ""
+        if takes_message(name):
+            message = kinds[0] if len(kinds) == 1 else data.draw(self.message_strategy(), label="message")
+        self.start(name, actor=actor, session=session, fields=fields, message=message)
 
     @rule(actor=ACTOR_IDS, points=st.integers(1, 16))
     def advance_actor(self, actor: int, points: int) -> None:

@@ -126,9 +126,13 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
     if not all(valid_key(k) for k in keys) or len(keys) > 8:
         raise ConfigError(f"store {spec.name!r}: Capabilities.metadata_fields must name 1 to 8 fields "
                           f"(printable strings), not {caps.metadata_fields!r}")
+    # the store's declared kinds drive the model, as its metadata fields do
+    kinds = tuple(dict.fromkeys(caps.message_kinds)) or cfg.messages
     return replace(
         cfg,
         keys=keys,
+        messages=kinds,
+        identity=caps.message_identity,
         metadata=caps.metadata,
         delete=caps.delete,
         pop=caps.pop,

@@ -82,6 +82,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--values", default="plain", choices=("plain", "rich"),
                    help="metadata values the model writes: plain (a fresh string, None, ''; the default) or rich "
                         "(also unicode, numbers, nested JSON, a 100 KB string)")
+    g.add_argument("--messages", default="plain", choices=("plain", "rich"),
+                   help="messages the model adds to a store that declares no message_kinds: plain (user "
+                        "messages; the default) or rich (also assistant, system, tool calls and tool results, "
+                        "unicode, a 100 KB content)")
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
@@ -97,7 +101,14 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
     if args.watchdog <= 0:
         raise ConfigError("--watchdog must be a positive number of seconds")
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
-                       without=tuple(dict.fromkeys(args.without)), values=value_set(args))
+                       without=tuple(dict.fromkeys(args.without)), values=value_set(args),
+                       messages=message_set(args))
+
+
+def message_set(args: argparse.Namespace) -> tuple[str, ...]:
+    from sessioncheck.controlled.messages import SETS
+
+    return SETS[getattr(args, "messages", None) or "plain"]
 
 
 def value_set(args: argparse.Namespace) -> tuple[str, ...]:

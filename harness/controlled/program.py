@@ -21,6 +21,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sessioncheck.controlled import messages
 from sessioncheck.controlled.values import PLAIN, RICH
 from sessioncheck.errors import ReportError
 
@@ -28,6 +29,8 @@ from sessioncheck.errors import ReportError
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
 VALUE_KINDS = PLAIN  # the default value kinds (:mod:`sessioncheck.controlled.values`)
+IDENTITY = messages.IDENTITY  # the default field naming a message
+MESSAGE_KINDS = messages.PLAIN  # the default message kinds (:mod:`sessioncheck.controlled.messages`)
 FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear", "rename")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
@@ -42,11 +45,16 @@ class OpSpec:
     f: str
     session: int = 0
     fields: tuple[tuple[str, str], ...] = ()  # (key, value kind)
+    #: for an operation adding a message: its kind ("" is the default
+    #: ``user`` message, written as before: no third element)
+    message: str = ""
 
     def to_json(self) -> list:
         out: list[Any] = [self.f, self.session]
         if takes_fields(self.f):
             out.append([list(kv) for kv in self.fields])
+        elif self.message and self.message != "user":
+            out.append(self.message)
         return out
 
 
@@ -86,6 +94,17 @@ def takes_fields(f: str) -> bool:
 
     op = operations.find(f)
     return op is not None and op.input == "fields"
+
+
+def takes_message(f: str) -> bool:
+    """Does operation ``f`` add a message (``add`` and the user's
+    ``input="message"`` operations)?"""
+    if f in _NO_FIELDS:
+        return f == "add"
+    from sessioncheck import operations
+
+    op = operations.find(f)
+    return op is not None and op.input == "message"
 
 
 def field_keys(f: str, model_keys: tuple[str, ...] = KEYS) -> tuple[str, ...]:
@@ -132,7 +151,13 @@ def program_from_json(data: Any) -> list[Step]:
                         raise ReportError(f"{where}: bad field {kv!r}")
                     pairs.append((kv[0], kv[1]))
                 fields = tuple(pairs)
-            steps.append(Step("start", raw[1], OpSpec(f, session, fields)))
+            message = ""
+            if takes_message(f) and len(raw[2]) == 3:
+                if not messages.known(raw[2][2]):
+                    raise ReportError(f"{where}: unknown message kind {raw[2][2]!r} (built in: "
+                                      f"{', '.join(messages.RICH)}; a user's kind must be registered)")
+                message = raw[2][2]
+            steps.append(Step("start", raw[1], OpSpec(f, session, fields, message)))
         elif kind == "advance":
             if len(raw) != 3 or not _small_int(raw[2]) or raw[2] < 1:
                 raise ReportError(f"{where}: advance needs a positive point count")
@@ -193,6 +218,11 @@ class ModelConfig:
     keys: tuple[str, ...] = KEYS
     #: the value kinds it writes (:mod:`sessioncheck.controlled.values`)
     values: tuple[str, ...] = VALUE_KINDS
+    #: the message kinds it adds (:mod:`sessioncheck.controlled.messages`)
+    messages: tuple[str, ...] = MESSAGE_KINDS
+    #: the message field naming a message (the store's declared
+    #: ``Capabilities.message_identity``)
+    identity: str = IDENTITY
 
     def functions(self) -> list[str]:
         fs = ["add", "read"]
@@ -224,7 +254,7 @@ def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, in
     :func:`decode` turns a raw program into steps."""
     nf = len(cfg.functions())
     a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
-    b_max = (2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys) - 1
+    b_max = max((2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys), len(cfg.messages)) - 1
     return st.lists(
         st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
                   st.integers(0, a_max), st.integers(0, b_max)),
@@ -253,7 +283,8 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
                         chosen.append((key, values[rest % len(values)]))
                     rest //= len(values)
                 fields = tuple(chosen)
-            out.append(Step("start", actor, OpSpec(f, session, fields)))
+            kind = cfg.messages[b % len(cfg.messages)] if takes_message(f) else ""
+            out.append(Step("start", actor, OpSpec(f, session, fields, "" if kind == "user" else kind)))
         elif kind == "advance":
             out.append(Step("advance", actor, points=a % cfg.max_points + 1))
         elif kind == "crash":

@@ -66,7 +66,8 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
         "store": store,
         "mode": mode,
         "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without),
-                   "allow_errors": list(cfg.allow_errors), "keys": list(cfg.keys), "values": list(cfg.values)},
+                   "allow_errors": list(cfg.allow_errors), "keys": list(cfg.keys), "values": list(cfg.values),
+                   "messages": list(cfg.messages)},
         "seed": seed,
         "program": program_to_json(program),
         "violations": [v.to_json() for v in violations],
@@ -169,6 +170,19 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
                 raise ReportError(f"{path}: config {key} must list 1 to 8 distinct "
                                   + ("field names" if key == "keys" else f"value kinds ({', '.join(RICH)})"))
             value = tuple(value)
+        elif key == "messages":
+            from sessioncheck.controlled import messages
+
+            if not isinstance(value, list) or not value or len(value) > 16 or len(set(value)) != len(value) \
+                    or not all(messages.known(v) for v in value):
+                raise ReportError(f"{path}: config messages must list 1 to 16 distinct message kinds "
+                                  f"({', '.join(messages.RICH)}, or kinds registered in this process)")
+            value = tuple(value)
+        elif key == "identity":
+            from sessioncheck.controlled.program import valid_key
+
+            if not valid_key(value):
+                raise ReportError(f"{path}: config identity must name a message field")
         elif key == "allow_errors":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ReportError(f"{path}: config allow_errors must list regular expressions")
