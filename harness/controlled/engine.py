@@ -23,7 +23,7 @@ from sessioncheck.checking.history import Operation
 from sessioncheck import operations
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, takes_fields
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
-from sessioncheck.controlled.messages import identity_of, message_of
+from sessioncheck.controlled.messages import identity_of, message_id, message_of
 from sessioncheck.controlled.values import numbered, value_of
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
@@ -521,7 +521,7 @@ class Executor:
         session = f"s{spec.session}"
         if spec.f == "add":
             counters["m"] += 1
-            mid = f"m{counters['m']}"
+            mid = message_id(spec.message, counters["m"])
             return OpCall("add", session, mid, self._message(spec.message, mid))
         if spec.f == "persist" or takes_fields(spec.f):
             fields = {}
@@ -532,7 +532,7 @@ class Executor:
             return OpCall(spec.f, session, fields)
         if spec.f not in ("read", "delete", "pop", "clear") and operations.get(spec.f).input == "message":
             counters["m"] += 1
-            mid = f"m{counters['m']}"
+            mid = message_id(spec.message, counters["m"])
             return OpCall(spec.f, session, mid, self._message(spec.message, mid))
         return OpCall(spec.f, session)
 

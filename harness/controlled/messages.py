@@ -18,8 +18,9 @@ merging them.
 added.  ``RICH`` adds the other roles (``assistant``, ``system``), an
 assistant message with a tool call (``tool_call``: ``tool_calls`` in the
 OpenAI chat format, ``content`` ``None`` unless it is the identity), the
-tool's result (``tool``: ``tool_call_id`` naming the call), unicode and a
-100 KB content.
+tool's result (``tool``: ``tool_call_id`` naming the call), a unicode
+message (its id is unicode too) and a 100 KB one (``large``: 100 KB of
+content, or beside the content when the content is the identity).
 
 A user's own kind: :func:`register` a function ``build(mid, identity)``
 returning the message dict (it must put ``mid`` in the ``identity``
@@ -47,6 +48,13 @@ def _text(kind: str, mid: str, identity: str, text: str) -> Any:
     return mid if identity == "content" else text
 
 
+def message_id(kind: str, n: int) -> str:
+    """The id of the ``n``-th message when it is of ``kind``: ``m<n>``,
+    with unicode in it for the ``unicode`` kind (a store must give an id
+    back exactly, whatever its characters)."""
+    return f"m{n}·ünï✓😀中" if kind == "unicode" else f"m{n}"
+
+
 def _call_id(mid: str) -> str:
     return f"call_{mid}"
 
@@ -64,11 +72,15 @@ def _builtin(kind: str, mid: str, identity: str) -> dict:
                                "function": {"name": "lookup", "arguments": '{"query": "weather", "n": 1}'}}]}
     elif kind == "tool":
         msg = {"role": "tool", "tool_call_id": _call_id(mid), "content": _text(kind, mid, identity, '{"ok": true}')}
-    elif kind == "unicode":
-        msg = {"role": "user", "content": (mid + " " if identity == "content" else "")
-               + "ünïcødé ✓ 😀 中文 \u202eǝ"}
+    elif kind == "unicode":  # the id itself is unicode (message_id): it must come back exactly
+        msg = {"role": "user", "content": _text(kind, mid, identity, "ünïcødé ✓ 😀 中文 \u202eǝ")}
     elif kind == "large":
-        msg = {"role": "user", "content": (mid + ":" if identity == "content" else "") + "x" * LARGE_CHARS}
+        # 100 KB of content; when content is the identity it stays the id
+        # and the 100 KB ride in a field beside it
+        if identity == "content":
+            msg = {"role": "user", "content": mid, "attachment": "x" * LARGE_CHARS}
+        else:
+            msg = {"role": "user", "content": "x" * LARGE_CHARS}
     else:
         raise ValueError(f"unknown message kind {kind!r}")
     if identity != "content":
