@@ -121,9 +121,10 @@ class SessionMachine(RuleBasedStateMachine):
     shrink_runs: ClassVar[int | None] = 100
     builtins: ClassVar[tuple[str, ...] | None] = None
     #: the metadata value kinds the model writes (``sessioncheck.controlled.
-    #: values.PLAIN``, the default, or ``RICH``); the fields are the store's
-    #: declared ``Capabilities.metadata_fields``
-    values: ClassVar[tuple[str, ...]] = VALUE_KINDS
+    #: values.PLAIN``, the default, or ``RICH``), and Hypothesis strategies
+    #: of values of your own among them (``None`` is mixed in: a clear);
+    #: the fields are the store's declared ``Capabilities.metadata_fields``
+    values: ClassVar[tuple[Any, ...]] = VALUE_KINDS
     #: the message kinds the model adds (``sessioncheck.controlled.
     #: messages.PLAIN``, the default, ``RICH``, or kinds of your own
     #: registered with ``messages.register``), unless the store declares
@@ -167,11 +168,29 @@ class SessionMachine(RuleBasedStateMachine):
             from sessioncheck.verify import model_config
 
             base = ModelConfig(actors=cls.actors, sessions=cls.sessions, max_points=cls.max_points,
-                               values=tuple(cls.values), messages=tuple(cls.messages))
+                               values=cls._value_kinds(), messages=tuple(cls.messages))
             cfg = model_config(resolve(name), cls.mode, ("crash",) if cls.crash else (), base,
                                watchdog=cls.watchdog)
             _CONFIGS[key] = (name, cfg)
         return _CONFIGS[key]
+
+    @classmethod
+    def _value_kinds(cls) -> tuple[str, ...]:
+        """``values`` with each strategy in it registered as a kind of
+        its own (``sessioncheck.controlled.values.register``)."""
+        from hypothesis.strategies import SearchStrategy
+
+        from sessioncheck.controlled import values as value_kinds
+
+        out = []
+        for i, v in enumerate(cls.values):
+            if isinstance(v, SearchStrategy):
+                v = value_kinds.register(f"{cls.__module__}.{cls.__qualname__}.values[{i}]", v, replace=True)
+            elif not (v in value_kinds.RICH or value_kinds.is_strategy(v)):
+                raise ConfigError(f"{cls.__qualname__}.values: {v!r} is neither a value kind "
+                                  f"({', '.join(value_kinds.RICH)}, or a registered name) nor a strategy")
+            out.append(v)
+        return tuple(dict.fromkeys(out))
 
     def model_operations(self) -> list[str]:
         """The built-in operations ``start_operation`` draws: those in
@@ -188,10 +207,16 @@ class SessionMachine(RuleBasedStateMachine):
     def field_strategy(self) -> st.SearchStrategy:
         """(key, value kind) pairs over the model's fields and value kinds:
         what ``start_operation`` draws for an operation taking fields."""
+        from sessioncheck.controlled import values as value_kinds
+
         cfg = self.config()[1]
         if cfg.keys == KEYS and cfg.values == VALUE_KINDS:
             return FIELDS
-        return st.lists(st.tuples(st.sampled_from(cfg.keys), st.sampled_from(cfg.values)),
+        kinds = st.sampled_from(cfg.values)
+        drawn = value_kinds.strategy_of(cfg.values)
+        if drawn is not None:  # a strategy's name stands for a value it draws
+            kinds = kinds.flatmap(lambda k: drawn if value_kinds.is_strategy(k) else st.just(k))
+        return st.lists(st.tuples(st.sampled_from(cfg.keys), kinds),
                         min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
 
     # -- what rules call ----------------------------------------------------
@@ -220,8 +245,15 @@ class SessionMachine(RuleBasedStateMachine):
         if takes_fields(name):
             if not pairs:
                 raise ConfigError(f"{name} takes metadata fields: give fields=")
+            from sessioncheck.controlled.values import Drawn
+
+            from sessioncheck.controlled.values import is_strategy
+
             for key, kind in pairs:
-                if key not in cfg.keys or kind not in cfg.values:
+                if is_strategy(kind):
+                    raise ConfigError(f"field ({key!r}, {kind!r}): {kind!r} is a strategy; give a value it "
+                                      "drew (self.field_strategy() draws them) or a built-in kind")
+                if key not in cfg.keys or not (isinstance(kind, Drawn) or kind in cfg.values):
                     raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")

@@ -104,6 +104,10 @@ class Capabilities:
       the shapes the store takes (``("user", "assistant", "tool_call",
       "tool")`` for a chat history with tools); empty: the model's kinds
       (``--messages``: plain ``user`` messages by default).
+    - ``metadata_values``: a Hypothesis strategy of the values the store
+      keeps (JSON data), drawn beside the model's value kinds; ``None`` is
+      always mixed in (a clear).  Drawn values go into programs and
+      reports as literals (:mod:`sessioncheck.controlled.values`).
     """
 
     metadata: bool = True
@@ -116,6 +120,7 @@ class Capabilities:
     metadata_fields: tuple[str, ...] = ()
     message_identity: str = "content"
     message_kinds: tuple[str, ...] = ()
+    metadata_values: Any = None
 
 
 @runtime_checkable

@@ -22,7 +22,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from sessioncheck.controlled import messages
-from sessioncheck.controlled.values import PLAIN, RICH
+from sessioncheck.controlled import values as value_kinds
+from sessioncheck.controlled.values import PLAIN, RICH, Drawn
 from sessioncheck.errors import ReportError
 
 #: Metadata keys the model writes: one named after the seed's bug, one
@@ -52,7 +53,7 @@ class OpSpec:
     def to_json(self) -> list:
         out: list[Any] = [self.f, self.session]
         if takes_fields(self.f):
-            out.append([list(kv) for kv in self.fields])
+            out.append([[k, v.to_json() if isinstance(v, Drawn) else v] for k, v in self.fields])
         elif self.message and self.message != "user":
             out.append(self.message)
         return out
@@ -147,9 +148,17 @@ def program_from_json(data: Any) -> list[Step]:
                 for kv in raw[2][2]:
                     own = field_keys(f, ())
                     if (not isinstance(kv, list) or len(kv) != 2 or not valid_key(kv[0])
-                            or (own and kv[0] not in own) or kv[1] not in RICH):
+                            or (own and kv[0] not in own)):
                         raise ReportError(f"{where}: bad field {kv!r}")
-                    pairs.append((kv[0], kv[1]))
+                    kind = kv[1]
+                    if isinstance(kind, dict) and set(kind) == {"value"}:  # a drawn value, as data
+                        try:
+                            kind = value_kinds.drawn(kind["value"], f"{where}: field {kv[0]!r}")
+                        except ValueError as exc:
+                            raise ReportError(str(exc)) from None
+                    elif not isinstance(kind, str) or kind not in RICH:
+                        raise ReportError(f"{where}: bad field {kv!r}")
+                    pairs.append((kv[0], kind))
                 fields = tuple(pairs)
             message = ""
             if takes_message(f) and len(raw[2]) == 3:
@@ -255,18 +264,27 @@ def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, in
     nf = len(cfg.functions())
     a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
     b_max = max((2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys), len(cfg.messages)) - 1
-    return st.lists(
-        st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
-                  st.integers(0, a_max), st.integers(0, b_max)),
-        min_size=1, max_size=cfg.max_steps,
-    )
+    step = st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
+                     st.integers(0, a_max), st.integers(0, b_max))
+    drawn = value_kinds.strategy_of(cfg.values)
+    if drawn is not None:
+        # a strategy's values (values.register): one per field a step may
+        # write, a fifth element the decoder takes a field's value from
+        # when the field's kind is a strategy's name
+        n = max(len(cfg.keys), 1)
+        step = st.tuples(step, st.tuples(*[drawn] * n)).map(lambda p: (*p[0], p[1]))
+    return st.lists(step, min_size=1, max_size=cfg.max_steps)
 
 
-def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]:
+def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
+    """Steps from a raw program (:func:`programs`): 4-tuples, or 5-tuples
+    whose last element holds a strategy's drawn values."""
     kinds = step_kinds(cfg)
     fns = cfg.functions()
     out = []
-    for kind_i, actor, a, b in raw:
+    for raw_step in raw:
+        kind_i, actor, a, b = raw_step[:4]
+        drawn = raw_step[4] if len(raw_step) > 4 else ()
         kind = kinds[kind_i % len(kinds)]
         if kind == "start":
             f = fns[a % len(fns)]
@@ -280,7 +298,10 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
                 chosen = []
                 for i, key in enumerate(keys):
                     if mask >> i & 1:
-                        chosen.append((key, values[rest % len(values)]))
+                        v = values[rest % len(values)]
+                        if v not in RICH:  # a strategy's name: its drawn value (fresh without one)
+                            v = drawn[i % len(drawn)] if drawn else "fresh"
+                        chosen.append((key, v))
                     rest //= len(values)
                 fields = tuple(chosen)
             kind = cfg.messages[b % len(cfg.messages)] if takes_message(f) else ""

@@ -164,7 +164,11 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
         elif key in ("keys", "values"):
             from sessioncheck.controlled.program import RICH, valid_key  # RICH: the value kinds a program may name
 
-            ok = valid_key if key == "keys" else RICH.__contains__
+            from sessioncheck.controlled.values import valid_kind_name
+
+            # values: built-in kinds, or the names of strategies (their
+            # draws are literals in the program: replay needs no strategy)
+            ok = valid_key if key == "keys" else valid_kind_name
             if not isinstance(value, list) or not value or len(value) > 8 or not all(ok(v) for v in value) \
                     or len(set(value)) != len(value):
                 raise ReportError(f"{path}: config {key} must list 1 to 8 distinct "
