@@ -68,12 +68,13 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
                 shrink_budget: float = 10.0, suppress_health_check: Any = (),
                 actor_count: int = 3, sessions: int = 2, max_steps: int = 24, without: Any = (),
                 watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = (),
-                keep_going: bool = False) -> Result:
+                keep_going: bool = False, values: str = "plain", messages: str = "plain") -> Result:
     """Explore ``store`` (a spec string, or a factory object: a class or
     callable taking a directory) within the budget; raise
     :class:`StoreViolation` on a violation, return the :class:`Result`
-    otherwise.  ``actor_count``, ``sessions``, ``max_steps``, ``without``
-    and ``watchdog`` are the model options of ``sessioncheck run``.
+    otherwise.  ``actor_count``, ``sessions``, ``max_steps``, ``without``,
+    ``watchdog``, ``values`` and ``messages`` (``plain`` or ``rich``) are
+    the model options of ``sessioncheck run``.
 
     A health check that fails (:mod:`sessioncheck.health`: the run tested
     too little to be a verdict) raises
@@ -90,8 +91,15 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
 
     name = store if isinstance(store, str) else name_of(store)
     fault_list = parse_faults(faults) if isinstance(faults, str) else parse_faults(",".join(faults))
+    from sessioncheck.controlled import messages as message_kinds
+    from sessioncheck.controlled import values as value_kinds
+
+    for option, value in (("values", values), ("messages", messages)):
+        if value not in ("plain", "rich"):
+            raise ConfigError(f"{option}={value!r}: choose plain or rich")
     cfg = ModelConfig(actors=actor_count, sessions=sessions, max_steps=max_steps,
-                      without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)))
+                      without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)),
+                      values=value_kinds.SETS[values], messages=message_kinds.SETS[messages])
     from sessioncheck.scratch import private_folder
 
     # every location, probe and private server of the check in one folder
@@ -199,7 +207,7 @@ def hypothesis_profile(name: str, root: Path) -> Any:
 #: what :meth:`Gate.check` passes on to :func:`check_store` when a test or
 #: the run sets it (the rest comes from the profile)
 CHECK_KEYWORDS = ("budget", "examples", "actors", "faults", "actor_count", "sessions", "max_steps", "without",
-                  "watchdog", "suppress_health_check", "allow_errors")
+                  "watchdog", "suppress_health_check", "allow_errors", "values", "messages")
 
 
 @dataclass
@@ -283,6 +291,9 @@ class Gate:
                                                   ("sessions", 2), ("max_steps", 24), ("without", ()),
                                                   ("watchdog", 10.0))}
         model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
+        for k in ("values", "messages"):  # named only when not the default, as before they existed
+            if kwargs.get(k, "plain") != "plain":
+                model[k] = kwargs[k]
         props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),
                   ("sessioncheck_model", json.dumps(model, sort_keys=True)),
