@@ -138,6 +138,10 @@ def program_from_json(data: Any) -> list[Step]:
             if len(raw) != 3 or not isinstance(raw[2], list) or len(raw[2]) < 2:
                 raise ReportError(f"{where}: start needs an operation")
             f, session = raw[2][0], raw[2][1]
+            if isinstance(f, str) and f.isidentifier() and f not in FUNCTIONS and not _registered(f):
+                raise ReportError(f"{where}: operation {f!r} is not registered in this process: import the "
+                                  "module that registers it (sessioncheck replay --operations MODULE, or a "
+                                  "--store module that registers it when imported)")
             if (f not in FUNCTIONS and not _registered(f)) or not _small_int(session):
                 raise ReportError(f"{where}: bad operation {raw[2]!r}")
             fields: tuple = ()
@@ -178,6 +182,21 @@ def program_from_json(data: Any) -> list[Step]:
         else:
             steps.append(Step(kind, raw[1]))
     return steps
+
+
+def valid_value_kind(kind: Any) -> bool:
+    """A value kind a config may list (:func:`sessioncheck.controlled.values.valid_kind_name`)."""
+    return value_kinds.valid_kind_name(kind)
+
+
+def listable_message_kind(kind: Any) -> bool:
+    """A message kind a config may list: known here, or an identifier (a
+    user's kind, registered once the store's module is imported)."""
+    return messages.known(kind) or (isinstance(kind, str) and kind.isidentifier())
+
+
+#: the built-in message kinds, for messages naming them
+MESSAGE_KINDS_BUILTIN = messages.RICH
 
 
 def valid_key(key: Any) -> bool:

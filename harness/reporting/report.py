@@ -101,9 +101,12 @@ def save(report: dict, path: Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict:
+def load(path: str | Path, program: bool = True) -> dict:
     """Read and validate a report.  Raises :class:`ReportError` (exit 2)
-    with one line saying what is wrong."""
+    with one line saying what is wrong.  ``program=False`` leaves the
+    program unparsed (``data["_program"]`` unset) for :func:`parse_program`
+    once the modules that register the user's operations and message
+    kinds are imported (``sessioncheck replay`` imports the store first)."""
     try:
         raw = datafile.read_text(path, datafile.MAX_REPORT_BYTES)
     except FileNotFoundError:
@@ -139,8 +142,16 @@ def load(path: str | Path) -> dict:
     if len(data["program"]) > data["_config"].max_steps:
         raise ReportError(f"{path}: the program has {len(data['program'])} steps, more than the config's "
                           f"max_steps ({data['_config'].max_steps})")
-    data["_program"] = program_from_json(data["program"])
+    if program:
+        parse_program(data)
     return data
+
+
+def parse_program(data: dict) -> list[Step]:
+    """Parse a loaded report's program (``data["_program"]``): data, never
+    code; an operation or message kind must be registered in this process."""
+    data["_program"] = program_from_json(data["program"])
+    return data["_program"]
 
 
 def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
@@ -164,23 +175,25 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
         elif key in ("keys", "values"):
             from sessioncheck.controlled.program import RICH, valid_key  # RICH: the value kinds a program may name
 
-            from sessioncheck.controlled.values import valid_kind_name
+            from sessioncheck.controlled.program import valid_value_kind
 
             # values: built-in kinds, or the names of strategies (their
             # draws are literals in the program: replay needs no strategy)
-            ok = valid_key if key == "keys" else valid_kind_name
+            ok = valid_key if key == "keys" else valid_value_kind
             if not isinstance(value, list) or not value or len(value) > 8 or not all(ok(v) for v in value) \
                     or len(set(value)) != len(value):
                 raise ReportError(f"{path}: config {key} must list 1 to 8 distinct "
                                   + ("field names" if key == "keys" else f"value kinds ({', '.join(RICH)})"))
             value = tuple(value)
         elif key == "messages":
-            from sessioncheck.controlled import messages
+            from sessioncheck.controlled.program import MESSAGE_KINDS_BUILTIN, listable_message_kind
 
+            # a user's kind may be registered only once the store is imported:
+            # the program's kinds are checked then (parse_program)
             if not isinstance(value, list) or not value or len(value) > 16 or len(set(value)) != len(value) \
-                    or not all(messages.known(v) for v in value):
+                    or not all(listable_message_kind(v) for v in value):
                 raise ReportError(f"{path}: config messages must list 1 to 16 distinct message kinds "
-                                  f"({', '.join(messages.RICH)}, or kinds registered in this process)")
+                                  f"({', '.join(MESSAGE_KINDS_BUILTIN)}, or kinds of your own)")
             value = tuple(value)
         elif key == "identity":
             from sessioncheck.controlled.program import valid_key
