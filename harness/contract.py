@@ -6,11 +6,12 @@ directory.  The instance has
 
 - ``add_message(session_id, message)``: ``message`` is a ``dict``
   ``{"role": "user", "content": "m1"}``; ``content`` is the message's
-  identity;
+  identity, unless ``Capabilities.message_identity`` names another field
+  (then the message carries its id there too);
 - ``persist_state(session_id, fields)``: merges a ``dict`` of fields;
 - ``read(session_id)``: returns a :class:`~sessioncheck.protocol.SessionState`
   (or a ``dict`` with ``"messages"``) whose messages are dicts that keep
-  the ``content`` they were added with;
+  the identity field (``content``) they were added with;
 - ``delete_session(session_id)`` if ``capabilities.delete``;
 - optionally ``close()`` (no arguments) and ``capabilities``, a
   :class:`~sessioncheck.protocol.Capabilities` (missing: the defaults are
@@ -180,27 +181,39 @@ def _probe(spec: StoreSpec, location: Path) -> Probed:
         close = getattr(store, "close", None)
         if close is not None:
             _signature(spec, store, "close", ())
+        identity = caps.message_identity
+        if not isinstance(identity, str) or not identity:
+            raise _fail(spec, f"Capabilities.message_identity must name a message field, not {identity!r}")
+        from sessioncheck.controlled import messages
+
+        bad = [k for k in caps.message_kinds if not messages.known(k)]
+        if bad:
+            raise _fail(spec, f"Capabilities.message_kinds names unknown kinds {bad}; built in: "
+                              f"{', '.join(messages.RICH)} (or register your own in sessioncheck.controlled.messages)")
+        probe = messages.message_of("user", PROBE_MESSAGE["content"], identity)
         _state(spec, store, _call(spec, store, "read", PROBE_SESSION))
         try:
-            _await(store.add_message(PROBE_SESSION, dict(PROBE_MESSAGE)))
+            _await(store.add_message(PROBE_SESSION, probe))
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, Exception) and _refused(exc):
                 return Probed(caps, caps_attr is not None)  # refused: the search will tell
-            raise _fail(spec, f"add_message({PROBE_SESSION!r}, {PROBE_MESSAGE!r}) on an empty location "
+            raise _fail(spec, f"add_message({PROBE_SESSION!r}, {probe!r}) on an empty location "
                               f"{_describe(exc)}; a message is a dict with role and content") from None
         state = _state(spec, store, _call(spec, store, "read", PROBE_SESSION))
         for m in [*state.archived, *state.messages]:
             if not isinstance(m, dict):
                 raise _fail(spec, f"read() returned a message of type {type(m).__name__} ({_short(m)}); "
-                                  "messages must be dicts with the \"content\" they were added with: "
+                                  f"messages must be dicts with the \"{identity}\" they were added with: "
                                   "convert the store's own message objects in read()")
-            if "content" not in m:
-                raise _fail(spec, f"read() returned a message without \"content\" ({_short(m)}); "
-                                  "content is the message's identity and must come back as added")
-        if PROBE_MESSAGE["content"] not in state.message_ids():
-            raise _fail(spec, f"a message added with content {PROBE_MESSAGE['content']!r} was not in the "
-                              f"next read() of the same instance ({_short(state.message_ids())}); read() "
-                              "must return the messages with the content they were added with")
+            if identity not in m:
+                raise _fail(spec, f"read() returned a message without \"{identity}\" ({_short(m)}); "
+                                  f"{identity} is the message's identity and must come back as added"
+                                  + ("" if identity == "content" else
+                                     " (Capabilities.message_identity names it)"))
+        if PROBE_MESSAGE["content"] not in state.message_ids(identity):
+            raise _fail(spec, f"a message added with {identity} {PROBE_MESSAGE['content']!r} was not in the "
+                              f"next read() of the same instance ({_short(state.message_ids(identity))}); "
+                              f"read() must return the messages with the {identity} they were added with")
         return Probed(caps, caps_attr is not None)
     finally:
         close = getattr(store, "close", None)

@@ -19,7 +19,8 @@ ini file and the default always, and the command line:
   command line's to say, so ``--sessioncheck-examples 50`` shortens every
   check;
 * for a **test** option (``actors``, ``faults``, the model: ``actor_count``,
-  ``sessions``, ``max_steps``, ``without``) only when they agree: a test
+  ``sessions``, ``max_steps``, ``without``, ``values``, ``messages``) only
+  when they agree: a test
   argument that differs from a value given on the command line is a
   :class:`OptionConflict` naming both, never a silent choice;
 * ``suppress_health_check`` and ``allow_errors`` add up from every source.
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sessioncheck.cli.numbers import count, seconds
+from sessioncheck.controlled.messages import SETS as MESSAGE_SETS  # the choices of --messages
+from sessioncheck.controlled.values import SETS as VALUE_SETS  # and of --values
 from sessioncheck.cli.numbers import seed as seed_number
 
 RUN, TEST = "run", "test"
@@ -145,6 +148,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_steps", count(1, 1000), "steps per program (default: 24)", "N", TEST),
     Option("without", _operation, "leave an operation the store supports out of the model (persist, delete, pop, clear; "
            "repeatable)", "OP", TEST, many=True),
+    Option("values", _choice(*VALUE_SETS), "metadata values the model writes: plain (a fresh string, None, "
+           "''; the default) or rich (also unicode, numbers, nested JSON, a 100 KB string)", "plain|rich", TEST),
+    Option("messages", _choice(*MESSAGE_SETS), "messages the model adds to a store that declares no "
+           "message_kinds: plain (user messages; the default) or rich (also assistant, system, tool calls and "
+           "results, unicode, a 100 KB message)", "plain|rich", TEST),
     Option("suppress_health_check", _health_check, "do not fail a check on this health check (repeatable): "
            "no_preemption_point, no_acknowledged_write, no_overlap, too_few_distinct, actor_vanished, or all",
            "NAME", TEST, many=True),

@@ -41,8 +41,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sessioncheck import operations
 from sessioncheck.controlled.engine import MODES, Executor, Outcome
-from sessioncheck.controlled.program import (KEYS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
-                                             program_to_json, takes_fields)
+from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
+                                             program_to_json, takes_fields, takes_message)
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import name_of, resolve
 
@@ -121,9 +121,16 @@ class SessionMachine(RuleBasedStateMachine):
     shrink_runs: ClassVar[int | None] = 100
     builtins: ClassVar[tuple[str, ...] | None] = None
     #: the metadata value kinds the model writes (``sessioncheck.controlled.
-    #: values.PLAIN``, the default, or ``RICH``); the fields are the store's
-    #: declared ``Capabilities.metadata_fields``
-    values: ClassVar[tuple[str, ...]] = VALUE_KINDS
+    #: values.PLAIN``, the default, or ``RICH``), and Hypothesis strategies
+    #: of values of your own among them (``None`` is mixed in: a clear);
+    #: the fields are the store's declared ``Capabilities.metadata_fields``
+    values: ClassVar[tuple[Any, ...]] = VALUE_KINDS
+    #: the message kinds the model adds (``sessioncheck.controlled.
+    #: messages.PLAIN``, the default, ``RICH``, or kinds of your own
+    #: registered with ``messages.register``), unless the store declares
+    #: ``Capabilities.message_kinds``; the message's identity field is the
+    #: store's ``Capabilities.message_identity``
+    messages: ClassVar[tuple[str, ...]] = MESSAGE_KINDS
 
     actor_ids = ACTOR_IDS
     session_ids = SESSION_IDS
@@ -156,16 +163,34 @@ class SessionMachine(RuleBasedStateMachine):
             raise ConfigError(f"{cls.__qualname__}: crash needs process actors (mode 'processes' or 'mixed')")
         if not 1 <= cls.actors <= 26 or cls.sessions < 1 or cls.max_points < 1:
             raise ConfigError(f"{cls.__qualname__}: actors must be 1..26, sessions and max_points positive")
-        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash, tuple(cls.values))
+        key = (cls, name, cls.mode, cls.actors, cls.sessions, cls.crash, tuple(cls.values), tuple(cls.messages))
         if key not in _CONFIGS:
             from sessioncheck.verify import model_config
 
             base = ModelConfig(actors=cls.actors, sessions=cls.sessions, max_points=cls.max_points,
-                               values=tuple(cls.values))
+                               values=cls._value_kinds(), messages=tuple(cls.messages))
             cfg = model_config(resolve(name), cls.mode, ("crash",) if cls.crash else (), base,
                                watchdog=cls.watchdog)
             _CONFIGS[key] = (name, cfg)
         return _CONFIGS[key]
+
+    @classmethod
+    def _value_kinds(cls) -> tuple[str, ...]:
+        """``values`` with each strategy in it registered as a kind of
+        its own (``sessioncheck.controlled.values.register``)."""
+        from hypothesis.strategies import SearchStrategy
+
+        from sessioncheck.controlled import values as value_kinds
+
+        out = []
+        for i, v in enumerate(cls.values):
+            if isinstance(v, SearchStrategy):
+                v = value_kinds.register(f"{cls.__module__}.{cls.__qualname__}.values[{i}]", v, replace=True)
+            elif not (v in value_kinds.RICH or value_kinds.is_strategy(v)):
+                raise ConfigError(f"{cls.__qualname__}.values: {v!r} is neither a value kind "
+                                  f"({', '.join(value_kinds.RICH)}, or a registered name) nor a strategy")
+            out.append(v)
+        return tuple(dict.fromkeys(out))
 
     def model_operations(self) -> list[str]:
         """The built-in operations ``start_operation`` draws: those in
@@ -182,22 +207,34 @@ class SessionMachine(RuleBasedStateMachine):
     def field_strategy(self) -> st.SearchStrategy:
         """(key, value kind) pairs over the model's fields and value kinds:
         what ``start_operation`` draws for an operation taking fields."""
+        from sessioncheck.controlled import values as value_kinds
+
         cfg = self.config()[1]
         if cfg.keys == KEYS and cfg.values == VALUE_KINDS:
             return FIELDS
-        return st.lists(st.tuples(st.sampled_from(cfg.keys), st.sampled_from(cfg.values)),
+        kinds = st.sampled_from(cfg.values)
+        drawn = value_kinds.strategy_of(cfg.values)
+        if drawn is not None:  # a strategy's name stands for a value it draws
+            kinds = kinds.flatmap(lambda k: drawn if value_kinds.is_strategy(k) else st.just(k))
+        return st.lists(st.tuples(st.sampled_from(cfg.keys), kinds),
                         min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
 
     # -- what rules call ----------------------------------------------------
+    def message_strategy(self) -> st.SearchStrategy:
+        """The message kinds of the model: what ``start_operation`` draws
+        for an operation adding a message."""
+        return st.sampled_from(self.config()[1].messages)
+
     def start(self, name: str, *, actor: int = 0, session: int = 0,
-              fields: tuple[tuple[str, str], ...] | dict[str, str] = ()) -> Step:
+              fields: tuple[tuple[str, str], ...] | dict[str, str] = (), message: str = "") -> Step:
         """Append a step starting operation ``name`` on ``actor`` (modulo
         the actor count) on session ``session`` (modulo the session
         count).  ``fields``: (key, value kind) pairs, for an operation that
         takes metadata fields (``persist``); a key of the model's fields
         (``Capabilities.metadata_fields``, default
         :data:`~sessioncheck.controlled.program.KEYS`), a kind of its
-        ``values``."""
+        ``values``.  ``message``: for an operation adding a message, its
+        kind (one of the model's ``messages``; default: the first)."""
         op = operations.find(name)
         if op is None:
             raise ConfigError(f"unknown operation {name!r}; register it with sessioncheck.operations.register")
@@ -208,12 +245,26 @@ class SessionMachine(RuleBasedStateMachine):
         if takes_fields(name):
             if not pairs:
                 raise ConfigError(f"{name} takes metadata fields: give fields=")
+            from sessioncheck.controlled.values import Drawn
+
+            from sessioncheck.controlled.values import is_strategy
+
             for key, kind in pairs:
-                if key not in cfg.keys or kind not in cfg.values:
+                if is_strategy(kind):
+                    raise ConfigError(f"field ({key!r}, {kind!r}): {kind!r} is a strategy; give a value it "
+                                      "drew (self.field_strategy() draws them) or a built-in kind")
+                if key not in cfg.keys or not (isinstance(kind, Drawn) or kind in cfg.values):
                     raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")
-        step = Step("start", actor % self.actors, OpSpec(name, session % self.sessions, pairs))
+        if message and not takes_message(name):
+            raise ConfigError(f"{name} adds no message: message= is for add and input='message' operations")
+        if takes_message(name):
+            message = message or cfg.messages[0]
+            if message not in cfg.messages:
+                raise ConfigError(f"message kind {message!r} is not in the model's {list(cfg.messages)}")
+        step = Step("start", actor % self.actors,
+                    OpSpec(name, session % self.sessions, pairs, "" if message == "user" else message))
         self.program.append(step)
         return step
 
@@ -230,7 +281,11 @@ class SessionMachine(RuleBasedStateMachine):
         names = self.model_operations()
         name = names[0] if len(names) == 1 else data.draw(st.sampled_from(names), label="operation")
         fields = data.draw(self.field_strategy(), label="fields") if takes_fields(name) else ()
-        self.start(name, actor=actor, session=session, fields=fields)
+        kinds = self.config()[1].messages
+        message = ""
+        if takes_message(name):
+            message = kinds[0] if len(kinds) == 1 else data.draw(self.message_strategy(), label="message")
+        self.start(name, actor=actor, session=session, fields=fields, message=message)
 
     @rule(actor=ACTOR_IDS, points=st.integers(1, 16))
     def advance_actor(self, actor: int, points: int) -> None:

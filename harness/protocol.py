@@ -23,7 +23,12 @@ Contract of an instance (what the harness relies on, in call order):
 - ``close()`` is optional; it is called once when the actor is done.
 
 A message is a dict with ``role`` and ``content``; the harness makes every
-``content`` unique and uses it as the message's identity.
+``content`` unique and uses it as the message's identity, unless the store
+names a field of its own (``Capabilities.message_identity``): then every
+message carries its id in that field, ``content`` is not unique, and reads
+must give the field back.  With ``--messages rich`` the model also adds
+assistant, system, tool-call and tool messages
+(:mod:`sessioncheck.controlled.messages`).
 
 Capabilities are declared on the instance (or its class) as a
 ``capabilities`` attribute, never guessed.
@@ -63,9 +68,10 @@ class SessionState:
     metadata: dict[str, Any] = field(default_factory=dict)
     archived: list[Message] = field(default_factory=list)
 
-    def message_ids(self) -> list[str]:
-        """The identities (``content``) of the durable record, in order."""
-        return [str(m.get("content")) for m in [*self.archived, *self.messages]]
+    def message_ids(self, identity: str = "content") -> list[str]:
+        """The identities (field ``identity``, ``content`` by default) of
+        the durable record, in order."""
+        return [str(m.get(identity)) for m in [*self.archived, *self.messages]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,18 @@ class Capabilities:
     - ``metadata_fields``: the metadata fields the model writes with
       ``persist_state`` (the ones the store keeps); empty: the model's
       default two, ``compute_instance_id`` and ``model``.
+    - ``message_identity``: the message field that tells messages apart
+      (``content``, the default, or one of the store's own such as ``id``);
+      the model writes each message's id there and reads ids from it.
+    - ``message_kinds``: the message kinds (:mod:`sessioncheck.controlled.
+      messages`) the model adds, as declared fields drive the metadata:
+      the shapes the store takes (``("user", "assistant", "tool_call",
+      "tool")`` for a chat history with tools); empty: the model's kinds
+      (``--messages``: plain ``user`` messages by default).
+    - ``metadata_values``: a Hypothesis strategy of the values the store
+      keeps (JSON data), drawn beside the model's value kinds; ``None`` is
+      always mixed in (a clear).  Drawn values go into programs and
+      reports as literals (:mod:`sessioncheck.controlled.values`).
     """
 
     metadata: bool = True
@@ -100,6 +118,9 @@ class Capabilities:
     retention: str | None = None
     refusals: tuple[type, ...] = ()
     metadata_fields: tuple[str, ...] = ()
+    message_identity: str = "content"
+    message_kinds: tuple[str, ...] = ()
+    metadata_values: Any = None
 
 
 @runtime_checkable

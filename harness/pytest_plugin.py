@@ -35,7 +35,7 @@ _GATE = pytest.StashKey[object]()
 _RUN = pytest.StashKey[dict]()
 
 MARKER = ("sessioncheck(store=None, *, replay=None, budget=, examples=, seed=, watchdog=, actors=, processes=, faults=, "
-          "actor_count=, sessions=, max_steps=, without=, suppress_health_check=): check a store (or replay a "
+          "actor_count=, sessions=, max_steps=, without=, values=, messages=, suppress_health_check=): check a store (or replay a "
           "saved report) in this test, or give the sessioncheck fixture's checks these options")
 
 

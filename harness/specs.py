@@ -27,6 +27,8 @@ BUILTIN = {
     "json-delete": "sessioncheck.stores.reference.json_store:JsonFileStoreWithDelete",
     "json-pop": "sessioncheck.stores.reference.json_store:JsonFileStoreWithPop",
     "json-edits": "sessioncheck.stores.reference.json_store:JsonFileStoreWithEdits",
+    # messages identified by an id field of their own, in every chat shape (user, tool calls, ...)
+    "json-ids": "sessioncheck.stores.reference.json_ids_store:JsonIdStore",
     "json-retention": "sessioncheck.stores.reference.json_retention_store:JsonRetentionStore",
     "executor": "sessioncheck.stores.reference.executor_store:ExecutorStore",
     "async-json": "sessioncheck.stores.reference.async_store:AsyncJsonStore",

@@ -68,12 +68,14 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
                 shrink_budget: float = 10.0, suppress_health_check: Any = (),
                 actor_count: int = 3, sessions: int = 2, max_steps: int = 24, without: Any = (),
                 watchdog: float = 10.0, allow_errors: tuple[str, ...] | list[str] = (),
-                keep_going: bool = False, processes: int | None = None) -> Result:
+                keep_going: bool = False, processes: int | None = None, values: str = "plain",
+                messages: str = "plain") -> Result:
     """Explore ``store`` (a spec string, or a factory object: a class or
     callable taking a directory) within the budget; raise
     :class:`StoreViolation` on a violation, return the :class:`Result`
-    otherwise.  ``actor_count``, ``sessions``, ``max_steps``, ``without``
-    and ``watchdog`` are the model options of ``sessioncheck run``.
+    otherwise.  ``actor_count``, ``sessions``, ``max_steps``, ``without``,
+    ``watchdog``, ``values`` and ``messages`` (``plain`` or ``rich``) are
+    the model options of ``sessioncheck run``.
 
     A health check that fails (:mod:`sessioncheck.health`: the run tested
     too little to be a verdict) raises
@@ -94,8 +96,15 @@ def check_store(store: Any, *, budget: float = 30.0, actors: str = "threads", fa
     fault_list = parse_faults(faults) if isinstance(faults, str) else parse_faults(",".join(faults))
     if processes is not None and actors != "tasks":
         raise ConfigError(f"processes={processes} hosts task actors in processes: set actors='tasks'")
+    from sessioncheck.controlled import messages as message_kinds
+    from sessioncheck.controlled import values as value_kinds
+
+    for option, value in (("values", values), ("messages", messages)):
+        if value not in ("plain", "rich"):
+            raise ConfigError(f"{option}={value!r}: choose plain or rich")
     cfg = ModelConfig(actors=actor_count, sessions=sessions, max_steps=max_steps,
                       without=tuple(dict.fromkeys([without] if isinstance(without, str) else without)),
+                      values=value_kinds.SETS[values], messages=message_kinds.SETS[messages],
                       task_processes=processes or 0)
     from sessioncheck.scratch import private_folder
 
@@ -204,7 +213,7 @@ def hypothesis_profile(name: str, root: Path) -> Any:
 #: what :meth:`Gate.check` passes on to :func:`check_store` when a test or
 #: the run sets it (the rest comes from the profile)
 CHECK_KEYWORDS = ("budget", "examples", "actors", "faults", "actor_count", "sessions", "max_steps", "without",
-                  "watchdog", "suppress_health_check", "allow_errors", "processes")
+                  "watchdog", "suppress_health_check", "allow_errors", "processes", "values", "messages")
 
 
 @dataclass
@@ -290,6 +299,9 @@ class Gate:
         if kwargs.get("processes"):  # task actors in processes: said only when set
             model["processes"] = kwargs["processes"]
         model = {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}
+        for k in ("values", "messages"):  # named only when not the default, as before they existed
+            if kwargs.get(k, "plain") != "plain":
+                model[k] = kwargs[k]
         props += [("sessioncheck_store", name), ("sessioncheck_profile", self.profile.name),
                   ("sessioncheck_seed", seed), ("sessioncheck_worker", self.worker),
                   ("sessioncheck_model", json.dumps(model, sort_keys=True)),

@@ -128,9 +128,23 @@ def model_config(spec: StoreSpec, mode: str, faults: tuple[str, ...], base: Mode
     if not all(valid_key(k) for k in keys) or len(keys) > 8:
         raise ConfigError(f"store {spec.name!r}: Capabilities.metadata_fields must name 1 to 8 fields "
                           f"(printable strings), not {caps.metadata_fields!r}")
+    # the store's declared kinds drive the model, as its metadata fields do
+    kinds = tuple(dict.fromkeys(caps.message_kinds)) or cfg.messages
+    values = cfg.values
+    if caps.metadata_values is not None:
+        from sessioncheck.controlled import values as value_kinds
+
+        try:  # the store's strategy, a value kind beside the model's
+            name = value_kinds.register(f"{spec.name}.metadata_values", caps.metadata_values, replace=True)
+        except ValueError as exc:
+            raise ConfigError(f"store {spec.name!r}: Capabilities.metadata_values: {exc}") from None
+        values = tuple(dict.fromkeys((*values, name)))
     return replace(
         cfg,
         keys=keys,
+        messages=kinds,
+        identity=caps.message_identity,
+        values=values,
         metadata=caps.metadata,
         delete=caps.delete,
         pop=caps.pop,

@@ -38,6 +38,8 @@ SCENARIO = Scenario(
     config=ModelConfig(actors=2, sessions=1, io_faults=("EIO",)),
     program=PROGRAM,
     expect={
+        # its idempotent append compares content: the second of two equal messages is dropped
+        "mutant:dedupe-by-content": violates("I1"),
         "mutant:eio-empty": violates("I1"),
     },
     notes={

@@ -217,6 +217,49 @@ def test_reduction_moves_steps_toward_the_first_actor_and_session():
     assert reduced == canonical
 
 
+def test_simpler_follows_the_model_value_and_message_kinds():
+    """Every value kind but a clear simplifies to a fresh value (rich kinds
+    and drawn values too; a drawn None to the none kind), a message shape
+    to the model's first kind."""
+    from dataclasses import replace as dc_replace
+
+    from sessioncheck.campaigns.fuzz import simpler
+    from sessioncheck.controlled.program import ModelConfig, OpSpec, Step
+    from sessioncheck.controlled.values import RICH, drawn
+
+    step = Step("start", 0, OpSpec("persist", 0, (("model", "unicode"), ("compute_instance_id", "none"))))
+    assert [o.op.fields for o in simpler(step, ModelConfig(values=RICH))] == [
+        (("model", "fresh"), ("compute_instance_id", "none"))]
+    step = Step("start", 0, OpSpec("persist", 0, (("model", drawn([1, 2])), ("compute_instance_id", drawn(None)))))
+    assert [o.op.fields for o in simpler(step)] == [(("model", "fresh"), ("compute_instance_id", "none"))]
+    add = Step("start", 0, OpSpec("add", 0, (), "tool"))
+    assert [o.op.message for o in simpler(add)] == [""]
+    assert [o.op.message for o in simpler(add, ModelConfig(messages=("assistant", "tool")))] == ["assistant"]
+    assert simpler(dc_replace(add, op=OpSpec("add", 0))) == []
+
+
+def test_reduction_keeps_the_message_shape_the_bug_needs():
+    """A tool message lost to a merge, found with rich values: the values
+    reduce to fresh ones, the tool message stays (a user message is not lost)."""
+    program = program_from_json([["start", 0, ["add", 0, "tool"]],
+                                 ["start", 0, ["persist", 0, [["model", "large"], ["compute_instance_id", "nested"]]]],
+                                 ["start", 1, ["add", 0, "user"]]])
+    spec = resolve("mutant:merge-drops-tool-messages")
+    from dataclasses import replace as dc_replace
+
+    from sessioncheck.controlled.values import RICH
+
+    cfg = dc_replace(model_config(spec, "threads", ()), values=RICH)
+    with Executor(spec, "threads", cfg) as ex:
+        assert ex.run(program).violations[0].invariant == "I1"
+        reduced = reduce_program(ex.run, program, "I1", cfg=cfg)
+    from sessioncheck.controlled.program import program_to_json
+
+    assert program_to_json(reduced) == [["start", 0, ["add", 0, "tool"]],
+                                        ["start", 0, ["persist", 0, [["model", "fresh"],
+                                                                     ["compute_instance_id", "fresh"]]]]]
+
+
 def test_workers_can_run_process_actors(tmp_path):
     """A worker with process actors has children of its own."""
     p = sc("fuzz", "--store", "mutant:no-fsync", "--actors", "processes", "--faults", "crash,power-loss",

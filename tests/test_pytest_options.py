@@ -89,6 +89,46 @@ def test_ini_options_set_every_check(pytester, mode):
     assert not (pytester.path / ".sessioncheck" / "examples").exists()
 
 
+MODEL_INI = """
+[pytest]
+sessioncheck_values = rich
+sessioncheck_examples = 20
+sessioncheck_db = none
+"""
+
+MODEL_TESTS = """
+import pytest
+
+def test_ini(sessioncheck):
+    sessioncheck("mutant:merge-drops-tool-messages", sessions=1)
+
+@pytest.mark.sessioncheck(messages="rich", values="rich")
+def test_marker(sessioncheck):
+    sessioncheck("json-pop", sessions=1)
+"""
+
+
+def test_values_and_messages_are_gate_options(pytester):
+    """``values`` and ``messages`` from the ini file and a marker reach the
+    check: the JUnit model names them, the report's config holds the kinds."""
+    pytester.makeini(MODEL_INI)
+    pytester.makepyfile(test_model=MODEL_TESTS)
+    r = run(pytester, (), "--junitxml=j.xml")
+    r.assert_outcomes(passed=1, failed=1)  # the mutant declares tool messages: caught
+    props = junit(pytester.path / "j.xml")
+    ini, marker = props["test_ini"], props["test_marker"]
+    assert model(ini)["values"] == "rich" and "messages" not in model(ini)  # the default is not named
+    assert model(marker)["values"] == "rich" and model(marker)["messages"] == "rich"
+    config = json.loads(Path(ini["sessioncheck_report"]).read_text())["config"]
+    from sessioncheck.controlled.values import RICH
+
+    assert config["values"] == list(RICH) and "tool" in config["messages"]
+    # a test option: the marker and a different command-line value conflict
+    r = run(pytester, (), "--sessioncheck-values", "plain", "-k", "test_marker")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert "values='rich') conflicts with --sessioncheck-values plain" in r.stderr.str()
+
+
 @pytest.mark.parametrize("key, value, says", [
     ("sessioncheck_examples", "0", "0 must be between 1 and"),
     ("sessioncheck_budget", "soon", "'soon' is not a number of seconds"),
@@ -102,6 +142,8 @@ def test_ini_options_set_every_check(pytester, mode):
     ("sessioncheck_faults", "meteor", "unknown fault 'meteor'"),
     ("sessioncheck_without", "read", "'read' is not an optional operation"),
     ("sessioncheck_profile", "nightly", "'nightly' is not one of ci, fuzz"),
+    ("sessioncheck_values", "fancy", "'fancy' is not one of plain, rich"),
+    ("sessioncheck_messages", "tools", "'tools' is not one of plain, rich"),
     ("sessioncheck_suppress_health_check", "bogus", "bogus"),
 ])
 def test_a_bad_ini_value_is_a_usage_error_naming_the_key(pytester, key, value, says):

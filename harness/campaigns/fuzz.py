@@ -104,9 +104,18 @@ def failure_key(outcome: Any) -> str:
     return " ".join(parts)
 
 
-def simpler(step: Step) -> list[Step]:
+def simpler(step: Step, cfg: ModelConfig | None = None) -> list[Step]:
     """Simpler versions of one step, simplest first: the first actor, the
-    first session, a fresh value instead of an empty one, one point."""
+    first session, the model's first value kind (a fresh value) instead of
+    any other but a clear (``empty``, unicode, a number, nested JSON, a
+    large string, a value a strategy drew; a drawn ``None`` becomes the
+    ``none`` kind), the model's first message kind (a plain user message)
+    instead of another, one point.  ``cfg``: the model (``None``: the
+    default one)."""
+    from sessioncheck.controlled.values import RICH, Drawn
+
+    fresh = cfg.values[0] if cfg is not None and cfg.values and cfg.values[0] in RICH else "fresh"
+    plain = cfg.messages[0] if cfg is not None and cfg.messages else "user"
     out: list[Step] = []
     if step.actor != 0:
         out.append(replace(step, actor=0))
@@ -114,9 +123,17 @@ def simpler(step: Step) -> list[Step]:
         op = step.op
         if op.session != 0:
             out.append(replace(step, op=replace(op, session=0)))
-        if any(v == "empty" for _, v in op.fields):
-            fields = tuple((k, "fresh" if v == "empty" else v) for k, v in op.fields)
+
+        def simplest(v: Any) -> Any:
+            if isinstance(v, Drawn):
+                return "none" if v.value is None else fresh
+            return v if v in (fresh, "none") else fresh
+
+        fields = tuple((k, simplest(v)) for k, v in op.fields)
+        if fields != op.fields:
             out.append(replace(step, op=replace(op, fields=fields)))
+        if op.message and op.message != plain:
+            out.append(replace(step, op=replace(op, message="" if plain == "user" else plain)))
     if step.kind == "advance" and step.points > 1:
         out.append(replace(step, points=1))
     return out
@@ -137,10 +154,12 @@ def renamed(program: list[Step]) -> list[Step]:
 
 
 def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invariant: str,
-                   max_runs: int = REDUCE_RUNS, stop: Callable[[], bool] = lambda: False) -> list[Step]:
+                   max_runs: int = REDUCE_RUNS, stop: Callable[[], bool] = lambda: False,
+                   cfg: ModelConfig | None = None) -> list[Step]:
     """Finish a shrink that its bounds cut short: rename actors and
     sessions (:func:`renamed`), remove steps one at a time (last first),
-    then simplify the steps left (:func:`simpler`),
+    then simplify the steps left (:func:`simpler`, toward ``cfg``'s first
+    value and message kinds),
     keeping each change after which ``run`` still violates ``invariant``
     first; repeat until nothing changes, ``max_runs`` reruns are spent or
     ``stop()`` says so."""
@@ -169,7 +188,7 @@ def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invari
                 changed = True
             i -= 1
         for i in range(len(program)):
-            for option in simpler(program[i]):
+            for option in simpler(program[i], cfg):
                 if not budget_left():
                     return program
                 candidate = program[:i] + [option] + program[i + 1:]
@@ -491,7 +510,7 @@ def _round(task: Round, name: str, out: dict) -> None:
         return
     invariant = result.outcome.violations[0].invariant
     with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
-        program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping)
+        program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping, cfg=cfg)
     directory = store_dir(config)
     path = directory / reports.default_path(config.store, config.mode, program).name
     outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)

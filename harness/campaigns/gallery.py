@@ -93,6 +93,10 @@ PLAN: dict[str, MutantPlan] = {
     # rename (capabilities.rename) writing back the whole stale metadata:
     # a persist it raced reverts (I3)
     "rename-overwrites-metadata": MutantPlan(ANY, ("I3",)),
+    # message shapes (Capabilities.message_kinds, message_identity): a merge
+    # that drops tool messages; an idempotent append keyed by content (I1)
+    "merge-drops-tool-messages": MutantPlan(ANY, ("I1",)),
+    "dedupe-by-content": MutantPlan(ANY, ("I1",)),
     "swallowed-timeout": MutantPlan(ANY, ("I3", "I6")),
     "stale-history-replace": MutantPlan(ANY, ("I1",)),
     "silent-truncate": MutantPlan(ANY, ("I1",)),

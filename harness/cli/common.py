@@ -83,9 +83,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--without", action="append", default=[], metavar="OP", choices=OPTIONAL,
                    help="leave an operation the store supports out of the model (persist, delete, pop, clear; "
                         "repeatable): to look past a bug already known in it")
-    g.add_argument("--values", default="plain", choices=("plain", "rich"),
+    from sessioncheck.controlled.messages import SETS as MESSAGE_SETS
+    from sessioncheck.controlled.values import SETS as VALUE_SETS
+
+    g.add_argument("--values", default="plain", choices=tuple(VALUE_SETS),
                    help="metadata values the model writes: plain (a fresh string, None, ''; the default) or rich "
                         "(also unicode, numbers, nested JSON, a 100 KB string)")
+    g.add_argument("--messages", default="plain", choices=tuple(MESSAGE_SETS),
+                   help="messages the model adds to a store that declares no message_kinds: plain (user "
+                        "messages; the default) or rich (also assistant, system, tool calls and tool results, "
+                        "unicode, a 100 KB content)")
     add_watchdog_option(g)
     g.add_argument("--no-db", action="store_true",
                    help="do not use the example database (.sessioncheck/examples)")
@@ -106,7 +113,13 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig:
                           "(for one process per actor use --actors processes)")
     return ModelConfig(actors=args.actor_count, sessions=args.sessions, max_steps=args.max_steps,
                        without=tuple(dict.fromkeys(args.without)), values=value_set(args),
-                       task_processes=processes or 0)
+                       messages=message_set(args), task_processes=processes or 0)
+
+
+def message_set(args: argparse.Namespace) -> tuple[str, ...]:
+    from sessioncheck.controlled.messages import SETS
+
+    return SETS[getattr(args, "messages", None) or "plain"]
 
 
 def value_set(args: argparse.Namespace) -> tuple[str, ...]:

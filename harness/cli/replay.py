@@ -20,6 +20,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actors", default=None, choices=("threads", "processes", "mixed", "tasks"),
                         help="replay with other actors than the report's (the same program runs in any mode)")
     parser.add_argument("--watchdog", type=seconds(0.0, 3600.0), default=10.0, metavar="SECONDS")
+    parser.add_argument("--operations", action="append", default=[], metavar="MODULE",
+                        help="import MODULE (repeatable) before reading the program: the module that registers "
+                             "the report's own operations or message kinds (sessioncheck.operations.register), "
+                             "when the --store module does not register them itself")
+
+
+def import_registrations(modules: list[str]) -> None:
+    """Import the modules named by ``--operations`` (from the current
+    directory or the installed packages): code named on the command line,
+    never in the report."""
+    import importlib
+
+    from sessioncheck.specs import _import_from_cwd
+
+    _import_from_cwd()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a usage error, said in one line
+            raise ConfigError(f"--operations {name}: importing it raised {type(exc).__name__}: {exc}") from None
 
 
 def store_for(report: dict, given: str | None) -> str:
@@ -42,8 +62,15 @@ def _told(story: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    data = reports.load(args.report)
+    data = reports.load(args.report, program=False)
     store = store_for(data, args.store)
+    # the store's module (and --operations) first: either may register the
+    # operations and message kinds the program names
+    from sessioncheck.specs import resolve
+
+    resolve(store)
+    import_registrations(args.operations)
+    reports.parse_program(data)
     other = store != data["store"]
     if other:
         # on purpose (--store), but never silently: a pass here says

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds the checker may search before the verdict is unknown (default 300)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the operation plans (default 0)")
     parser.add_argument("--history", metavar="PATH", help="also write the recorded history as JSON lines")
+    parser.add_argument("--messages", default="plain", choices=("plain", "rich"),
+                        help="messages added to a store that declares no message_kinds: plain (user messages; "
+                             "the default) or rich (also assistant, system, tool calls and results, unicode, "
+                             "a 100 KB message)")
     from sessioncheck.cli.run import add_allow_errors_option, add_health_option
 
     add_allow_errors_option(parser)
@@ -58,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import sys
+
+    from sessioncheck.cli.common import message_set
 
     from rich.console import Console
 
@@ -69,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
     config = StressConfig(store=args.store, threads=args.threads, processes=args.processes,
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget,
-                          allow_errors=tuple(args.allow_errors), tasks=args.tasks)
+                          allow_errors=tuple(args.allow_errors), tasks=args.tasks,
+                          messages=message_set(args))
     config.validate()
     from sessioncheck.health import parse_suppressed
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sessioncheck import operations
+from sessioncheck.controlled.messages import identity_of
 from sessioncheck.controlled.refusals import REFUSALS, chain, declared_refusals, is_refusal
 from sessioncheck.protocol import SessionState, StoreSpec
 
@@ -29,6 +30,9 @@ class OpCall:
     f: str  # an operation's name (sessioncheck.operations), or open | close
     session: str = ""
     value: Any = None  # message id for add, fields for persist
+    #: for an operation adding a message: the message, when the model
+    #: draws shapes (``None``: the plain ``{"role": "user", "content": id}``)
+    message: dict | None = None
 
 
 @dataclass
@@ -162,13 +166,32 @@ class Runner:
             assert spec is not None
             self.store = spec.open(location)  # type: ignore[arg-type]
         if f == "read":  # the commonest call, without the registry's indirection
-            return read_value(self._settle(self.store.read(call.session)))
+            return read_value(self._settle(self.store.read(call.session)), identity_of(self.store))
         op = operations.get(f)
-        return op.output(self._settle(op.call(self.store, call.session, call.value)))
+        result = self._settle(op.call(self.store, call.session, argument(op, call)))
+        return output_of(op, result, self.store)
 
 
-def read_value(state: Any) -> dict:
-    """A read's result as plain data: ``{"messages": [ids], "metadata": {}}``.
+def argument(op: Any, call: OpCall) -> Any:
+    """What ``op.call`` receives: for an operation adding a message, the
+    message (the plain one built from the id unless the model drew one);
+    else the call's value."""
+    if op.input != "message":
+        return call.value
+    return call.message if call.message is not None else {"role": "user", "content": call.value}
+
+
+def output_of(op: Any, result: Any, store: Any) -> Any:
+    """``op``'s output as history data, reading message ids through the
+    store's identity field (``Capabilities.message_identity``)."""
+    if op.output_identity is not None:
+        return op.output_identity(result, identity_of(store))
+    return op.output(result)
+
+
+def read_value(state: Any, identity: str = "content") -> dict:
+    """A read's result as plain data: ``{"messages": [ids], "metadata": {}}``,
+    each message by its ``identity`` field.
 
     Raises TypeError when the store returned something that is not a
     session state (reported as I4)."""
@@ -178,7 +201,7 @@ def read_value(state: Any) -> dict:
         else:
             raise TypeError(f"read() returned {type(state).__name__}, not a SessionState")
     meta = {k: v for k, v in (state.metadata or {}).items() if v is not None}
-    return {"messages": state.message_ids(), "metadata": _plain(meta)}
+    return {"messages": state.message_ids(identity), "metadata": _plain(meta)}
 
 
 def _plain(v: Any) -> Any:

@@ -139,6 +139,7 @@ def crash_reads(state: DurableState, spec, sessions: list[str], scratch: str | N
     Returns ``(model, session, value-or-exception)`` triples; the value is
     a read's plain result (``sessioncheck.controlled.actor.read_value``)."""
     from sessioncheck.controlled.actor import read_value
+    from sessioncheck.controlled.messages import identity_of
     from sessioncheck.controlled.aio import Uncontrolled
 
     out = []
@@ -155,7 +156,7 @@ def crash_reads(state: DurableState, spec, sessions: list[str], scratch: str | N
             try:
                 for s in sessions:
                     try:
-                        out.append((model, s, read_value(settle(store.read(s)))))
+                        out.append((model, s, read_value(settle(store.read(s)), identity_of(store))))
                     except Exception as exc:  # noqa: BLE001
                         out.append((model, s, exc))
             finally:

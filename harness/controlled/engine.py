@@ -23,6 +23,7 @@ from sessioncheck.checking.history import Operation
 from sessioncheck import operations
 from sessioncheck.controlled.program import ModelConfig, OpSpec, Step, takes_fields
 from sessioncheck.controlled.scheduler import Deadlock, Scheduler
+from sessioncheck.controlled.messages import identity_of, message_id, message_of
 from sessioncheck.controlled.values import numbered, value_of
 from sessioncheck.protocol import StoreSpec
 from sessioncheck.scratch import scratch_dir  # noqa: F401 - re-exported for callers
@@ -233,7 +234,7 @@ class Executor:
         try:
             actor.set_location(location)
             sched = Scheduler([actor], now=self.epoch)
-            calls = [OpCall("open"), OpCall("add", "s0", "warm-up")]
+            calls = [OpCall("open"), OpCall("add", "s0", "warm-up", self._message(self.cfg.messages[0], "warm-up"))]
             if self.cfg.metadata:
                 calls.append(OpCall("persist", "s0", {"model": "warm-up", "compute_instance_id": None}))
             calls += [OpCall("read", "s0"), OpCall("close")]
@@ -384,7 +385,7 @@ class Executor:
             actor.set_location(location)
             sched = Scheduler([actor], now=self.epoch)
             for o in prefix:
-                last = sched.run_alone(name, OpCall(o.f, o.session, o.value))
+                last = sched.run_alone(name, OpCall(o.f, o.session, o.value, o.meta.get("message")))
             closed = sched.run_alone(name, OpCall("close"))
             if close:
                 last = closed
@@ -421,6 +422,8 @@ class Executor:
             self._opened.add(name)
             call = self._call(step.op, counters)
             op = Operation(name, call.f, call.session, call.value, 0, meta={"actor": name})
+            if call.message is not None:
+                op.meta["message"] = call.message  # the same message, should it run again alone
             sched.begin(name, call, op)
             return
         if not sched.runnable(name):
@@ -558,7 +561,8 @@ class Executor:
         session = f"s{spec.session}"
         if spec.f == "add":
             counters["m"] += 1
-            return OpCall("add", session, f"m{counters['m']}")
+            mid = message_id(spec.message, counters["m"])
+            return OpCall("add", session, mid, self._message(spec.message, mid))
         if spec.f == "persist" or takes_fields(spec.f):
             fields = {}
             for key, kind in spec.fields:
@@ -568,8 +572,18 @@ class Executor:
             return OpCall(spec.f, session, fields)
         if spec.f not in ("read", "delete", "pop", "clear") and operations.get(spec.f).input == "message":
             counters["m"] += 1
-            return OpCall(spec.f, session, f"m{counters['m']}")
+            mid = message_id(spec.message, counters["m"])
+            return OpCall(spec.f, session, mid, self._message(spec.message, mid))
         return OpCall(spec.f, session)
+
+    def _message(self, kind: str, mid: str) -> dict | None:
+        """The message of ``kind`` with id ``mid`` in the store's identity
+        field; ``None`` for the plain user message identified by its
+        content (the actor builds that one, as cheap as before)."""
+        identity = self.cfg.identity
+        if kind in ("", "user") and identity == "content":
+            return None
+        return message_of(kind or "user", mid, identity)
 
     def _final_read(self, sched: Scheduler, location: str, violations: list[Violation]) -> None:
         """Read every session through a fresh instance once all is done:
@@ -593,7 +607,7 @@ class Executor:
                 op.index = len(sched.ops)
                 sched.ops.append(op)
                 try:
-                    value = read_value(settle(store.read(s)))
+                    value = read_value(settle(store.read(s)), identity_of(store))
                 except Exception as exc:  # noqa: BLE001
                     sched._log("final", "done", status="error", call="read", session=s,
                                error=f"{type(exc).__name__}: {exc}", value=None)

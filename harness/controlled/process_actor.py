@@ -129,7 +129,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             msg = _recv(down_r)
             if msg[0] == "exit":
                 break
-            _, f, session, value, now, loc = msg
+            _, f, session, value, message, now, loc = msg
             if f == "open" or ctx is None or loc != location or runner.store is None:
                 location = loc
                 ctx = intercept.ActorContext(name, location, point)
@@ -138,7 +138,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             with mutex:
                 state["active"] = True
             try:
-                done: Done | None = runner.run(spec, location, OpCall(f, session, value))
+                done: Done | None = runner.run(spec, location, OpCall(f, session, value, message))
             except threads.Unsupported:
                 done = None
             with mutex:
@@ -304,7 +304,7 @@ class ProcessActor:
 
     def begin(self, call: OpCall, now: float) -> Stop:
         self._check()
-        _send(self._down_w, ("call", call.f, call.session, call.value, now, self.location))
+        _send(self._down_w, ("call", call.f, call.session, call.value, call.message, now, self.location))
         return self._wait()
 
     def resume(self, now: float, fault: int | None = None) -> Stop:

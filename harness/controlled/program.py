@@ -21,13 +21,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from sessioncheck.controlled.values import PLAIN, RICH
+from sessioncheck.controlled import messages
+from sessioncheck.controlled import values as value_kinds
+from sessioncheck.controlled.values import PLAIN, RICH, Drawn
 from sessioncheck.errors import ReportError
 
 #: Metadata keys the model writes: one named after the seed's bug, one
 #: ordinary, so that "writes to other fields never disturb it" is tested.
 KEYS = ("compute_instance_id", "model")
 VALUE_KINDS = PLAIN  # the default value kinds (:mod:`sessioncheck.controlled.values`)
+IDENTITY = messages.IDENTITY  # the default field naming a message
+MESSAGE_KINDS = messages.PLAIN  # the default message kinds (:mod:`sessioncheck.controlled.messages`)
 FUNCTIONS = ("add", "persist", "read", "delete", "pop", "clear", "rename")
 #: Operations a model may leave out (``--without``): the others are the
 #: protocol's core, always in.
@@ -42,11 +46,16 @@ class OpSpec:
     f: str
     session: int = 0
     fields: tuple[tuple[str, str], ...] = ()  # (key, value kind)
+    #: for an operation adding a message: its kind ("" is the default
+    #: ``user`` message, written as before: no third element)
+    message: str = ""
 
     def to_json(self) -> list:
         out: list[Any] = [self.f, self.session]
         if takes_fields(self.f):
-            out.append([list(kv) for kv in self.fields])
+            out.append([[k, v.to_json() if isinstance(v, Drawn) else v] for k, v in self.fields])
+        elif self.message and self.message != "user":
+            out.append(self.message)
         return out
 
 
@@ -88,6 +97,17 @@ def takes_fields(f: str) -> bool:
     return op is not None and op.input == "fields"
 
 
+def takes_message(f: str) -> bool:
+    """Does operation ``f`` add a message (``add`` and the user's
+    ``input="message"`` operations)?"""
+    if f in _NO_FIELDS:
+        return f == "add"
+    from sessioncheck import operations
+
+    op = operations.find(f)
+    return op is not None and op.input == "message"
+
+
 def field_keys(f: str, model_keys: tuple[str, ...] = KEYS) -> tuple[str, ...]:
     """The register keys operation ``f`` draws fields from: its own
     (``OperationDef.keys``, a rename's ``name``) or else ``model_keys``
@@ -118,6 +138,10 @@ def program_from_json(data: Any) -> list[Step]:
             if len(raw) != 3 or not isinstance(raw[2], list) or len(raw[2]) < 2:
                 raise ReportError(f"{where}: start needs an operation")
             f, session = raw[2][0], raw[2][1]
+            if isinstance(f, str) and f.isidentifier() and f not in FUNCTIONS and not _registered(f):
+                raise ReportError(f"{where}: operation {f!r} is not registered in this process: import the "
+                                  "module that registers it (sessioncheck replay --operations MODULE, or a "
+                                  "--store module that registers it when imported)")
             if (f not in FUNCTIONS and not _registered(f)) or not _small_int(session):
                 raise ReportError(f"{where}: bad operation {raw[2]!r}")
             fields: tuple = ()
@@ -128,11 +152,25 @@ def program_from_json(data: Any) -> list[Step]:
                 for kv in raw[2][2]:
                     own = field_keys(f, ())
                     if (not isinstance(kv, list) or len(kv) != 2 or not valid_key(kv[0])
-                            or (own and kv[0] not in own) or kv[1] not in RICH):
+                            or (own and kv[0] not in own)):
                         raise ReportError(f"{where}: bad field {kv!r}")
-                    pairs.append((kv[0], kv[1]))
+                    kind = kv[1]
+                    if isinstance(kind, dict) and set(kind) == {"value"}:  # a drawn value, as data
+                        try:
+                            kind = value_kinds.drawn(kind["value"], f"{where}: field {kv[0]!r}")
+                        except ValueError as exc:
+                            raise ReportError(str(exc)) from None
+                    elif not isinstance(kind, str) or kind not in RICH:
+                        raise ReportError(f"{where}: bad field {kv!r}")
+                    pairs.append((kv[0], kind))
                 fields = tuple(pairs)
-            steps.append(Step("start", raw[1], OpSpec(f, session, fields)))
+            message = ""
+            if takes_message(f) and len(raw[2]) == 3:
+                if not messages.known(raw[2][2]):
+                    raise ReportError(f"{where}: unknown message kind {raw[2][2]!r} (built in: "
+                                      f"{', '.join(messages.RICH)}; a user's kind must be registered)")
+                message = raw[2][2]
+            steps.append(Step("start", raw[1], OpSpec(f, session, fields, message)))
         elif kind == "advance":
             if len(raw) != 3 or not _small_int(raw[2]) or raw[2] < 1:
                 raise ReportError(f"{where}: advance needs a positive point count")
@@ -144,6 +182,21 @@ def program_from_json(data: Any) -> list[Step]:
         else:
             steps.append(Step(kind, raw[1]))
     return steps
+
+
+def valid_value_kind(kind: Any) -> bool:
+    """A value kind a config may list (:func:`sessioncheck.controlled.values.valid_kind_name`)."""
+    return value_kinds.valid_kind_name(kind)
+
+
+def listable_message_kind(kind: Any) -> bool:
+    """A message kind a config may list: known here, or an identifier (a
+    user's kind, registered once the store's module is imported)."""
+    return messages.known(kind) or (isinstance(kind, str) and kind.isidentifier())
+
+
+#: the built-in message kinds, for messages naming them
+MESSAGE_KINDS_BUILTIN = messages.RICH
 
 
 def valid_key(key: Any) -> bool:
@@ -197,6 +250,11 @@ class ModelConfig:
     #: process; M >= 1 spreads them over M forked processes with a loop
     #: each (controlled/task_host.py)
     task_processes: int = 0
+    #: the message kinds it adds (:mod:`sessioncheck.controlled.messages`)
+    messages: tuple[str, ...] = MESSAGE_KINDS
+    #: the message field naming a message (the store's declared
+    #: ``Capabilities.message_identity``)
+    identity: str = IDENTITY
 
     def functions(self) -> list[str]:
         fs = ["add", "read"]
@@ -228,19 +286,28 @@ def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, in
     :func:`decode` turns a raw program into steps."""
     nf = len(cfg.functions())
     a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
-    b_max = (2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys) - 1
-    return st.lists(
-        st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
-                  st.integers(0, a_max), st.integers(0, b_max)),
-        min_size=1, max_size=cfg.max_steps,
-    )
+    b_max = max((2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys), len(cfg.messages)) - 1
+    step = st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
+                     st.integers(0, a_max), st.integers(0, b_max))
+    drawn = value_kinds.strategy_of(cfg.values)
+    if drawn is not None:
+        # a strategy's values (values.register): one per field a step may
+        # write, a fifth element the decoder takes a field's value from
+        # when the field's kind is a strategy's name
+        n = max(len(cfg.keys), 1)
+        step = st.tuples(step, st.tuples(*[drawn] * n)).map(lambda p: (*p[0], p[1]))
+    return st.lists(step, min_size=1, max_size=cfg.max_steps)
 
 
-def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]:
+def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
+    """Steps from a raw program (:func:`programs`): 4-tuples, or 5-tuples
+    whose last element holds a strategy's drawn values."""
     kinds = step_kinds(cfg)
     fns = cfg.functions()
     out = []
-    for kind_i, actor, a, b in raw:
+    for raw_step in raw:
+        kind_i, actor, a, b = raw_step[:4]
+        drawn = raw_step[4] if len(raw_step) > 4 else ()
         kind = kinds[kind_i % len(kinds)]
         if kind == "start":
             f = fns[a % len(fns)]
@@ -254,10 +321,14 @@ def decode(raw: list[tuple[int, int, int, int]], cfg: ModelConfig) -> list[Step]
                 chosen = []
                 for i, key in enumerate(keys):
                     if mask >> i & 1:
-                        chosen.append((key, values[rest % len(values)]))
+                        v = values[rest % len(values)]
+                        if v not in RICH:  # a strategy's name: its drawn value (fresh without one)
+                            v = drawn[i % len(drawn)] if drawn else "fresh"
+                        chosen.append((key, v))
                     rest //= len(values)
                 fields = tuple(chosen)
-            out.append(Step("start", actor, OpSpec(f, session, fields)))
+            kind = cfg.messages[b % len(cfg.messages)] if takes_message(f) else ""
+            out.append(Step("start", actor, OpSpec(f, session, fields, "" if kind == "user" else kind)))
         elif kind == "advance":
             out.append(Step("advance", actor, points=a % cfg.max_points + 1))
         elif kind == "crash":

@@ -258,7 +258,13 @@ class Scheduler:
             op.index = len(self.ops)
             self.ops.append(op)
         st.op = op if op is not None else Operation(name, call.f, call.session, call.value, self.t + 1)
-        self._log(name, "start", call=call.f, session=call.session, value=_jsonable(call.value))
+        if call.message is None:
+            self._log(name, "start", call=call.f, session=call.session, value=_jsonable(call.value))
+        else:  # a drawn message shape: the story names it beside the id
+            from sessioncheck.controlled.messages import summary
+
+            self._log(name, "start", call=call.f, session=call.session, value=_jsonable(call.value),
+                      message=summary(call.message))
         self._absorb(name, st.actor.begin(call, self.now))
 
     def resume(self, name: str, fault: int | None = None) -> None:

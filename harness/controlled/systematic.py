@@ -333,6 +333,16 @@ class Plan:
         # 1. No preemption: one long session.
         self._label = "1 chain"
         yield [r for _ in range(CHAIN) for r in self.start(A, add)]
+        if len(cfg.messages) > 1:
+            # 1b. Message shapes (cfg.messages: tool calls, tool results,
+            #     ...): a session holding one message of each kind, alone,
+            #     then with each other operation after it (a rewrite that
+            #     keeps only some shapes; a merge that compares content).
+            #     The add's ``b`` picks its kind (program.decode).
+            self._label = "1 shapes"
+            shapes = [r for i in range(len(cfg.messages)) for r in self.turn(A, Op("add", add.a, i))]
+            yield shapes
+            yield from (shapes + self.turn(A, y) for y in ops if y.f != "add")
         if cfg.actors > 1:
             # 0. The head of the pass, the cheapest likely counterexamples
             #    (measured on the gallery and the real adapters,

@@ -467,7 +467,9 @@ class TaskRunner(Runner):
         return Done("ok", value=value)
 
     async def _adispatch(self, spec: StoreSpec | None, location: str, call: OpCall) -> Any:
-        from sessioncheck.controlled.actor import read_value
+        from sessioncheck.controlled.actor import argument, read_value
+        from sessioncheck.operations.add import ADD
+        from sessioncheck.controlled.messages import identity_of
 
         f = call.f
         if f == "open":
@@ -484,7 +486,7 @@ class TaskRunner(Runner):
             assert spec is not None
             self.store = await self._asettle(spec.open(location))  # type: ignore[arg-type]
         if f == "add":
-            await self._asettle(self.store.add_message(call.session, {"role": "user", "content": call.value}))
+            await self._asettle(self.store.add_message(call.session, argument(ADD, call)))
             return None
         if f == "persist":
             await self._asettle(self.store.persist_state(call.session, dict(call.value)))
@@ -493,7 +495,7 @@ class TaskRunner(Runner):
             await self._asettle(self.store.delete_session(call.session))
             return None
         if f == "read":
-            return read_value(await self._asettle(self.store.read(call.session)))
+            return read_value(await self._asettle(self.store.read(call.session)), identity_of(self.store))
         raise ValueError(f"unknown call {f!r}")
 
 

@@ -47,7 +47,10 @@ class OperationDef:
     ``call(store, session_id, value)`` calls the store (it may return an
     awaitable; the actor awaits it); ``output(result)`` turns what the call
     returned into plain history data (a read's state, a popped message's
-    id); ``capability`` is the ``Capabilities`` attribute that puts the
+    id); for an operation with ``input="message"``, ``value`` is the
+    message dict (``{"role": "user", "content": "m1"}`` by default, a
+    drawn shape with ``--messages rich``) and the history holds its id;
+    ``capability`` is the ``Capabilities`` attribute that puts the
     operation in a store's model (``None``: always in); ``method`` is the
     store method behind it, for messages; ``input`` is what the engine
     draws for it (:data:`INPUTS`)."""
@@ -63,6 +66,11 @@ class OperationDef:
     #: the register keys a ``fields`` operation writes (``None``: the
     #: model's metadata fields)
     keys: tuple[str, ...] | None = None
+    #: ``output`` for an operation whose output names messages:
+    #: ``output_identity(result, identity)`` reads them by the store's
+    #: identity field (``Capabilities.message_identity``); used instead
+    #: of ``output`` when set
+    output_identity: Callable[[Any, str], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.effect not in EFFECTS:

@@ -3,6 +3,6 @@ from sessioncheck.operations import OperationDef, register
 
 ADD = register(OperationDef(
     name="add", effect="append", input="message", method="add_message",
-    call=lambda store, session, mid: store.add_message(session, {"role": "user", "content": mid}),
+    call=lambda store, session, message: store.add_message(session, message),
     describe=lambda session, mid: f"add_message({session}, {mid})",
 ))

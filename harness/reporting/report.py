@@ -66,7 +66,8 @@ def build(*, store: str, store_module: str, mode: str, cfg: ModelConfig, seed: i
         "store": store,
         "mode": mode,
         "config": {**asdict(cfg), "io_faults": list(cfg.io_faults), "without": list(cfg.without),
-                   "allow_errors": list(cfg.allow_errors), "keys": list(cfg.keys), "values": list(cfg.values)},
+                   "allow_errors": list(cfg.allow_errors), "keys": list(cfg.keys), "values": list(cfg.values),
+                   "messages": list(cfg.messages)},
         "seed": seed,
         "program": program_to_json(program),
         "violations": [v.to_json() for v in violations],
@@ -100,9 +101,12 @@ def save(report: dict, path: Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict:
+def load(path: str | Path, program: bool = True) -> dict:
     """Read and validate a report.  Raises :class:`ReportError` (exit 2)
-    with one line saying what is wrong."""
+    with one line saying what is wrong.  ``program=False`` leaves the
+    program unparsed (``data["_program"]`` unset) for :func:`parse_program`
+    once the modules that register the user's operations and message
+    kinds are imported (``sessioncheck replay`` imports the store first)."""
     try:
         raw = datafile.read_text(path, datafile.MAX_REPORT_BYTES)
     except FileNotFoundError:
@@ -138,8 +142,16 @@ def load(path: str | Path) -> dict:
     if len(data["program"]) > data["_config"].max_steps:
         raise ReportError(f"{path}: the program has {len(data['program'])} steps, more than the config's "
                           f"max_steps ({data['_config'].max_steps})")
-    data["_program"] = program_from_json(data["program"])
+    if program:
+        parse_program(data)
     return data
+
+
+def parse_program(data: dict) -> list[Step]:
+    """Parse a loaded report's program (``data["_program"]``): data, never
+    code; an operation or message kind must be registered in this process."""
+    data["_program"] = program_from_json(data["program"])
+    return data["_program"]
 
 
 def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
@@ -163,12 +175,31 @@ def config_from_json(raw: dict, path: Any = "report") -> ModelConfig:
         elif key in ("keys", "values"):
             from sessioncheck.controlled.program import RICH, valid_key  # RICH: the value kinds a program may name
 
-            ok = valid_key if key == "keys" else RICH.__contains__
+            from sessioncheck.controlled.program import valid_value_kind
+
+            # values: built-in kinds, or the names of strategies (their
+            # draws are literals in the program: replay needs no strategy)
+            ok = valid_key if key == "keys" else valid_value_kind
             if not isinstance(value, list) or not value or len(value) > 8 or not all(ok(v) for v in value) \
                     or len(set(value)) != len(value):
                 raise ReportError(f"{path}: config {key} must list 1 to 8 distinct "
                                   + ("field names" if key == "keys" else f"value kinds ({', '.join(RICH)})"))
             value = tuple(value)
+        elif key == "messages":
+            from sessioncheck.controlled.program import MESSAGE_KINDS_BUILTIN, listable_message_kind
+
+            # a user's kind may be registered only once the store is imported:
+            # the program's kinds are checked then (parse_program)
+            if not isinstance(value, list) or not value or len(value) > 16 or len(set(value)) != len(value) \
+                    or not all(listable_message_kind(v) for v in value):
+                raise ReportError(f"{path}: config messages must list 1 to 16 distinct message kinds "
+                                  f"({', '.join(MESSAGE_KINDS_BUILTIN)}, or kinds of your own)")
+            value = tuple(value)
+        elif key == "identity":
+            from sessioncheck.controlled.program import valid_key
+
+            if not valid_key(value):
+                raise ReportError(f"{path}: config identity must name a message field")
         elif key == "allow_errors":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ReportError(f"{path}: config allow_errors must list regular expressions")

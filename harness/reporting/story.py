@@ -107,6 +107,8 @@ def compress(items: list[str], longest: int = 8) -> list[str]:
 
 def describe_call(e: dict) -> str:
     f, s, v = e.get("call"), e.get("session", ""), e.get("value")
+    if e.get("message"):  # a drawn message shape (sessioncheck.controlled.messages)
+        v = f"{v}: {e['message']}"
     if f == "add":
         return f"add_message({s}, {v})"
     if f == "persist":

@@ -53,10 +53,12 @@ from sessioncheck.checking.checker import CheckResult, Finding, check
 from sessioncheck.errors import ConfigError
 from sessioncheck.checking.history import Event, pair
 from sessioncheck import operations
+from sessioncheck.controlled.messages import identity_of
 from sessioncheck.protocol import capabilities_of
 from sessioncheck.specs import resolve
 
-#: Metadata fields the plans write.
+#: Metadata fields the plans write to a store that declares none
+#: (``Capabilities.metadata_fields``: the declared ones are the model's).
 KEYS = ("model", "compute_instance_id", "tokens")
 
 #: Share of add_message, persist_state and read in a plan.
@@ -93,6 +95,9 @@ class StressConfig:
     #: asyncio tasks per process on one event loop, instead of threads
     #: (``--tasks``; stress/tasks.py); 0: threads
     tasks: int = 0
+    #: message kinds added to a store that declares no
+    #: ``Capabilities.message_kinds`` (``--messages``; sessioncheck.controlled.messages)
+    messages: tuple[str, ...] = ("user",)
 
     def validate(self) -> None:
         if self.tasks < 0:
@@ -138,7 +143,8 @@ Planned = tuple[str, str, Any, Any]
 
 
 def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
-         metadata: bool = True, edits: tuple[str, ...] = ()) -> list[Planned]:
+         metadata: bool = True, edits: tuple[str, ...] = (), keys: tuple[str, ...] = KEYS,
+         kinds: tuple[str, ...] = ("user",), identity: str = "content") -> list[Planned]:
     """The seeded operations of one actor: message ids ``<actor>-<n>`` are
     unique; metadata values are unique strings, ``None`` (clear) and ``''``.
     With ``deletes`` (the store declares ``delete_session``), a share
@@ -146,7 +152,14 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
     (the store declares ``metadata=False``) no ``persist`` is planned: its
     share goes to appends.  With ``edits`` (operations of :data:`EDITS`
     the store declares), a share ``EDIT_SHARE`` of the other reads become
-    one of them (a rename sets a unique name)."""
+    one of them (a rename sets a unique name).  ``keys`` are the metadata
+    fields persists write (the store's declared ``metadata_fields``),
+    ``kinds`` the message kinds appends draw, each message carrying its id
+    in the ``identity`` field (``Capabilities.message_identity``).  With
+    the defaults the plan is the one earlier versions drew from a seed."""
+    from sessioncheck.controlled.messages import message_of
+
+    plain = tuple(kinds) == ("user",) and identity == "content"
     rng = random.Random(f"{seed}:{name}")
     out: list[Planned] = []
     p_add, p_persist = MIX[0], MIX[0] + MIX[1]
@@ -160,10 +173,14 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
             out.append(("delete", s, None, None))
         elif r < p_add:
             mid = f"{name}-{k}"
-            out.append(("add", s, mid, {"role": "user", "content": mid}))
+            if plain:  # the draws of earlier versions: the same plan from the same seed
+                out.append(("add", s, mid, {"role": "user", "content": mid}))
+            else:
+                kind = kinds[rng.randrange(len(kinds))] if len(kinds) > 1 else kinds[0]
+                out.append(("add", s, mid, message_of(kind, mid, identity)))
         elif r < p_persist:
             fields = {}
-            for key in rng.sample(KEYS, rng.randint(1, 2)):
+            for key in rng.sample(keys, rng.randint(1, min(2, len(keys)))):
                 x = rng.random()
                 fields[key] = None if x < 0.25 else "" if x < 0.4 else f"{name}-{k}"
             out.append(("persist", s, fields, fields))
@@ -211,6 +228,9 @@ def _run_ops(store: Any, ops: list[Planned], record: list, duration: float, barr
     mono = time.monotonic
     ap = record.append
     add, persist, read = store.add_message, store.persist_state, store.read
+    from sessioncheck.controlled.actor import output_of
+
+    identity = identity_of(store)
     if barrier is not None:
         barrier.wait(_BARRIER_TIMEOUT)
     deadline = mono() + duration
@@ -232,10 +252,10 @@ def _run_ops(store: Any, ops: list[Planned], record: list, duration: float, barr
                 out = None
             elif f != "read":  # a declared edit, through its definition
                 op = operations.get(f)
-                out = op.output(settle(op.call(store, session, arg)))
+                out = output_of(op, settle(op.call(store, session, arg)), store)
             else:
                 state = settle(read(session))
-                out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
+                out = {"messages": state.message_ids(identity), "metadata": dict(state.metadata)}
         except Exception as exc:  # the store's own error: outcome unknown
             mark = ALLOWED_MARK if patterns and allowed(describe_chain(exc), patterns) else ""
             ap(("info", f, session, None, mono(), f"{type(exc).__name__}: {exc}{mark}"))
@@ -453,9 +473,13 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
         caps = capabilities_of(probe)
         deletes = caps.delete
         edits = tuple(f for f in EDITS if getattr(caps, f))
+        identity = caps.message_identity
+        # the store's declared fields and message kinds are the model's
+        keys = tuple(dict.fromkeys(caps.metadata_fields)) or KEYS
+        kinds = tuple(dict.fromkeys(caps.message_kinds)) or tuple(config.messages)
         _close(probe, settle)
         plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata,
-                      edits=edits)
+                      edits=edits, keys=keys, kinds=kinds, identity=identity)
                  for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []
@@ -542,12 +566,13 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
             finals.append(Event("final", "invoke", "read", sid, None, t0))
             try:
                 state = settle(final_store.read(sid))
+                ids = state.message_ids(identity_of(final_store))
             except Exception as exc:
                 finals.append(Event("final", "info", "read", sid, None, time.monotonic(),
                                     f"{type(exc).__name__}: {exc}"))
             else:
                 finals.append(Event("final", "ok", "read", sid,
-                                    {"messages": state.message_ids(), "metadata": dict(state.metadata)},
+                                    {"messages": ids, "metadata": dict(state.metadata)},
                                     time.monotonic()))
         _close(final_store, settle)
         settle.close()

@@ -44,6 +44,9 @@ async def arun_actor(store: Any, ops: list, record: list, *, deadline: float, ma
     patterns = compile_allowed(allow_errors)
     mono = time.monotonic
     ap = record.append
+    from sessioncheck.controlled.messages import identity_of
+
+    identity = identity_of(store)
     done = 0
     for f, session, value, arg in ops:
         t = mono()
@@ -62,7 +65,7 @@ async def arun_actor(store: Any, ops: list, record: list, *, deadline: float, ma
                 out = None
             else:
                 state = await _settle(store.read(session))
-                out = {"messages": state.message_ids(), "metadata": dict(state.metadata)}
+                out = {"messages": state.message_ids(identity), "metadata": dict(state.metadata)}
         except Exception as exc:  # the store's own error: outcome unknown
             mark = ALLOWED_MARK if patterns and allowed(describe_chain(exc), patterns) else ""
             ap(("info", f, session, None, mono(), f"{type(exc).__name__}: {exc}{mark}"))
