@@ -411,3 +411,20 @@ def test_half_steps_print_as_logical_times():
 def test_clock_readings_print_as_seconds_since_the_start():
     h = [op("A", "add", "m1", 1000.25, 1000.5), rd("B", 1001.125, 1001.3, [])]
     assert "acknowledged to A at t=0.2500s" in check(h).findings[0].summary
+
+
+def test_a_delete_starting_at_the_instant_a_read_ends_may_come_before_it():
+    # Found by test_valid_histories_with_deletes_pass: the read and the
+    # delete both at t=8..8 are concurrent, so the read may follow the
+    # delete and see an empty session.
+    history = [
+        Operation("P2", "add", "s1", "m1", 0, 0, "ok"),
+        Operation("P0", "add", "s1", "m0", 0, 4, "ok"),
+        Operation("P0", "delete", "s1", None, 8, 8, "ok"),
+        Operation("P1", "read", "s1", None, 8, 8, "ok", {"messages": [], "metadata": {}}),
+        Operation("final", "read", "s1", None, 9, 9, "ok", {"messages": [], "metadata": {}}),
+    ]
+    assert check(history).verdict == "ok", [f.summary for f in check(history).findings]
+    # a read that ends before the delete starts must still see the messages
+    history[3] = Operation("P1", "read", "s1", None, 7, 7, "ok", {"messages": [], "metadata": {}})
+    assert check(history).verdict == "violation"

@@ -534,10 +534,12 @@ class _Messages:
 
     def _last_delete_before(self, t: float) -> float:
         """The latest instant a delete, clear or unanswered pop that began
-        before ``t`` may have taken effect."""
+        before ``t``, or at ``t``, may have taken effect (operations that
+        touch at one instant are concurrent: only ``a.end < b.start`` orders
+        a before b)."""
         limit = -INF
         for d in self.removers:
-            if d.start < t and d.end > limit:
+            if d.start <= t and d.end > limit:
                 limit = d.end
         return limit
 
