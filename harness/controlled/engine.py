@@ -70,10 +70,18 @@ class Outcome:
     def schedule_hash(self) -> str:
         """The interleaving: which actor took which point of which
         operation (its function and session), in order.  Not the values:
-        two persists of different values share an interleaving."""
+        two persists of different values share an interleaving.
+
+        Computed once per trace length (the search, the coverage and the
+        health checks each ask for it)."""
+        cached = self.__dict__.get("_hash")
+        if cached is not None and cached[0] == len(self.trace):
+            return cached[1]
         data = json.dumps([(e["actor"], e["ev"], e.get("kind", ""), e.get("call") or "", e.get("session", ""))
                            for e in self.trace], default=str)
-        return hashlib.sha1(data.encode()).hexdigest()[:12]
+        digest = hashlib.sha1(data.encode()).hexdigest()[:12]
+        self.__dict__["_hash"] = (len(self.trace), digest)
+        return digest
 
 
 MODES = ("threads", "processes", "mixed", "tasks")
@@ -578,8 +586,8 @@ class Executor:
 
         # Operation times become story step numbers, so that every
         # sentence about a violation points at a line of the story.
-        ops = renumber(sched.ops, sched.trace)
         where = line_of(segments(sched.trace))
+        ops = renumber(sched.ops, sched.trace, where)
         for v in violations:
             if v.raw_times:
                 # a crash-state read sits half a step after the

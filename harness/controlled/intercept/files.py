@@ -107,6 +107,15 @@ class WatchedFile:
         except (OSError, ValueError, AttributeError):
             fd = None
         object.__setattr__(self, "_fd", fd)
+        if not isinstance(f, io.RawIOBase):
+            # A buffered write stays in Python until flush or close (both
+            # points): the file's own write is called directly, without a
+            # wrapper frame per chunk (json.dump writes dozens of chunks).
+            try:
+                object.__setattr__(self, "write", f.write)
+                object.__setattr__(self, "writelines", f.writelines)
+            except AttributeError:
+                pass
 
     def _read_point(self) -> None:
         self._ctx.point("read", self._path)
