@@ -87,14 +87,39 @@ class Outcome:
 MODES = ("threads", "processes", "mixed", "tasks")
 
 
-def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float) -> Actor:
+def make_actor(kind: str, name: str, spec: StoreSpec, watchdog: float, record: bool = False) -> Actor:
+    """A new actor; ``record``: its accesses to private temporary files
+    are recorded, not points (:func:`records_private`)."""
     if kind == "thread":
         from sessioncheck.controlled.thread_actor import ThreadActor
 
-        return ThreadActor(name, spec, watchdog)
+        actor = ThreadActor(name, spec, watchdog)
+        actor.record = record
+        return actor
+    from sessioncheck.controlled.intercept.context import RECORD_PRIVATE
     from sessioncheck.controlled.process_actor import ProcessActor
 
-    return ProcessActor(name, spec, watchdog)
+    RECORD_PRIVATE[0] = record  # the child keeps the value it was forked with
+    try:
+        return ProcessActor(name, spec, watchdog)
+    finally:
+        RECORD_PRIVATE[0] = False
+
+
+#: Whether private temporary files are recorded instead of points (off:
+#: every access to them is a point, as before; tests compare the two).
+RECORD_PRIVATE_TEMPS = [True]
+
+
+def records_private(cfg: ModelConfig) -> bool:
+    """Whether a store's accesses to its private temporary files (a file
+    only the actor that made it touches: ``tempfile``'s fresh names, an
+    ``O_TMPFILE``) are *recorded* accesses rather than points: told in the
+    trace and the story, but no place where the schedule switches actors.
+    Not with power loss (its model snapshots files at each sync, as the
+    sync is called) nor with injected I/O errors (each file call is a
+    place to fail): there every access stays a point."""
+    return RECORD_PRIVATE_TEMPS[0] and not cfg.power_loss and not cfg.io_faults
 
 
 def actor_kinds(mode: str, n: int) -> list[str]:
@@ -185,7 +210,8 @@ class Executor:
             if warm:
                 self._warm_up(a)
         if a is None:
-            a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog)
+            a = self.actors[i] = make_actor(self.kinds[i], self.names[i], self.spec, self.watchdog,
+                                            records_private(self.cfg))
             if warm:
                 self._warm_up(a)
         return a

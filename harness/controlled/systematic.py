@@ -170,7 +170,7 @@ def profile(executor: "Executor", op: Op, warm: bool) -> list[Access]:
         if e["ev"] == "start" and e.get("call") not in ("open", "close"):
             started += 1
         elif started == len(steps) + 1:
-            if e["ev"] == "point":
+            if e["ev"] == "point" and not e.get("recorded"):  # a recorded access is no point
                 accesses.append(Access(e["kind"], e["path"], e.get("detail") or ""))
             elif e["ev"] == "done":
                 break
@@ -193,7 +193,7 @@ def profile_opening(executor: "Executor", op: Op) -> list[Access]:
             continue
         if e["ev"] == "start" and e.get("call") not in ("open", "close"):
             started = True
-        elif started and e["ev"] == "point":
+        elif started and e["ev"] == "point" and not e.get("recorded"):
             accesses.append(Access(e["kind"], e["path"], e.get("detail") or ""))
         elif started and e["ev"] == "done":
             break
