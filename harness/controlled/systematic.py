@@ -184,7 +184,11 @@ def profile_opening(executor: "Executor", op: Op) -> list[Access]:
     cache load) come first."""
     if executor.cfg.actors < 2:
         return []
-    steps = [Step("start", 0, OpSpec("add", op.session)), Step("start", 1, _spec(executor.cfg, op))]
+    # A's add runs to its end first: B opens on a session that holds a
+    # message (started alone, A would be parked at its first point while B
+    # opened on an empty location, and the profile would be a fresh one's)
+    steps = [Step("start", 0, OpSpec("add", op.session)), Step("advance", 0, points=10_000),
+             Step("start", 1, _spec(executor.cfg, op))]
     out = executor.run(steps)
     accesses: list[Access] = []
     started = False
