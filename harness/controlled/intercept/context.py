@@ -263,10 +263,21 @@ _WAITS = ("flock-wait", "lock-wait", "sleep")
 _IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
+try:
+    from _frozen_importlib import _module_locks as _IMPORTS_UNDER_WAY
+except ImportError:  # another implementation: always walk the stack
+    _IMPORTS_UNDER_WAY = None
+
+
 def importing() -> bool:
     """Is the calling thread executing an import (a frame of importlib's
     bootstrap on its stack: finding, loading, running a module's body,
     writing its .pyc)?"""
+    if _IMPORTS_UNDER_WAY is not None and not _IMPORTS_UNDER_WAY:
+        # importlib holds a lock per module being imported, in any thread,
+        # and drops it when the import ends: none held, no import under way
+        # (the stack walk below costs a frame per caller at every point)
+        return False
     f: Any = sys._getframe(1)
     while f is not None:
         if f.f_code.co_filename in _IMPORTLIB:
