@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from sessioncheck.controlled.engine import Executor
 from sessioncheck.controlled.program import OpSpec, Step
 from sessioncheck.specs import resolve
@@ -54,6 +56,27 @@ def test_a_shared_semaphore_is_a_point_from_the_second_taker_on() -> None:
 
 
 # -- private temporary files ---------------------------------------------------
+# Recorded accesses are off by default (engine.RECORD_PRIVATE_TEMPS); each
+# test here turns them on for the executors it makes.
+
+
+@pytest.fixture
+def recording():
+    from sessioncheck.controlled import engine
+
+    saved = engine.RECORD_PRIVATE_TEMPS[0]
+    engine.RECORD_PRIVATE_TEMPS[0] = True
+    try:
+        yield
+    finally:
+        engine.RECORD_PRIVATE_TEMPS[0] = saved
+
+
+def test_temp_file_accesses_are_points_by_default() -> None:
+    with Executor(resolve("json"), "threads") as ex:
+        run = ex.run([Step("start", 0, OpSpec("add", 0))])
+    assert [e["kind"] for e in _entries(run.trace, "A")] == ["open", "flush", "fsync", "close"]
+    assert not any(e.get("recorded") for e in run.trace)
 
 
 class PeekingStore(JsonFileStore):
@@ -76,7 +99,7 @@ def _entries(trace, actor, suffix=".tmp"):
     return [e for e in trace if e["actor"] == actor and e["ev"] == "point" and suffix in (e.get("path") or "")]
 
 
-def test_a_temp_file_only_its_maker_touches_is_recorded_not_a_point() -> None:
+def test_a_temp_file_only_its_maker_touches_is_recorded_not_a_point(recording) -> None:
     for mode in ("threads", "processes"):
         with Executor(resolve("json"), mode) as ex:
             run = ex.run([Step("start", 0, OpSpec("add", 0))])
@@ -111,7 +134,7 @@ class TempFirstStore(PeekingStore):
             os.replace(tmp, self._path(session_id))
 
 
-def test_a_temp_file_another_actor_touches_becomes_a_point() -> None:
+def test_a_temp_file_another_actor_touches_becomes_a_point(recording) -> None:
     spec = resolve("test_private_points:TempFirstStore")
     with Executor(spec, "threads") as ex:
         alone = ex.run([Step("start", 0, OpSpec("add", 0))])
@@ -152,7 +175,7 @@ def test_a_temp_file_shared_from_the_second_toucher_on() -> None:
     assert path not in context._temp_owners and path not in context._shared_temps
 
 
-def test_power_loss_and_io_faults_keep_every_temp_file_access_a_point() -> None:
+def test_power_loss_and_io_faults_keep_every_temp_file_access_a_point(recording) -> None:
     from sessioncheck.controlled.program import ModelConfig
 
     for cfg in (ModelConfig(actors=1, power_loss=True), ModelConfig(actors=1, io_faults=("EIO",))):
