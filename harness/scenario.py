@@ -189,7 +189,22 @@ def _points_to_mark(trace: list[dict], actor: str, mark: str) -> int | None:
     """How many points of ``actor``'s last operation before the end of the
     program (the one the calibration advanced) reach ``mark``: 0 when the
     operation waits for a lock before it (the actor stays parked), None
-    when it ran to its end without such a point (and is not SQL)."""
+    when it ran to its end without such a point (and is not SQL).
+
+    Recorded accesses (a private temporary file's, ``recorded`` in the
+    trace) are no points: the count is of real points, and a mark at a
+    recorded access is reached at the first point after it."""
+    n = _entries_to_mark(trace, actor, mark)
+    if not n:
+        return n
+    ops = [i for i, e in enumerate(trace) if e["actor"] == actor and e["ev"] == "start"
+           and e.get("call") not in ("open", "close")]
+    mine = [e for e in trace[ops[-1] + 1:] if e["actor"] == actor][:n]
+    return sum(1 for e in mine if not e.get("recorded"))
+
+
+def _entries_to_mark(trace: list[dict], actor: str, mark: str) -> int | None:
+    """:func:`_points_to_mark` counted in trace entries, recorded ones too."""
     starts = [i for i, e in enumerate(trace) if e["actor"] == actor and e["ev"] == "start"
               and e.get("call") not in ("open", "close")]
     if not starts:

@@ -33,6 +33,7 @@ import multiprocess
 from sessioncheck.controlled import exits, intercept
 from sessioncheck.controlled.actor import ActorDied, Ahead, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.intercept import threads
+from sessioncheck.controlled.intercept.context import RECORD_PRIVATE
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
 
@@ -133,6 +134,7 @@ def _child(name: str, spec: StoreSpec, down_r: int, up_w: int, close_fds: list[i
             if f == "open" or ctx is None or loc != location or runner.store is None:
                 location = loc
                 ctx = intercept.ActorContext(name, location, point)
+                ctx.record = RECORD_PRIVATE[0]  # as the executor set it when it forked this actor
                 intercept.enter(ctx)
             ctx.now = now
             with mutex:

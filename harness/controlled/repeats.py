@@ -147,7 +147,8 @@ class Recorder:
             pass  # did nothing
         elif step.kind == "advance":
             name = self.names[x]
-            moved = sum(1 for e in sched.trace[self._mark:] if e["actor"] == name and e["ev"] == "point")
+            moved = sum(1 for e in sched.trace[self._mark:]
+                        if e["actor"] == name and e["ev"] == "point" and not e.get("recorded"))
             base, total = (w.base, w.total + moved) if w.actor == x else (w.node, moved)
             if moved < step.points:
                 self.s._stop[base, x] = total

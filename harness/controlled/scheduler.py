@@ -146,6 +146,11 @@ class Scheduler:
                 # (sessioncheck.controlled.server_crash reads it)
                 if st.op is not None:
                     st.op.meta["not_durable"] = key
+            elif what == "recorded":
+                # an access to a private temporary file the actor made
+                # (intercept.ActorContext.point): in the trace and the
+                # story, but never a place the schedule switches actors
+                self._log(name, "point", kind=key, path=ev[2], detail=ev[3], recorded=True)
             elif what == "blocked":
                 st.blocked_on = key
                 last = self.trace[-1] if self.trace else None

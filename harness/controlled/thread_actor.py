@@ -65,6 +65,9 @@ class ThreadActor:
         self._ahead: Ahead | None = None
         self._ran: list[Point] = []
         self._runner = Runner()
+        #: record accesses to private temporary files instead of making
+        #: them points (intercept.ActorContext.is_private); the executor decides
+        self.record = False
         self._thread = threading.Thread(target=self._main, name=f"sessioncheck-{name}", daemon=True)
         self._thread.start()
 
@@ -84,6 +87,7 @@ class ThreadActor:
             ctx = self._ctx
             if call.f == "open" or ctx is None or self._runner.store is None:
                 ctx = self._ctx = intercept.ActorContext(self.name, self.location, self._point)
+                ctx.record = self.record
                 intercept.enter(ctx)
             ctx.now = self._reply[0]
             with self._mutex:

@@ -167,9 +167,11 @@ def line_of(lines: list[Any]) -> dict[int, int]:
     return out
 
 
-def renumber(ops: list[Operation], trace: list[dict]) -> list[Operation]:
-    """Copies of ``ops`` whose start and end are story step numbers."""
-    where = line_of(segments(trace))
+def renumber(ops: list[Operation], trace: list[dict], where: dict[int, int] | None = None) -> list[Operation]:
+    """Copies of ``ops`` whose start and end are story step numbers
+    (``where``: ``line_of(segments(trace))``, if the caller has it)."""
+    if where is None:
+        where = line_of(segments(trace))
     out = []
     for op in ops:
         c = Operation(op.process, op.f, op.session, op.value, where.get(int(op.start), 0), op.end,

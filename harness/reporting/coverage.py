@@ -96,7 +96,7 @@ class Coverage:
                 call = e.get("call") or "?"
                 current[actor] = call
                 self.operations[call] = self.operations.get(call, 0) + 1
-            elif ev == "point":
+            elif ev == "point" and not e.get("recorded"):  # preemption points only
                 call = current.get(actor, "?")
                 self.kinds.add(e.get("kind"))
                 self.points.setdefault(call, set()).add(point_id(e, temps))

@@ -93,6 +93,16 @@ class ActorContext:
         #: lock files outside the store's directory (:meth:`adopt`), as
         #: spelled and resolved
         self.lock_paths: set[str] = set()
+        #: whether accesses to this actor's private temporary files are
+        #: recorded instead of being points (:meth:`point`); the transport
+        #: turns it on where the scheduler reads recorded accesses
+        self.record = False
+        #: temporary files this actor made (``tempfile``: a fresh random
+        #: name, created exclusively), absolute paths, until renamed away
+        #: or unlinked
+        self.private: set[str] = set()
+        #: fds of anonymous files this actor made (``O_TMPFILE``)
+        self.private_fds: set[int] = set()
 
     def watches(self, path: str | bytes) -> bool:
         """Whether ``path`` (absolute, ``str`` or ``bytes``) is under the
@@ -149,7 +159,13 @@ class ActorContext:
             return os.path.relpath(os.path.realpath(path), self.real_root)
         return path
 
-    def point(self, kind: str, path: str = "", detail: str = "") -> None:
+    def point(self, kind: str, path: str = "", detail: str = "", fd: int | None = None) -> None:
+        """A point before an access to ``path`` (absolute; ``fd``: the fd
+        the access goes through, if any).  An access to a private
+        temporary file (:meth:`is_private`) is *recorded* instead: it is
+        told to the scheduler with the next point or result (an event
+        ``("recorded", kind, path, detail)``, a trace entry of its own),
+        but it is no place where the schedule can switch actors."""
         if kind not in _WAITS and importing():
             # A module imported lazily inside an operation runs its own
             # code once per process (the first example, not the next):
@@ -158,9 +174,87 @@ class ActorContext:
             # sleep: an import that blocks on (or polls for) a lock a parked
             # actor holds needs the baton.
             return
+        if self.record and kind not in _WAITS and self.is_private(kind, path, fd):
+            self.events.append(("recorded", kind, self.rel(path) if path else "", detail))
+            return
         err = self._point(kind, self.rel(path) if path else "", detail)
         if err:
             raise OSError(err, f"{os.strerror(err)} (injected)", path or None)
+
+    # -- private temporary files ------------------------------------------
+    def is_private(self, kind: str, path: str, fd: int | None = None) -> bool:
+        """Whether an access to ``path`` (through ``fd``) touches only a
+        file no other actor can have touched: an anonymous file of this
+        actor's (``O_TMPFILE``), or a temporary file it made, except its
+        rename, replace or unlink (the moment it becomes shared, or goes).
+
+        A second actor touching the path makes it shared for good, from
+        that access on (that access is a point).  The record of who made
+        what is per process: between thread actors a second actor's touch
+        is seen; a process actor's temporary file stays private to it
+        whatever another process does, and the other actor's own accesses
+        to it are points (it did not make it), so what it can see of the
+        file is how its maker left it at its last point."""
+        if fd is not None and fd in self.private_fds:
+            return True
+        if not path:
+            return False
+        if path in self.private:
+            if path in _shared_temps:
+                self.private.discard(path)
+                return False
+            return kind not in ("replace", "rename", "unlink")
+        self.touch(path)
+        return False
+
+    def touch(self, path: str) -> None:
+        """``path`` is accessed by this actor: if another actor made it as
+        its temporary file, it is shared from now on."""
+        owner = _temp_owners.get(path)
+        if owner is not None and owner != self.name:
+            _shared_temps.add(path)
+
+    def made_temp(self, path: str) -> None:
+        """This actor created ``path`` as a temporary file (exclusively,
+        under a fresh name): its accesses are private from now on."""
+        if len(_temp_owners) > 4096:  # left behind by killed writers, older runs
+            _temp_owners.clear()
+            _shared_temps.clear()
+        _temp_owners[path] = self.name
+        self.private.add(path)
+
+    def forget_temp(self, path: str) -> None:
+        """``path`` was renamed away or unlinked: whatever gets that name
+        later is no temporary file of anyone's."""
+        if path in self.private or path in _temp_owners:
+            self.private.discard(path)
+            _temp_owners.pop(path, None)
+            _shared_temps.discard(path)
+
+
+#: who made each private temporary file (absolute path -> actor name), and
+#: the ones a second actor touched, across the thread actors of this process
+_temp_owners: dict[str, str] = {}
+_shared_temps: set[str] = set()
+
+#: whether process actors forked now record their private temporary files'
+#: accesses (the executor sets it around a fork; the child keeps its copy)
+RECORD_PRIVATE = [False]
+
+_TEMPFILE = os.path.splitext(__import__("tempfile").__file__)[0]
+
+
+def made_by_tempfile(depth: int = 6) -> bool:
+    """Is a caller within ``depth`` frames of the intercepted call the
+    ``tempfile`` module (``mkstemp``, ``NamedTemporaryFile``,
+    ``TemporaryFile``): a file under a fresh random name nobody else knows?"""
+    f: Any = sys._getframe(2)
+    while f is not None and depth > 0:
+        if os.path.splitext(f.f_code.co_filename)[0] == _TEMPFILE:
+            return True
+        f = f.f_back
+        depth -= 1
+    return False
 
 
 #: points that stay points inside an import: where an actor waits for
@@ -169,10 +263,21 @@ _WAITS = ("flock-wait", "lock-wait", "sleep")
 _IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
+try:
+    from _frozen_importlib import _module_locks as _IMPORTS_UNDER_WAY
+except ImportError:  # another implementation: always walk the stack
+    _IMPORTS_UNDER_WAY = None
+
+
 def importing() -> bool:
     """Is the calling thread executing an import (a frame of importlib's
     bootstrap on its stack: finding, loading, running a module's body,
     writing its .pyc)?"""
+    if _IMPORTS_UNDER_WAY is not None and not _IMPORTS_UNDER_WAY:
+        # importlib holds a lock per module being imported, in any thread,
+        # and drops it when the import ends: none held, no import under way
+        # (the stack walk below costs a frame per caller at every point)
+        return False
     f: Any = sys._getframe(1)
     while f is not None:
         if f.f_code.co_filename in _IMPORTLIB:

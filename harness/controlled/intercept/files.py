@@ -34,8 +34,11 @@ import os
 import posix
 from typing import Any, Callable
 
-from sessioncheck.controlled.intercept.context import ActorContext, _abspath, _real, current
+from sessioncheck.controlled.intercept.context import (ActorContext, _abspath, _real, _shared_temps, current,
+                                                       made_by_tempfile)
 
+#: ``O_TMPFILE`` (Linux): an anonymous file in a directory, reachable by nobody else
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _F_GETFL = fcntl.fcntl  # bound now: another interception may wrap fcntl.fcntl
 _SYNC_FLAGS = getattr(os, "O_DSYNC", 0) | getattr(os, "O_SYNC", 0)
 #: the attributes WatchedFile keeps for itself; every other one is the file's
@@ -107,9 +110,18 @@ class WatchedFile:
         except (OSError, ValueError, AttributeError):
             fd = None
         object.__setattr__(self, "_fd", fd)
+        if not isinstance(f, io.RawIOBase):
+            # A buffered write stays in Python until flush or close (both
+            # points): the file's own write is called directly, without a
+            # wrapper frame per chunk (json.dump writes dozens of chunks).
+            try:
+                object.__setattr__(self, "write", f.write)
+                object.__setattr__(self, "writelines", f.writelines)
+            except AttributeError:
+                pass
 
     def _read_point(self) -> None:
-        self._ctx.point("read", self._path)
+        self._ctx.point("read", self._path, "", self._fd)
 
     def read(self, *a: Any) -> Any:
         self._read_point()
@@ -147,7 +159,7 @@ class WatchedFile:
         # A buffered write stays in Python until flush/close (points); an
         # unbuffered one (buffering=0: a raw FileIO) reaches the kernel now.
         if isinstance(self._f, io.RawIOBase):
-            self._ctx.point("write", self._path, _sync_detail(self._fd))
+            self._ctx.point("write", self._path, _sync_detail(self._fd), self._fd)
 
     def write(self, data: Any) -> Any:
         self._write_point()
@@ -159,18 +171,18 @@ class WatchedFile:
 
     def flush(self) -> None:
         if not self._f.closed:
-            self._ctx.point("flush", self._path, _sync_detail(self._fd))
+            self._ctx.point("flush", self._path, _sync_detail(self._fd), self._fd)
         self._f.flush()
 
     def truncate(self, *a: Any) -> Any:
-        self._ctx.point("truncate", self._path)
+        self._ctx.point("truncate", self._path, "", self._fd)
         return self._f.truncate(*a)
 
     def close(self) -> None:
         if self._f.closed:
             return
         if not (self._fd in self._ctx.quiet_fds and self._fd not in self._ctx.held):
-            self._ctx.point("close", self._path, _sync_detail(self._fd))
+            self._ctx.point("close", self._path, _sync_detail(self._fd), self._fd)
         _forget_fd(self._ctx, self._fd)
         self._f.close()
 
@@ -201,6 +213,7 @@ def _forget_fd(ctx: ActorContext, fd: int | None) -> None:
     ctx.fd_paths.pop(fd, None)
     ctx.file_fds.discard(fd)
     ctx.quiet_fds.discard(fd)
+    ctx.private_fds.discard(fd)
     key = ctx.held.pop(fd, None)
     if key is not None:  # closing the fd releases its flock
         ctx.events.append(("released", key))
@@ -245,9 +258,24 @@ def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) ->
         ctx.fd_paths[fd] = p
         ctx.quiet_fds.add(fd)
         return fd
-    ctx.point("open", p, _flags_text(flags))
+    anonymous = _O_TMPFILE and (flags & _O_TMPFILE) == _O_TMPFILE
+    temp = ctx.record and (anonymous or (flags & os.O_CREAT and flags & os.O_EXCL and made_by_tempfile()))
+    if temp and not anonymous:
+        ctx.touch(p)  # another actor's file under that name: shared, a point
+        temp = p not in _shared_temps
+    if temp:
+        # A file under a fresh random name (or none): nobody else can
+        # reach it, so making it is recorded, not a point (ActorContext.point).
+        ctx.events.append(("recorded", "open", ctx.rel(p), _flags_text(flags)))
+    else:
+        ctx.point("open", p, _flags_text(flags))
     fd = _real["os.open"](path, flags, mode, dir_fd=dir_fd)
     ctx.fd_paths[fd] = p
+    if temp:
+        if anonymous:
+            ctx.private_fds.add(fd)
+        else:
+            ctx.made_temp(p)
     if (flags & 3) == os.O_RDONLY and not flags & (os.O_CREAT | os.O_TRUNC):
         ctx.quiet_fds.add(fd)
     return fd
@@ -274,7 +302,7 @@ def _os_close(fd: int) -> None:
     if ctx is None or fd not in ctx.fd_paths:
         return _real["os.close"](fd)
     if not (fd in ctx.quiet_fds and fd not in ctx.held):
-        ctx.point("close", ctx.fd_paths[fd])
+        ctx.point("close", ctx.fd_paths[fd], "", fd)
     _forget_fd(ctx, fd)
     return _real["os.close"](fd)
 
@@ -288,7 +316,7 @@ def _fd_io(kind: str, real_name: str) -> Callable:
         if ctx is not None:
             p = _watched_fd(ctx, fd)
             if p is not None:
-                ctx.point(kind, p, _sync_detail(fd) if kind == "write" else "")
+                ctx.point(kind, p, _sync_detail(fd) if kind == "write" else "", fd)
         return real(fd, *args)
 
     op.__name__ = real.__name__
@@ -337,7 +365,12 @@ def _path_op(kind: str, real_name: str) -> Callable:
         if ctx is not None:
             s, d = _resolve(ctx, src, src_dir_fd), _resolve(ctx, dst, dst_dir_fd)
             if s and d and (ctx.watches(s) or ctx.watches(d)):
+                ctx.touch(s)
                 ctx.point(kind, d, ctx.rel(s))
+                out = _real[real_name](src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+                ctx.forget_temp(s)  # renamed away: a private file no more
+                ctx.forget_temp(d)
+                return out
         return _real[real_name](src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     op.__name__ = real_name.split(".")[-1]
@@ -351,6 +384,9 @@ def _unlink_op(real_name: str) -> Callable:
             p = _resolve(ctx, path, dir_fd)
             if p and ctx.watches(p):
                 ctx.point("unlink", p)
+                out = _real[real_name](path, dir_fd=dir_fd)
+                ctx.forget_temp(p)
+                return out
         return _real[real_name](path, dir_fd=dir_fd)
 
     op.__name__ = real_name.split(".")[-1]
@@ -364,7 +400,7 @@ def _fsync_op(real_name: str) -> Callable:
             n = fd if isinstance(fd, int) else getattr(fd, "fileno", lambda: -1)()
             p = _watched_fd(ctx, n)
             if p is not None:
-                ctx.point("fsync", p)
+                ctx.point("fsync", p, "", n)
         return _real[real_name](fd)
 
     op.__name__ = real_name.split(".")[-1]

@@ -26,14 +26,14 @@ def _flock(fd: Any, operation: int) -> None:
         return _real["flock"](fd, operation)
     path = ctx.fd_paths[n]
     if operation & fcntl.LOCK_UN:
-        ctx.point("unlock", path)
+        ctx.point("unlock", path, "", n)
         _real["flock"](n, operation)
         key = ctx.held.pop(n, None)
         if key is not None:
             ctx.events.append(("released", key))
         return None
     key = _inode_key(n)
-    ctx.point("flock", path, "nb" if operation & fcntl.LOCK_NB else "")
+    ctx.point("flock", path, "nb" if operation & fcntl.LOCK_NB else "", n)
     while True:
         try:
             _real["flock"](n, operation | fcntl.LOCK_NB)
