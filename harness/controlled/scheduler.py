@@ -17,7 +17,8 @@ actor parked at a blocking wait (``flock-wait``, ``lock-wait``) cannot run
 until the holder releases; a blocked actor parked at a ``sleep`` is a
 poller and may run (each poll lets virtual time pass, so lock timeouts can
 fire).  When every busy actor is blocked and none polls, that is a
-deadlock; when only pollers remain and virtual time passes the horizon, it
+deadlock (unless some wait inside a PostgreSQL server, which breaks its
+own cycles: one of those then goes on and waits for the server); when only pollers remain and virtual time passes the horizon, it
 is a livelock: both are reported (I5), never waited out.
 
 Sleeping yields.  An actor parked at a ``sleep`` waits for something
