@@ -68,7 +68,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from sessioncheck.controlled.intercept.clock import real_monotonic
+from sessioncheck.controlled.intercept.clock import real_monotonic, real_sleep
 from sessioncheck.controlled.intercept.context import current
 
 #: Real seconds a statement may take before the actor asks the server what
@@ -241,6 +241,15 @@ def _ask(conn: Any, sql: str, params: Any) -> list:
         raise NoMonitor(str(exc)) from exc
 
 
+def _ask_on(mon: Any, sql: str, params: Any) -> list:
+    import psycopg
+
+    try:
+        return _query(mon, sql, params)
+    except psycopg.Error as exc:
+        raise NoMonitor(str(exc)) from exc
+
+
 _BLOCKERS = """
 WITH RECURSIVE g(pid, depth) AS (
     SELECT unnest(pg_blocking_pids(%(me)s)), 1
@@ -261,10 +270,6 @@ SELECT count(*) FROM pg_stat_activity
 
 # -- holding: what the scheduler knows about this actor's backend --------------
 
-def _key(conn: Any) -> tuple:
-    return ("pg", conn.pgconn.backend_pid)
-
-
 def _after(ctx: Any, conn: Any, sql: str = "") -> None:
     """Report this connection's key acquired or released, as its state now
     says, and let woken waiters settle after a release."""
@@ -272,25 +277,51 @@ def _after(ctx: Any, conn: Any, sql: str = "") -> None:
 
     if getattr(conn, "_sc_private", False):
         return
-    if sql and _ADVISORY.search(sql) and not re.search(r"advisory_xact", sql, re.I):
-        try:
-            n = _query(_monitor(conn), "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' "
-                                       "AND granted", (conn.pgconn.backend_pid,))[0][0]
-        except psycopg.Error:
-            n = 0
-        conn._sc_advisory = n > 0
     status = conn.pgconn.transaction_status
     inside = status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+    report_holding(ctx, conn, conn.pgconn.backend_pid, inside, lambda q, p: _ask(conn, q, p), sql)
+
+
+def report_holding(ctx: Any, conn: Any, pid: int, inside: bool, ask: Callable[[str, Any], list],
+                   sql: str = "") -> None:
+    """After a statement (any driver): ``conn``'s backend key ``("pg", pid)``
+    is held while it is ``inside`` a transaction or holds a session advisory
+    lock (``sql`` may have taken or freed one: ``ask`` the server), released
+    when neither; after a release the waiters it woke settle first."""
+    if sql and _ADVISORY.search(sql) and not re.search(r"advisory_xact", sql, re.I):
+        try:
+            n = ask("SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND granted",
+                    (pid,))[0][0]
+        except NoMonitor:
+            n = 0
+        conn._sc_advisory = n > 0
     holding = inside or getattr(conn, "_sc_advisory", False)
     held = getattr(conn, "_sc_held", None)
     if holding and held is None:
-        conn._sc_held = _key(conn)
+        conn._sc_held = ("pg", pid)
         ctx.events.append(("acquired", conn._sc_held))
     elif not holding and held is not None:
         conn._sc_held = None
         ctx.events.append(("released", held))
     if not holding and _parked_count() > 0:
-        _quiesce(conn)
+        try:
+            settle(ask, pid)
+        except NoMonitor:
+            pass  # the server went away: the statement that follows says so
+
+
+def settle_after_close(ask: Callable[[str, Any], list], pid: int) -> None:
+    """The server frees a closed connection's locks when its backend exits,
+    after close() returned: wait (bounded) for that, then for the waiters
+    it wakes to settle."""
+    try:
+        deadline = real_monotonic() + QUIESCE_WAIT
+        while (ask("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))[0][0]
+               and real_monotonic() < deadline):
+            real_sleep(0.0005)
+        settle(ask, pid)
+    except NoMonitor:
+        pass
 
 
 def _quiesce(conn: Any) -> None:
@@ -313,7 +344,7 @@ def settle(ask: Callable[[str, Any], list], me: int) -> None:
     but ``me`` runs unblocked; ``ask`` queries a monitor connection."""
     deadline = real_monotonic() + QUIESCE_WAIT
     while ask(_RUNNING, (me, MONITOR_NAME))[0][0] and real_monotonic() < deadline:
-        _orig["sleep"](0.0005)
+        real_sleep(0.0005)  # not psycopg 3's: psycopg2 settles here too
 
 
 def _run(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "", label: str = "") -> Any:
@@ -561,17 +592,7 @@ def _close(self: Any) -> None:
     self._sc_held = None
     ctx.events.append(("released", held))
     if mon is not None:
-        # The server releases a closed connection's locks when its backend
-        # exits, after close() returned: let that happen, then let the
-        # waiters it wakes settle.
-        try:
-            deadline = real_monotonic() + QUIESCE_WAIT
-            while (_query(mon, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (held[1],))[0][0]
-                   and real_monotonic() < deadline):
-                _orig["sleep"](0.0005)
-            _settle(mon, held[1])
-        except psycopg.Error:
-            pass
+        settle_after_close(lambda q, p: _ask_on(mon, q, p), held[1])
 
 
 def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:

@@ -53,7 +53,7 @@ import select
 from typing import Any, Callable
 
 from sessioncheck.controlled.intercept import postgres as pg
-from sessioncheck.controlled.intercept.context import _real, current
+from sessioncheck.controlled.intercept.context import current
 
 _orig: dict[str, Callable] = {}
 # actors' connections open in this process; the wait callback is set while
@@ -112,31 +112,12 @@ def _ask(conn: Any, sql: str, params: Any) -> list:
 
 
 def _after(ctx: Any, conn: Any, sql: str = "") -> None:
-    """As ``postgres._after``: report this connection's backend key held
-    while it is inside a transaction (or holds a session advisory lock),
-    released when it is idle again, and let woken waiters settle."""
-    if sql and pg._ADVISORY.search(sql) and not re.search(r"advisory_xact", sql, re.I):
-        try:
-            n = _ask(conn, "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND granted",
-                     (conn.get_backend_pid(),))[0][0]
-        except pg.NoMonitor:
-            n = 0
-        conn._sc_advisory = n > 0
+    """As ``postgres._after`` (the same ``report_holding``); a transaction
+    that ended ends with it the note that it ran a point."""
     inside = _inside(conn)
     if not inside:
         conn._sc_shared = False
-    holding = inside or conn._sc_advisory
-    if holding and conn._sc_held is None:
-        conn._sc_held = ("pg", conn.get_backend_pid())
-        ctx.events.append(("acquired", conn._sc_held))
-    elif not holding and conn._sc_held is not None:
-        held, conn._sc_held = conn._sc_held, None
-        ctx.events.append(("released", held))
-    if not holding and pg._parked_count() > 0:
-        try:
-            pg.settle(lambda q, p: _ask(conn, q, p), conn.get_backend_pid())
-        except pg.NoMonitor:
-            pass  # the server went away: the statement that follows says so
+    pg.report_holding(ctx, conn, conn.get_backend_pid(), inside, lambda q, p: _ask(conn, q, p), sql)
 
 
 def _sync_commit(conn: Any) -> str:
@@ -270,16 +251,7 @@ class _Connection:
         self._sc_held = None
         ctx.events.append(("released", held))
         if mon_ok:
-            # the server frees a closed connection's locks when its backend
-            # exits, after close() returned: let that and its waiters settle
-            try:
-                deadline = pg.real_monotonic() + pg.QUIESCE_WAIT
-                while (_ask(self, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (held[1],))[0][0]
-                       and pg.real_monotonic() < deadline):
-                    _real["sleep"](0.0005)
-                pg.settle(lambda q, p: _ask(self, q, p), held[1])
-            except pg.NoMonitor:
-                pass
+            pg.settle_after_close(lambda q, p: _ask(self, q, p), held[1])
 
 
 def _green(n: int) -> None:
