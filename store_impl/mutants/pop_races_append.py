@@ -12,7 +12,9 @@ The correct pop is the reference pattern: read, drop the last, write back,
 all under the session's lock (``JsonFileStore.pop_message``).
 
 Invariant broken: I1 (no lost message): an acknowledged message vanishes
-though no pop returned it and nothing cleared the session.
+though no pop returned it and nothing cleared the session.  Also I3 (a
+metadata field reverts): the stale copy written back holds the metadata
+as read, so a ``persist_state`` landing in between is undone.
 
 Shows with: thread and process actors, no faults needed; needs a pop and
 an append of one session in flight together.
