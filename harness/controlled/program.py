@@ -277,66 +277,35 @@ def step_kinds(cfg: ModelConfig) -> list[str]:
     return kinds
 
 
-def _radices(cfg: ModelConfig) -> tuple[int, int, int, int]:
-    """How many values each element of a raw step ``(kind, actor, a, b)`` takes."""
+def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, int]]]:
+    """Raw programs: lists of flat integer 4-tuples ``(kind, actor, a, b)``.
+
+    Flat integers are several times cheaper for Hypothesis to generate than
+    nested ``builds``/``one_of`` trees, and they shrink the same way
+    (toward 0 = start an ``add`` on the first actor, first session).
+    :func:`decode` turns a raw program into steps."""
     nf = len(cfg.functions())
     a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
     b_max = max((2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys), len(cfg.messages)) - 1
-    return len(step_kinds(cfg)), cfg.actors, a_max + 1, b_max + 1
-
-
-def pack(step: tuple[int, int, int, int], cfg: ModelConfig) -> int:
-    """The one integer :func:`programs` draws for a raw step (the inverse of :func:`unpack`)."""
-    nk, na, nas, _ = _radices(cfg)
-    kind, actor, a, b = step
-    return ((b * nas + a) * na + actor) * nk + kind
-
-
-def unpack(code: int, cfg: ModelConfig) -> tuple[int, int, int, int]:
-    """The raw step ``(kind, actor, a, b)`` packed in ``code`` (:func:`pack`)."""
-    nk, na, nas, _ = _radices(cfg)
-    code, kind = divmod(code, nk)
-    code, actor = divmod(code, na)
-    b, a = divmod(code, nas)
-    return kind, actor, a, b
-
-
-def programs(cfg: ModelConfig) -> st.SearchStrategy[list]:
-    """Raw programs: lists of steps, each one integer (:func:`pack`).
-
-    A step is the flat 4-tuple ``(kind, actor, a, b)`` packed into a single
-    integer, the step kind varying fastest: one choice per step instead of
-    four, which roughly halves what Hypothesis spends per example (its cost
-    grows with the number of choices it records).  Shrinking an integer
-    toward 0 still moves each element toward 0 (= start an ``add`` on the
-    first actor, first session), and deleting a step still leaves a valid
-    program.  With a value strategy (``values.register``) a step is the
-    4-tuple plus a fifth element holding the drawn values.
-    :func:`decode` turns a raw program into steps."""
-    nk, na, nas, nb = _radices(cfg)
+    step = st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
+                     st.integers(0, a_max), st.integers(0, b_max))
     drawn = value_kinds.strategy_of(cfg.values)
-    if drawn is None:
-        return st.lists(st.integers(0, nk * na * nas * nb - 1), min_size=1, max_size=cfg.max_steps)
-    step = st.tuples(st.integers(0, nk - 1), st.integers(0, na - 1),
-                     st.integers(0, nas - 1), st.integers(0, nb - 1))
-    # a strategy's values (values.register): one per field a step may
-    # write, a fifth element the decoder takes a field's value from
-    # when the field's kind is a strategy's name
-    n = max(len(cfg.keys), 1)
-    step = st.tuples(step, st.tuples(*[drawn] * n)).map(lambda p: (*p[0], p[1]))
+    if drawn is not None:
+        # a strategy's values (values.register): one per field a step may
+        # write, a fifth element the decoder takes a field's value from
+        # when the field's kind is a strategy's name
+        n = max(len(cfg.keys), 1)
+        step = st.tuples(step, st.tuples(*[drawn] * n)).map(lambda p: (*p[0], p[1]))
     return st.lists(step, min_size=1, max_size=cfg.max_steps)
 
 
-def decode(raw: list, cfg: ModelConfig) -> list[Step]:
-    """Steps from a raw program (:func:`programs`): packed integers,
-    4-tuples, or 5-tuples whose last element holds a strategy's drawn
-    values."""
+def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
+    """Steps from a raw program (:func:`programs`): 4-tuples, or 5-tuples
+    whose last element holds a strategy's drawn values."""
     kinds = step_kinds(cfg)
     fns = cfg.functions()
     out = []
     for raw_step in raw:
-        if isinstance(raw_step, int):
-            raw_step = unpack(raw_step, cfg)
         kind_i, actor, a, b = raw_step[:4]
         drawn = raw_step[4] if len(raw_step) > 4 else ()
         kind = kinds[kind_i % len(kinds)]

@@ -183,7 +183,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.clock_cut = True
             raise BudgetSpent()
         program = decode(raw, cfg)
-        key = tuple(r if isinstance(r, int) else tuple(r) for r in raw)
+        key = tuple(map(tuple, raw))
         if generating[0] and not shrinking[0]:
             node = schedules.predict(program)
             # the program that did a run may be asked for again (Hypothesis
