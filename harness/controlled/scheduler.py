@@ -142,6 +142,16 @@ class Scheduler:
                     if left > 0:
                         continue  # still holds another slot
                 self.holders.get(key, set()).discard(name)
+                if _server_breaks(key) and not self.holders.get(key):
+                    # A PostgreSQL backend's key is released once it holds
+                    # nothing, and the releaser lets the statements it woke
+                    # settle first (intercept/postgres.py): its waiters got
+                    # their lock or wait for someone else now.  They are no
+                    # longer blocked on it, even when the same backend
+                    # takes the key again for its next transaction.
+                    for other in self.state.values():
+                        if other.blocked_on == key:
+                            other.blocked_on = None
             elif what == "not-durable":
                 # a commit the server acknowledges before it is durable
                 # (sessioncheck.controlled.server_crash reads it)

@@ -149,7 +149,7 @@ class _Selector(DelegatingSelector):
             if any(key.fd == statement.fileno for key, _ in ready):
                 return ready  # the reply (or part of it) is in
             if statement.blocker() is not None:
-                owner.idle = ("server", Point("flock-wait", getattr(statement.conn, "_sc_table", ""), "row lock"))
+                owner.idle = ("server", Point("flock-wait", statement.path, "row lock"))
                 return []
             if ready or real_monotonic() >= deadline or actor.helper_stop is not None:
                 return ready
@@ -176,7 +176,8 @@ class _Loop(asyncio.SelectorEventLoop):
     def server_statement(self, statement: Any) -> Iterator[None]:
         """While inside, the running task awaits the reply to a statement
         a server may hold on another actor's lock: ``statement`` has
-        ``fileno`` (the socket the reply comes on), ``conn`` and
+        ``fileno`` (the socket the reply comes on), ``path`` and ``label``
+        (its table and verb, which name the task's awaits inside it) and
         ``blocker()`` (intercept/postgres.py ``_Waiter``), which the
         selector calls between slices of its wait (_Selector._server_wait)."""
         actor = self._owner.current
@@ -440,6 +441,10 @@ class TaskLoop:
                 actor.pass_gate = False
                 continue
             point = Point("await", "", actor.where())
+            statement = actor.statement
+            if statement is not None:
+                # inside a statement, its reply in: named by the statement
+                point = Point("await", statement.path, statement.label or actor.where())
             if actor.commands:
                 command = actor.commands[0]
                 if command[1]:

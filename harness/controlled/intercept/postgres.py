@@ -657,6 +657,12 @@ def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
 #   a task parked at an await of psycopg's keeps its reader registered
 #   with its reply unread (the await resumes only when the task does), so
 #   the selector is seldom idle while any psycopg task is parked.
+# - Naming.  An await of the task inside a statement (after its reply
+#   arrived, before psycopg read it) is a point of kind ``await`` named by
+#   the statement and its table (path ``tdocs``, detail ``SELECT FOR
+#   UPDATE``), not by psycopg's line: the story says which statement the
+#   task had just run, and the systematic pass sees that two tasks' points
+#   touch the same table.
 
 def _on_actor_loop() -> bool:
     import asyncio
@@ -719,7 +725,11 @@ async def _await_wait(self: Any, gen: Any, interval: float = 0.1, timeout: float
         ctx = loop.task_context() if loop is not None else None
         if ctx is not None:
             waiter = _Waiter(ctx, self)
+            # what the task's loop needs (task_actor._Loop.server_statement):
+            # the socket its reply comes on, the table and the statement
             waiter.fileno = self.pgconn.socket
+            waiter.path = getattr(self, "_sc_table", "")
+            waiter.label = getattr(self, "_sc_label", "")
             try:
                 with loop.server_statement(waiter):
                     return await _orig["AsyncConnection.wait"](self, gen, interval, timeout)
@@ -762,7 +772,9 @@ def _acursor_call(name: str) -> Callable:
         table, label = describe(sql)
         if table and table != "advisory lock":
             conn._sc_table = table
-        if not task:
+        if task:
+            conn._sc_label = label
+        else:
             ctx.point("sql", table, label)
         return await _arun(ctx, conn, orig, (self, query, *args), kwargs, sql, task=task)
 
@@ -778,7 +790,9 @@ def _aconn_call(name: str, label: str) -> Callable:
         ctx, task = _acontrolled(self)
         if ctx is None:
             return await orig(self, *args, **kwargs)
-        if not task:
+        if task:
+            self._sc_label = label
+        else:
             ctx.point("sql", getattr(self, "_sc_table", ""), label)
         return await _arun(ctx, self, orig, (self, *args), kwargs, label=label, task=task)
 
@@ -797,7 +811,9 @@ async def _atx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
         label = "COMMIT" if commit else "ROLLBACK"
     else:
         label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
-    if not task:
+    if task:
+        conn._sc_label = label
+    else:
         ctx.point("sql", getattr(conn, "_sc_table", ""), label)
     return await _arun(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label, task=task)
 
@@ -806,6 +822,7 @@ async def _atx_enter(self: Any) -> Any:
     ctx, task = _acontrolled(self._conn)
     if task:
         _hold(ctx, self._conn)  # BEGIN (or SAVEPOINT) is sent now
+        self._conn._sc_label = "BEGIN"
     out = await _orig["AsyncTransaction.__aenter__"](self)
     if ctx is not None:
         _after(ctx, self._conn)
