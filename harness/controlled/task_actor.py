@@ -36,6 +36,11 @@ waits in that task's operation (no hop through the loop), and the loop
 thread is brought out of the operation (:meth:`TaskLoop._preempt`) before
 it runs another task.  A ``redis.asyncio`` command is one point, taken
 before it is sent (``aio.server_request``), whatever its reply does.
+A psycopg 3 async statement waiting in the server for a lock another
+actor holds is seen by the selector, which asks the server between slices
+of the wait (``_Selector._server_wait``): the task is parked at a
+``flock-wait`` point blocked on the holder's backend, its statement still
+pending, as a thread actor's is (intercept/postgres.py).
 
 File and lock calls of the loop thread itself are not points: code
 between two awaits runs without interruption in asyncio, and a
@@ -55,7 +60,8 @@ Limits: tasks a store creates itself run whenever the loop runs (their
 own awaits are not gates); in processes, code between two awaits is one
 step with respect to the other processes too; tasks do not combine with
 thread or process actors in one run, and a process of tasks is never
-killed (``crash``).
+killed (``crash``); a synchronous call that waits for another task (a
+sync psycopg statement on a row a parked task locked) holds the loop.
 """
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ the operation is not acknowledged, like an ``OSError`` from a file store.
 
 Async connections (``psycopg.AsyncConnection``) have the same points,
 awaited (see "psycopg.AsyncConnection" below); lock waits are seen on an
-actor's own loop (thread and process actors), not yet among task actors.
+actor's own loop (thread and process actors) and among task actors, from
+the task loop's selector.
 psycopg2 (SQLAlchemy's default PostgreSQL driver) has the same points and
 lock waits through ``intercept/psycopg2_statements.py``, which reuses the
 naming, the waiter and the settling here.
