@@ -80,6 +80,11 @@ PROMPT = 0.005
 #: deadlock the server is breaking, another client of a user's server).  The
 #: actor's watchdog reports anything longer as stuck.
 OUTSIDE_WAIT = 30.0
+#: Real seconds a resumed waiter still held by the backend it parked on
+#: waits before it parks on it again (see _Waiter.blocker): longer than the
+#: private server's deadlock_timeout (50 ms), so a cycle the server breaks
+#: is broken while the waiter waits.
+REPARK = 0.2
 #: Real seconds a quiesce waits for a woken waiter's statement to finish.
 QUIESCE_WAIT = 2.0
 MONITOR_NAME = "sessioncheck-monitor"
@@ -419,6 +424,9 @@ class _Waiter:
         self.parked_on: tuple | None = None
         self.counted = False
         self.outside_since: float | None = None
+        #: when the actor, parked on ``parked_on``, was resumed to find it
+        #: still blocking (None while parked, or when it did not)
+        self.resumed_at: float | None = None
         #: (waits, application_name, pid) of the backend the statement was
         #: last seen waiting for (what a stuck report names), None if none
         self.seen: tuple | None = None
@@ -457,12 +465,20 @@ class _Waiter:
         key = ("pg", holder)
         if key == self.parked_on:
             # Resumed, yet the same backend still blocks: the scheduler
-            # knows no actor holding it, so nothing parked holds it and it
-            # moves on its own (or the watchdog reports what blocks).
-            self.outside_since = self.outside_since or real_monotonic()
-            if real_monotonic() - self.outside_since < OUTSIDE_WAIT:
+            # knows no actor holding it (nothing parked holds it: it moves
+            # on its own), or every actor looked blocked to it: a deadlock
+            # the server breaks in deadlock_timeout, or a picture of waits
+            # the server changed since (a row's waiters woken in another
+            # order than they queued).  Wait in real time for REPARK, then
+            # park again on it so the scheduler can run someone else; past
+            # OUTSIDE_WAIT in all, wait on (the watchdog reports what blocks).
+            self.outside_since = self.outside_since or now
+            self.resumed_at = self.resumed_at or now
+            if now - self.resumed_at < REPARK or now - self.outside_since >= OUTSIDE_WAIT:
                 return None
-        self.outside_since = None
+        else:
+            self.outside_since = None
+        self.resumed_at = None
         ctx, conn = self.ctx, self.conn
         if getattr(conn, "_sc_held", None) is None:
             conn._sc_held = ("pg", self.me)  # a statement in flight holds what it took
