@@ -105,6 +105,28 @@ def test_plan_covers_every_mutant_and_mode() -> None:
     assert {("json", m) for m in ("threads", "processes", "mixed")} <= {(c.store, c.mode) for c in CONTROL_CASES}
 
 
+def test_server_crash_controls_are_in_the_plan_only_when_asked() -> None:
+    from sessioncheck.campaigns.gallery import SERVER_CRASH_STORES, unavailable
+
+    stores = [s for s in SERVER_CRASH_STORES if s not in unavailable()]
+    if not stores:
+        pytest.skip("neither redis-server nor PostgreSQL is installed here")
+
+    def crash_controls(cases) -> set:
+        return {(c.store, c.mode) for c in cases if not c.mutant and "server-crash" in c.faults}
+
+    assert crash_controls(plan()) == set()
+    assert crash_controls(plan(stores)) == set()
+    wanted = {(s, m) for s in stores for m in ("threads", "processes")}
+    assert crash_controls(plan(server_crash=True)) == wanted
+    assert crash_controls(plan(stores, ["threads"], server_crash=True)) == {(s, "threads") for s in stores}
+    # the mutants that need a server crash are there either way, the rest unchanged
+    extra = set(plan(server_crash=True)) - set(plan())
+    assert {(c.store, c.mode) for c in extra} == wanted
+    assert {c.name for c in plan() if c.mutant and "server-crash" in c.faults} == \
+        {c.name for c in plan(server_crash=True) if c.mutant and "server-crash" in c.faults}
+
+
 def test_plan_rejects_unknown_names() -> None:
     with pytest.raises(ConfigError, match="no such store"):
         plan(["no-such-mutant"])

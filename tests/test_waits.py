@@ -267,3 +267,43 @@ def test_a_cycle_of_other_waits_is_a_deadlock():
         s = _cycle(kind)
         with pytest.raises(Deadlock, match="deadlock"):
             s.drain()
+
+
+def test_a_waiter_on_a_postgresql_backend_is_free_once_its_key_is_released():
+    """B waits for A's backend; A commits (released) and begins its next
+    transaction on the same backend (acquired again): B's statement got
+    its row when A released, so B is free, not blocked on A's new
+    transaction (which made a false cycle once A waited for B)."""
+    from sessioncheck.controlled.actor import OpCall
+
+    ka, kb = ("pg", 1), ("pg", 2)
+    a = _Fake("A", [Point("await", "t", "SELECT FOR UPDATE", [("acquired", ka)]),
+                    Done("ok", events=[("released", ka)]),
+                    Point("await", "t", "BEGIN", [("acquired", ka)])])
+    b = _Fake("B", [Point("flock-wait", "t", "row lock", [("acquired", kb), ("blocked", ka)])])
+    s = Scheduler([a, b])
+    s.begin("A", OpCall("add", "s0", "m1"), None)
+    s.begin("B", OpCall("add", "s0", "m2"), None)
+    assert s.blocked("B") and not s.runnable("B")
+    s.resume("A")  # A done: its backend released
+    s.begin("A", OpCall("add", "s0", "m3"), None)  # the same backend, a new transaction
+    assert not s.blocked("B") and s.runnable("B")
+
+
+def test_waiters_the_server_still_holds_take_turns():
+    """Every busy actor waits inside the server and the one let go first is
+    still held (it parks again): the next one goes on, not the same again."""
+    from sessioncheck.controlled.actor import OpCall
+
+    ka, kb = ("pg", 1), ("pg", 2)
+    again = Point("flock-wait", "t", "row lock", [("blocked", kb)])
+    a = _Fake("A", [Point("flock-wait", "t", "row lock", [("acquired", ka), ("blocked", kb)]), again,
+                    Done("ok", events=[("released", ka)])])
+    b = _Fake("B", [Point("flock-wait", "t", "row lock", [("acquired", kb), ("blocked", ka)]),
+                    Done("ok", events=[("released", kb)])])
+    s = Scheduler([a, b])
+    for n in "AB":
+        s.begin(n, OpCall("add", "s0", n), None)
+    s.drain()
+    order = [e["actor"] for e in s.trace if e["ev"] in ("point", "done")]
+    assert order[:3] == ["A", "B", "B"], s.trace  # A, still held, parks; then B goes on and finishes

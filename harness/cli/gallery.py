@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-systematic", dest="systematic", action="store_false",
                         help="leave out the systematic pass that precedes the random search: measures "
                              "what the random search finds alone")
+    parser.add_argument("--server-crash", action="store_true",
+                        help="also run the reference redis and postgres stores under --faults server-crash "
+                             "(threads and processes): controls left out by default, as a server restart per "
+                             "crash makes them slow (raise --control-budget for a meaningful number of examples)")
     parser.add_argument("--modes", nargs="+", default=[], metavar="MODE",
                         help="run only these actor modes (threads, processes, mixed, tasks, tasks-2p: tasks in "
                              "two processes); faults ride along")
@@ -60,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--shrink-runs must be 0 or more")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    cases = plan(args.only, args.modes)
+    cases = plan(args.only, args.modes, server_crash=args.server_crash)
     # A terminated gallery stops its workers too (they are reaped on the
     # way out of ``run``), as on Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)

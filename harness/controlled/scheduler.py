@@ -115,6 +115,9 @@ class Scheduler:
         self.on_performed: Any = None
         #: called with the operation after a mutation was acknowledged
         self.on_ack: Any = None
+        #: how often each actor waiting in a PostgreSQL server was let go
+        #: on while every busy actor looked blocked (drain)
+        self._server_turns: dict[str, int] = {}
 
     # -- bookkeeping ----------------------------------------------------
     def _log(self, actor: str, ev: str, **data: Any) -> dict:
@@ -142,6 +145,16 @@ class Scheduler:
                     if left > 0:
                         continue  # still holds another slot
                 self.holders.get(key, set()).discard(name)
+                if _server_breaks(key) and not self.holders.get(key):
+                    # A PostgreSQL backend's key is released once it holds
+                    # nothing, and the releaser lets the statements it woke
+                    # settle first (intercept/postgres.py): its waiters got
+                    # their lock or wait for someone else now.  They are no
+                    # longer blocked on it, even when the same backend
+                    # takes the key again for its next transaction.
+                    for other in self.state.values():
+                        if other.blocked_on == key:
+                            other.blocked_on = None
             elif what == "not-durable":
                 # a commit the server acknowledges before it is durable
                 # (sessioncheck.controlled.server_crash reads it)
@@ -461,12 +474,19 @@ class Scheduler:
                 # Waits a PostgreSQL server holds are the server's to end: a
                 # cycle among them is a deadlock it breaks itself (one
                 # statement fails with 40P01, a refusal), which the harness
-                # must not report first.  So one such waiter (the first by
-                # name) goes on, and waits in real time for the server.
+                # must not report first.  So one such waiter goes on and
+                # waits in real time for the server; one still held after a
+                # while parks again (intercept/postgres.py REPARK), and the
+                # next goes on: the one given the fewest such turns, then
+                # the first by name.  (What the server holds may have
+                # changed since the waiters parked: a row's waiters are not
+                # always woken in the order they queued.)
                 held = sorted(n for n in busy if _server_breaks(self.state[n].blocked_on))
                 if not held:
                     raise Deadlock(self._waits("deadlock"))
-                self.resume(held[0])
+                turn = min(held, key=lambda n: self._server_turns.get(n, 0))
+                self._server_turns[turn] = self._server_turns.get(turn, 0) + 1
+                self.resume(turn)
                 continue
             if self.now - start > self.horizon:
                 raise Deadlock(self._waits(f"livelock for {self.horizon:g} virtual seconds"), "livelock")

@@ -36,6 +36,11 @@ waits in that task's operation (no hop through the loop), and the loop
 thread is brought out of the operation (:meth:`TaskLoop._preempt`) before
 it runs another task.  A ``redis.asyncio`` command is one point, taken
 before it is sent (``aio.server_request``), whatever its reply does.
+A psycopg 3 async statement waiting in the server for a lock another
+actor holds is seen by the selector, which asks the server between slices
+of the wait (``_Selector._server_wait``): the task is parked at a
+``flock-wait`` point blocked on the holder's backend, its statement still
+pending, as a thread actor's is (intercept/postgres.py).
 
 File and lock calls of the loop thread itself are not points: code
 between two awaits runs without interruption in asyncio, and a
@@ -55,7 +60,8 @@ Limits: tasks a store creates itself run whenever the loop runs (their
 own awaits are not gates); in processes, code between two awaits is one
 step with respect to the other processes too; tasks do not combine with
 thread or process actors in one run, and a process of tasks is never
-killed (``crash``).
+killed (``crash``); a synchronous call that waits for another task (a
+sync psycopg statement on a row a parked task locked) holds the loop.
 """
 from __future__ import annotations
 
@@ -72,6 +78,7 @@ from sessioncheck.controlled import intercept
 from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
 from sessioncheck.controlled.aio import DelegatingSelector, close_loop
 from sessioncheck.controlled.intercept import threads
+from sessioncheck.controlled.intercept.clock import real_monotonic
 from sessioncheck.controlled.intercept.context import enter_spawning
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
@@ -80,6 +87,9 @@ from sessioncheck.protocol import StoreSpec
 #: origin (neither I/O nor an asyncio lock, event, queue or sleep: see
 #: TaskActor.waits_for) before it is parked (blocked, or on a timer)
 GRACE = 0.5
+#: real seconds of one slice of a wait for a statement's reply, between two
+#: looks at what the server holds it on (_Selector._server_wait)
+SLICE = 0.002
 CANCEL = -1  # the fault code of a cancellation (program.INJECTABLE["cancel"])
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -110,7 +120,11 @@ class _Selector(DelegatingSelector):
             # shutting down: never wait long (the virtual clock stands still)
             return self._inner.select(0.05 if timeout is None else min(timeout, 0.05))
         ready = self._inner.select(0)
-        if ready or actor.helper_stop is not None:
+        if actor.helper_stop is not None:
+            return ready
+        if actor.statement is not None:
+            return self._server_wait(owner, actor, ready)
+        if ready:
             return ready
         waits = actor.waits_for()
         if waits == "io" or actor.commands or owner.outstanding(actor):
@@ -125,6 +139,28 @@ class _Selector(DelegatingSelector):
         owner.idle = ("timer", timeout) if timeout is not None else ("blocked", None)
         return []
 
+    def _server_wait(self, owner: "TaskLoop", actor: "TaskActor", ready: list) -> list:
+        """The task awaits a server's reply to a statement (``actor.statement``,
+        registered by the driver's interception: intercept/postgres.py).
+        Wait for it for real, in slices: between them, ask the server
+        whether another backend's lock holds the statement; if one an actor
+        holds does, leave the loop idle with the task parked on it
+        (``owner.idle = ("server", point)``).  Other sockets ready meanwhile
+        are served (the loop runs their callbacks) without postponing the
+        question: a parked psycopg task's socket stays ready until it is
+        resumed."""
+        statement = actor.statement
+        deadline = real_monotonic() + owner.watchdog
+        while True:
+            if any(key.fd == statement.fileno for key, _ in ready):
+                return ready  # the reply (or part of it) is in
+            if statement.blocker() is not None:
+                owner.idle = ("server", Point("flock-wait", statement.path, "row lock"))
+                return []
+            if ready or real_monotonic() >= deadline or actor.helper_stop is not None:
+                return ready
+            ready = self._inner.select(SLICE)
+
 
 class _Loop(asyncio.SelectorEventLoop):
     def __init__(self, owner: "TaskLoop") -> None:
@@ -135,6 +171,30 @@ class _Loop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._owner.vnow
+
+    def task_context(self) -> "intercept.ActorContext | None":
+        """The context of the task actor running now (its code runs in the
+        loop thread, which has no context of its own), or None."""
+        actor = self._owner.current
+        return actor.ctx if actor is not None else None
+
+    @contextlib.contextmanager
+    def server_statement(self, statement: Any) -> Iterator[None]:
+        """While inside, the running task awaits the reply to a statement
+        a server may hold on another actor's lock: ``statement`` has
+        ``fileno`` (the socket the reply comes on), ``path`` and ``label``
+        (its table and verb, which name the task's awaits inside it) and
+        ``blocker()`` (intercept/postgres.py ``_Waiter``), which the
+        selector calls between slices of its wait (_Selector._server_wait)."""
+        actor = self._owner.current
+        if actor is None:
+            yield
+            return
+        outer, actor.statement = actor.statement, statement
+        try:
+            yield
+        finally:
+            actor.statement = outer
 
     @contextlib.contextmanager
     def server(self, call: tuple[str, str] | None) -> Iterator[None]:
@@ -284,12 +344,17 @@ class TaskLoop:
                 self.idle = None
                 loop._run_once()  # type: ignore[attr-defined]
                 if actor.stop is None and actor.helper_stop is None and self.idle is not None:
-                    what, timeout = self.idle
-                    where = actor.where()
+                    what, arg = self.idle
                     if what == "timer":
-                        actor.stop = Point("sleep", "", f"{timeout:.6g}")
+                        actor.stop = Point("sleep", "", f"{arg:.6g}")
+                    elif what == "server":
+                        # its statement waits in the server for a lock another
+                        # actor holds (the waiter reported ``blocked`` on its key)
+                        actor.stop = arg
                     else:
-                        actor.stop = Point("lock-wait", "", f"await {where}", [("blocked", ("await", actor))])
+                        actor.stop = Point("lock-wait", "", f"await {actor.where()}",
+                                           [("blocked", ("await", actor))])
+                    actor.stop.events[:0] = actor.take_events()
                 if isinstance(actor.stop, Done) and threads.pending(actor.ctx):
                     # the operation ended (cancelled) while a helper thread
                     # of it still runs, as a thread asyncio cannot cancel
@@ -382,6 +447,10 @@ class TaskLoop:
                 actor.pass_gate = False
                 continue
             point = Point("await", "", actor.where())
+            statement = actor.statement
+            if statement is not None:
+                # inside a statement, its reply in: named by the statement
+                point = Point("await", statement.path, statement.label or actor.where())
             if actor.commands:
                 command = actor.commands[0]
                 if command[1]:
@@ -391,6 +460,7 @@ class TaskLoop:
                 point = Point("redis", path, detail)
             assert self.loop is not None
             actor.gate = self.loop.create_future()
+            point.events = actor.take_events()
             actor.stop = point
             try:
                 await actor.gate
@@ -535,6 +605,9 @@ class TaskActor:
         self.delivered = False
         #: server requests in progress, outermost first: [(detail, path), point taken]
         self.commands: list = []
+        #: the statement whose reply the task awaits, if a server may hold
+        #: it on a lock (_Loop.server_statement)
+        self.statement: Any = None
 
     # -- helper threads of the task ----------------------------------------
     def _point(self, kind: str, path: str, detail: str) -> int | None:
@@ -600,6 +673,16 @@ class TaskActor:
                     self.helper_go = self.helper_stop = None
             if not withdrawn:
                 go.acquire()  # taken just now: wait for the resume
+
+    def take_events(self) -> list:
+        """The lock events the task's code reported since its last stop
+        (intercept/postgres.py reports its backend's key from the loop
+        thread), for the stop the loop thread reports now."""
+        ctx = self.ctx
+        if ctx is None or not ctx.events:
+            return []
+        events, ctx.events = ctx.events, []
+        return events
 
     def take_helper_stop(self) -> bool:
         """In the loop thread: report the point a helper thread stopped at."""

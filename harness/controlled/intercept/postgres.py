@@ -46,7 +46,8 @@ the operation is not acknowledged, like an ``OSError`` from a file store.
 
 Async connections (``psycopg.AsyncConnection``) have the same points,
 awaited (see "psycopg.AsyncConnection" below); lock waits are seen on an
-actor's own loop (thread and process actors), not yet among task actors.
+actor's own loop (thread and process actors) and among task actors, from
+the task loop's selector.
 psycopg2 (SQLAlchemy's default PostgreSQL driver) has the same points and
 lock waits through ``intercept/psycopg2_statements.py``, which reuses the
 naming, the waiter and the settling here.
@@ -79,6 +80,11 @@ PROMPT = 0.005
 #: deadlock the server is breaking, another client of a user's server).  The
 #: actor's watchdog reports anything longer as stuck.
 OUTSIDE_WAIT = 30.0
+#: Real seconds a resumed waiter still held by the backend it parked on
+#: waits before it parks on it again (see _Waiter.blocker): longer than the
+#: private server's deadlock_timeout (50 ms), so a cycle the server breaks
+#: is broken while the waiter waits.
+REPARK = 0.2
 #: Real seconds a quiesce waits for a woken waiter's statement to finish.
 QUIESCE_WAIT = 2.0
 MONITOR_NAME = "sessioncheck-monitor"
@@ -418,22 +424,40 @@ class _Waiter:
         self.parked_on: tuple | None = None
         self.counted = False
         self.outside_since: float | None = None
+        #: when the actor, parked on ``parked_on``, was resumed to find it
+        #: still blocking (None while parked, or when it did not)
+        self.resumed_at: float | None = None
+        #: (waits, application_name, pid) of the backend the statement was
+        #: last seen waiting for (what a stuck report names), None if none
+        self.seen: tuple | None = None
 
     def check(self) -> None:
         """The statement has not finished: ask the server what it waits for,
         and park the actor if another backend's lock holds it."""
+        if self.blocker() is not None:
+            self.ctx.point("flock-wait", getattr(self.conn, "_sc_table", ""), "row lock")
+
+    def blocker(self) -> tuple | None:
+        """The statement has not finished: ask the server (at most every
+        PROMPT seconds) what it waits for.  Held by another backend's lock
+        the actor should park on: that backend's key ``("pg", pid)``, with
+        the events ``acquired`` (its own backend, if not reported yet) and
+        ``blocked`` added to the actor's events; the caller parks the actor
+        at a ``flock-wait`` point.  None: wait on in real time (the reply
+        may be in, the statement runs, or a deadlock the server breaks)."""
         now = real_monotonic()
         if now < self.next:
-            return
+            return None
         self.next = now + PROMPT
         try:
             rows = self.ask(_BLOCKERS, {"me": self.me})
         except NoMonitor:
-            return  # no monitor: wait in real time, the watchdog bounds it
+            return None  # no monitor: wait in real time, the watchdog bounds it
         direct = [(waits, name, pid) for pid, depth, waits, name in rows if depth == 1 and pid != self.me]
+        self.seen = min(direct) if direct else None
         if not direct or any(pid == self.me for pid, _, _, _ in rows):
             # running, or in a deadlock the server will break: real time
-            return
+            return None
         # A holder that waits for nobody first, then by actor name (its
         # connection's application_name): the same choice in every run,
         # whatever the backends' pids.
@@ -441,12 +465,20 @@ class _Waiter:
         key = ("pg", holder)
         if key == self.parked_on:
             # Resumed, yet the same backend still blocks: the scheduler
-            # knows no actor holding it, so nothing parked holds it and it
-            # moves on its own (or the watchdog reports what blocks).
-            self.outside_since = self.outside_since or real_monotonic()
-            if real_monotonic() - self.outside_since < OUTSIDE_WAIT:
-                return
-        self.outside_since = None
+            # knows no actor holding it (nothing parked holds it: it moves
+            # on its own), or every actor looked blocked to it: a deadlock
+            # the server breaks in deadlock_timeout, or a picture of waits
+            # the server changed since (a row's waiters woken in another
+            # order than they queued).  Wait in real time for REPARK, then
+            # park again on it so the scheduler can run someone else; past
+            # OUTSIDE_WAIT in all, wait on (the watchdog reports what blocks).
+            self.outside_since = self.outside_since or now
+            self.resumed_at = self.resumed_at or now
+            if now - self.resumed_at < REPARK or now - self.outside_since >= OUTSIDE_WAIT:
+                return None
+        else:
+            self.outside_since = None
+        self.resumed_at = None
         ctx, conn = self.ctx, self.conn
         if getattr(conn, "_sc_held", None) is None:
             conn._sc_held = ("pg", self.me)  # a statement in flight holds what it took
@@ -456,7 +488,7 @@ class _Waiter:
             _parked_add(1)
             self.counted = True
         self.parked_on = key
-        ctx.point("flock-wait", getattr(conn, "_sc_table", ""), "row lock")
+        return key
 
     def done(self) -> None:
         if self.counted:
@@ -618,8 +650,36 @@ def _connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
 # is waited for by the synchronous poll loop above, so a lock wait is seen
 # through pg_blocking_pids and parked exactly as for a sync connection: the
 # loop runs nothing else of this actor meanwhile (one operation per actor).
-# On the task actors' shared loop the wait stays asyncio's own: there a
-# statement blocked on another task's lock is not seen (a limit).
+#
+# On the task actors' shared loop (controlled/task_actor.py) a task's points
+# are its awaits, so statements are no points of their own; what is added
+# there is what the scheduler needs to see lock waits among tasks:
+#
+# - Holding.  The task's backend key is reported ``acquired`` *before* each
+#   statement is sent (not only after it, as for an actor thread): a task
+#   parks at the await inside a statement, after its reply arrived and
+#   before psycopg read it, so a lock the statement took is held while the
+#   task is parked there and the scheduler must know it by then.  After the
+#   statement the key is released if the connection is idle again.
+# - Waiting.  While a statement's reply is awaited, the task's waiter
+#   (``_Waiter``) is registered with the loop (``server_statement``).  The
+#   loop thread is then in the loop's selector (psycopg's ``wait_async``
+#   awaits a future its ``add_reader`` callback settles), so that is where
+#   the question is asked: between slices of the real wait, the selector
+#   asks the server what the task's backend waits for.  Held by a backend
+#   another actor holds, the task leaves the loop parked at a
+#   ``flock-wait`` point, blocked on that key, with its statement still
+#   pending in the server; resumed once the holder released it, it reads
+#   its answer.  The question is asked even while other sockets are ready:
+#   a task parked at an await of psycopg's keeps its reader registered
+#   with its reply unread (the await resumes only when the task does), so
+#   the selector is seldom idle while any psycopg task is parked.
+# - Naming.  An await of the task inside a statement (after its reply
+#   arrived, before psycopg read it) is a point of kind ``await`` named by
+#   the statement and its table (path ``tdocs``, detail ``SELECT FOR
+#   UPDATE``), not by psycopg's line: the story says which statement the
+#   task had just run, and the systematic pass sees that two tasks' points
+#   touch the same table.
 
 def _on_actor_loop() -> bool:
     import asyncio
@@ -632,10 +692,66 @@ def _on_actor_loop() -> bool:
         return False
 
 
+def _task_loop() -> Any:
+    """The running loop if it is the task actors' (it has
+    ``task_context``), else None."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop if hasattr(loop, "task_context") else None
+
+
+def _task_context() -> Any:
+    """The context of the task actor running now on the task actors'
+    loop, or None (no such loop, or shutting down)."""
+    loop = _task_loop()
+    return loop.task_context() if loop is not None else None
+
+
+def _acontrolled(conn: Any) -> tuple[Any, bool]:
+    """(context, on the task loop) for an async call on ``conn``: an actor
+    thread's context, or the running task actor's; (None, False) for a
+    private connection, a pool's own call, or no actor."""
+    ctx = current()
+    task = ctx is None
+    if task:
+        ctx = _task_context()
+    if ctx is None or getattr(conn, "_sc_private", False) or _private_caller():
+        return None, False
+    return ctx, task
+
+
+def _hold(ctx: Any, conn: Any) -> None:
+    """A task's statement is about to be sent: its backend may take locks
+    from now on (see "Holding" above)."""
+    if getattr(conn, "_sc_held", None) is None and not conn.closed:
+        conn._sc_held = ("pg", conn.pgconn.backend_pid)
+        ctx.events.append(("acquired", conn._sc_held))
+
+
 async def _await_wait(self: Any, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-    if (current() is not None and not getattr(self, "_sc_private", False) and timeout is None
-            and _on_actor_loop()):
+    if getattr(self, "_sc_private", False) or timeout is not None:
+        pass
+    elif current() is not None and _on_actor_loop():
         return _wait(self, gen, interval, timeout)
+    else:
+        loop = _task_loop()
+        ctx = loop.task_context() if loop is not None else None
+        if ctx is not None:
+            waiter = _Waiter(ctx, self)
+            # what the task's loop needs (task_actor._Loop.server_statement):
+            # the socket its reply comes on, the table and the statement
+            waiter.fileno = self.pgconn.socket
+            waiter.path = getattr(self, "_sc_table", "")
+            waiter.label = getattr(self, "_sc_label", "")
+            try:
+                with loop.server_statement(waiter):
+                    return await _orig["AsyncConnection.wait"](self, gen, interval, timeout)
+            finally:
+                waiter.done()
     from sessioncheck.controlled.aio import awaiting_server
 
     with awaiting_server():
@@ -643,11 +759,13 @@ async def _await_wait(self: Any, gen: Any, interval: float = 0.1, timeout: float
 
 
 async def _arun(ctx: Any, conn: Any, fn: Callable, args: tuple, kwargs: dict, sql: str = "",
-                label: str = "") -> Any:
+                label: str = "", task: bool = False) -> Any:
     from sessioncheck.controlled.aio import awaiting_server
 
     lax = getattr(conn, "_sc_sync_commit", "") == "off"
     done = False
+    if task:
+        _hold(ctx, conn)
     try:
         with awaiting_server():
             out = await fn(*args, **kwargs)
@@ -664,15 +782,18 @@ def _acursor_call(name: str) -> Callable:
 
     async def call(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         conn = self._conn
-        ctx = _controlled(conn)
+        ctx, task = _acontrolled(conn)
         if ctx is None:
             return await orig(self, query, *args, **kwargs)
         sql = _sql_text(query, conn)
         table, label = describe(sql)
         if table and table != "advisory lock":
             conn._sc_table = table
-        ctx.point("sql", table, label)
-        return await _arun(ctx, conn, orig, (self, query, *args), kwargs, sql)
+        if task:
+            conn._sc_label = label
+        else:
+            ctx.point("sql", table, label)
+        return await _arun(ctx, conn, orig, (self, query, *args), kwargs, sql, task=task)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     call.__name__ = orig.__name__
@@ -683,11 +804,14 @@ def _aconn_call(name: str, label: str) -> Callable:
     orig = _orig[name]
 
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ctx = _controlled(self)
+        ctx, task = _acontrolled(self)
         if ctx is None:
             return await orig(self, *args, **kwargs)
-        ctx.point("sql", getattr(self, "_sc_table", ""), label)
-        return await _arun(ctx, self, orig, (self, *args), kwargs, label=label)
+        if task:
+            self._sc_label = label
+        else:
+            ctx.point("sql", getattr(self, "_sc_table", ""), label)
+        return await _arun(ctx, self, orig, (self, *args), kwargs, label=label, task=task)
 
     call.__wrapped__ = orig  # type: ignore[attr-defined]
     return call
@@ -696,7 +820,7 @@ def _aconn_call(name: str, label: str) -> Callable:
 async def _atx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
     orig = _orig["AsyncTransaction.__aexit__"]
     conn = self._conn
-    ctx = _controlled(conn)
+    ctx, task = _acontrolled(conn)
     if ctx is None or conn.closed:
         return await orig(self, exc_type, exc_val, exc_tb)
     commit = not exc_val and not self.force_rollback
@@ -704,13 +828,19 @@ async def _atx_exit(self: Any, exc_type: Any, exc_val: Any, exc_tb: Any) -> Any:
         label = "COMMIT" if commit else "ROLLBACK"
     else:
         label = "RELEASE SAVEPOINT" if commit else "ROLLBACK TO SAVEPOINT"
-    ctx.point("sql", getattr(conn, "_sc_table", ""), label)
-    return await _arun(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label)
+    if task:
+        conn._sc_label = label
+    else:
+        ctx.point("sql", getattr(conn, "_sc_table", ""), label)
+    return await _arun(ctx, conn, orig, (self, exc_type, exc_val, exc_tb), {}, label=label, task=task)
 
 
 async def _atx_enter(self: Any) -> Any:
+    ctx, task = _acontrolled(self._conn)
+    if task:
+        _hold(ctx, self._conn)  # BEGIN (or SAVEPOINT) is sent now
+        self._conn._sc_label = "BEGIN"
     out = await _orig["AsyncTransaction.__aenter__"](self)
-    ctx = _controlled(self._conn)
     if ctx is not None:
         _after(ctx, self._conn)
     return out
@@ -718,15 +848,19 @@ async def _atx_enter(self: Any) -> Any:
 
 async def _aclose(self: Any) -> None:
     held = getattr(self, "_sc_held", None)
-    ctx = current()
+    ctx = (current() or _task_context()) if held is not None else None
+    if ctx is None or getattr(self, "_sc_private", False):
+        return await _orig["AsyncConnection.close"](self)
+    mon = _monitor(self) if _parked_count() > 0 else None
     await _orig["AsyncConnection.close"](self)
-    if held is not None and ctx is not None and not getattr(self, "_sc_private", False):
-        self._sc_held = None
-        ctx.events.append(("released", held))
+    self._sc_held = None
+    ctx.events.append(("released", held))
+    if mon is not None:
+        settle_after_close(lambda q, p: _ask_on(mon, q, p), held[1])
 
 
 async def _aconnect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
-    ctx = current()
+    ctx = current() or _task_context()
     if ctx is not None and "application_name" not in kwargs and "application_name" not in conninfo:
         kwargs["application_name"] = f"sessioncheck {ctx.name}"
     from sessioncheck.controlled.aio import awaiting_server
