@@ -41,8 +41,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sessioncheck import operations
 from sessioncheck.controlled.engine import MODES, Executor, Outcome
-from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
-                                             program_to_json, takes_fields, takes_message)
+from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, field_keys,
+                                             program_from_json, program_to_json, takes_fields, takes_message)
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import name_of, resolve
 
@@ -204,20 +204,24 @@ class SessionMachine(RuleBasedStateMachine):
                               f"model ({', '.join(model)})")
         return list(self.builtins)
 
-    def field_strategy(self) -> st.SearchStrategy:
+    def field_strategy(self, name: str | None = None) -> st.SearchStrategy:
         """(key, value kind) pairs over the model's fields and value kinds:
-        what ``start_operation`` draws for an operation taking fields."""
+        what ``start_operation`` draws for an operation taking fields.
+        With ``name``, the keys are that operation's own when it has some
+        (``OperationDef.keys``: a rename's ``name``), as the engine draws
+        them (:func:`~sessioncheck.controlled.program.field_keys`)."""
         from sessioncheck.controlled import values as value_kinds
 
         cfg = self.config()[1]
-        if cfg.keys == KEYS and cfg.values == VALUE_KINDS:
+        keys = field_keys(name, cfg.keys) if name is not None else cfg.keys
+        if keys == KEYS and cfg.values == VALUE_KINDS:
             return FIELDS
         kinds = st.sampled_from(cfg.values)
         drawn = value_kinds.strategy_of(cfg.values)
         if drawn is not None:  # a strategy's name stands for a value it draws
             kinds = kinds.flatmap(lambda k: drawn if value_kinds.is_strategy(k) else st.just(k))
-        return st.lists(st.tuples(st.sampled_from(cfg.keys), kinds),
-                        min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
+        return st.lists(st.tuples(st.sampled_from(keys), kinds),
+                        min_size=1, max_size=len(keys), unique_by=lambda kv: kv[0]).map(tuple)
 
     # -- what rules call ----------------------------------------------------
     def message_strategy(self) -> st.SearchStrategy:
@@ -249,12 +253,14 @@ class SessionMachine(RuleBasedStateMachine):
 
             from sessioncheck.controlled.values import is_strategy
 
+            keys = field_keys(name, cfg.keys)
             for key, kind in pairs:
                 if is_strategy(kind):
                     raise ConfigError(f"field ({key!r}, {kind!r}): {kind!r} is a strategy; give a value it "
                                       "drew (self.field_strategy() draws them) or a built-in kind")
-                if key not in cfg.keys or not (isinstance(kind, Drawn) or kind in cfg.values):
-                    raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
+                if key not in keys or not (isinstance(kind, Drawn) or kind in cfg.values):
+                    raise ConfigError(f"bad field ({key!r}, {kind!r}): {name}'s keys are {keys}, "
+                                      f"kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")
         if message and not takes_message(name):
@@ -280,7 +286,7 @@ class SessionMachine(RuleBasedStateMachine):
         """Start a built-in operation of the store's model."""
         names = self.model_operations()
         name = names[0] if len(names) == 1 else data.draw(st.sampled_from(names), label="operation")
-        fields = data.draw(self.field_strategy(), label="fields") if takes_fields(name) else ()
+        fields = data.draw(self.field_strategy(name), label="fields") if takes_fields(name) else ()
         kinds = self.config()[1].messages
         message = ""
         if takes_message(name):
