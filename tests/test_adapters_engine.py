@@ -176,3 +176,18 @@ def test_praisonai_set_agent_info_skips_a_clear():
     assert v.invariant == "I3" and v.subject in AGENT_INFO, caught.value.story
     # the write lost is a falsy one: a clear (None) or an empty name
     assert "cleared to None" in v.summary or "set to ''" in v.summary, caught.value.story
+
+
+def test_praisonai_clear_session_keeps_the_archive():
+    """clear_session empties the active window only: messages the compact
+    retention moved to archived_messages survive it, so a cleared message
+    is still in the durable record (I1, "reappears"; no concurrency
+    needed, five appends reach the archive of a window of 4)."""
+    needs("praisonaiagents", "praisonai")
+    from sessioncheck.controlled.program import ModelConfig
+
+    r = verify("sessioncheck.stores.adapters.praisonai:small_window_edits", mode="threads", budget=120,
+               seed=1, cfg=ModelConfig(without=("persist", "delete")), save_report=False)
+    assert r.found, r.summary()
+    v = r.outcome.violations[0]
+    assert v.invariant == "I1" and "reappears" in v.summary and "clear" in v.summary, r.story

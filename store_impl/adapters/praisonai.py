@@ -309,3 +309,8 @@ def open_edits_store(location: Path) -> PraisonAIEditsStore:
 def small_window(location: Path) -> PraisonAIStore:
     """praisonaiagents DefaultSessionStore, compact retention with an active window of 4 messages."""
     return PraisonAIStore(location, retention="compact", active_window=4)
+
+
+def small_window_edits(location: Path) -> PraisonAIEditsStore:
+    """praisonai-edits with compact retention and an active window of 4 messages (clear_session meets the archive)."""
+    return PraisonAIEditsStore(location, retention="compact", active_window=4)
