@@ -605,12 +605,29 @@ class _Messages:
 _ANY = ("\0any",)  # starting value "whatever it was": only used to cut witnesses
 
 
+def _json_number(v: Any) -> Any:
+    """``v`` with every float that holds an integer written as that integer:
+    JSON has one number type, and a store that keeps JSON (PostgreSQL's
+    ``jsonb``, a JavaScript client) gives ``1e+16`` back as
+    ``10000000000000000`` and ``2.0`` as ``2``.  The same number is the
+    same value; a number that changed (``0.25`` read as ``0``, ``2**53 + 1``
+    as ``2**53``) still differs.  Booleans stay booleans."""
+    if type(v) is float:
+        return int(v) if v.is_integer() else v
+    if type(v) is list:
+        return [_json_number(x) for x in v]
+    if type(v) is dict:
+        return {k: _json_number(x) for k, x in v.items()}
+    return v
+
+
 def _vkey(v: Any) -> Any:
-    """A hashable key with JSON equality (so 1 and True stay different)."""
+    """A hashable key with JSON equality (so 1 and True stay different, and
+    1 and 1.0, one JSON number, are the same: :func:`_json_number`)."""
     if v is None or type(v) is str:
         return v
     try:
-        return ("\0json", json.dumps(v, sort_keys=True))
+        return ("\0json", json.dumps(_json_number(v), sort_keys=True))
     except (TypeError, ValueError):
         return ("\0repr", repr(v))
 
