@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import shlex
 import weakref
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -41,8 +44,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sessioncheck import operations
 from sessioncheck.controlled.engine import MODES, Executor, Outcome
-from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, program_from_json,
-                                             program_to_json, takes_fields, takes_message)
+from sessioncheck.controlled.program import (KEYS, MESSAGE_KINDS, VALUE_KINDS, ModelConfig, OpSpec, Step, field_keys,
+                                             program_from_json, program_to_json, takes_fields, takes_message)
 from sessioncheck.errors import ConfigError
 from sessioncheck.specs import name_of, resolve
 
@@ -73,13 +76,15 @@ def _shrink_state() -> dict | None:
 
 class MachineViolation(AssertionError):
     """The program a machine built breaks an invariant; ``str()`` is the
-    story.  ``outcome`` is the engine's, ``program`` the steps as JSON."""
+    story.  ``outcome`` is the engine's, ``program`` the steps as JSON,
+    ``report_path`` the report saved for it (``None`` if none was)."""
 
-    def __init__(self, story: str, outcome: Outcome) -> None:
+    def __init__(self, story: str, outcome: Outcome, report_path: Path | None = None) -> None:
         super().__init__(story)
         self.story = story
         self.outcome = outcome
         self.program = program_to_json(outcome.program)
+        self.report_path = report_path
 
 
 class SessionMachine(RuleBasedStateMachine):
@@ -120,6 +125,12 @@ class SessionMachine(RuleBasedStateMachine):
     check_each_step: ClassVar[bool] = False
     shrink_runs: ClassVar[int | None] = 100
     builtins: ClassVar[tuple[str, ...] | None] = None
+    #: where a failure's report is saved, as ``sessioncheck run`` saves one
+    #: (``sessioncheck replay`` replays it): one file per machine class and
+    #: mode, ``<module>.<class>-<mode>.json``, rewritten by each failing
+    #: run, so it ends holding the shrunk program Hypothesis reports (its
+    #: last run); ``None``: no report
+    report_dir: ClassVar[str | Path | None] = Path(".sessioncheck") / "reports"
     #: the metadata value kinds the model writes (``sessioncheck.controlled.
     #: values.PLAIN``, the default, or ``RICH``), and Hypothesis strategies
     #: of values of your own among them (``None`` is mixed in: a clear);
@@ -204,20 +215,24 @@ class SessionMachine(RuleBasedStateMachine):
                               f"model ({', '.join(model)})")
         return list(self.builtins)
 
-    def field_strategy(self) -> st.SearchStrategy:
+    def field_strategy(self, name: str | None = None) -> st.SearchStrategy:
         """(key, value kind) pairs over the model's fields and value kinds:
-        what ``start_operation`` draws for an operation taking fields."""
+        what ``start_operation`` draws for an operation taking fields.
+        With ``name``, the keys are that operation's own when it has some
+        (``OperationDef.keys``: a rename's ``name``), as the engine draws
+        them (:func:`~sessioncheck.controlled.program.field_keys`)."""
         from sessioncheck.controlled import values as value_kinds
 
         cfg = self.config()[1]
-        if cfg.keys == KEYS and cfg.values == VALUE_KINDS:
+        keys = field_keys(name, cfg.keys) if name is not None else cfg.keys
+        if keys == KEYS and cfg.values == VALUE_KINDS:
             return FIELDS
         kinds = st.sampled_from(cfg.values)
         drawn = value_kinds.strategy_of(cfg.values)
         if drawn is not None:  # a strategy's name stands for a value it draws
             kinds = kinds.flatmap(lambda k: drawn if value_kinds.is_strategy(k) else st.just(k))
-        return st.lists(st.tuples(st.sampled_from(cfg.keys), kinds),
-                        min_size=1, max_size=len(cfg.keys), unique_by=lambda kv: kv[0]).map(tuple)
+        return st.lists(st.tuples(st.sampled_from(keys), kinds),
+                        min_size=1, max_size=len(keys), unique_by=lambda kv: kv[0]).map(tuple)
 
     # -- what rules call ----------------------------------------------------
     def message_strategy(self) -> st.SearchStrategy:
@@ -249,12 +264,14 @@ class SessionMachine(RuleBasedStateMachine):
 
             from sessioncheck.controlled.values import is_strategy
 
+            keys = field_keys(name, cfg.keys)
             for key, kind in pairs:
                 if is_strategy(kind):
                     raise ConfigError(f"field ({key!r}, {kind!r}): {kind!r} is a strategy; give a value it "
                                       "drew (self.field_strategy() draws them) or a built-in kind")
-                if key not in cfg.keys or not (isinstance(kind, Drawn) or kind in cfg.values):
-                    raise ConfigError(f"bad field ({key!r}, {kind!r}): keys are {cfg.keys}, kinds {cfg.values}")
+                if key not in keys or not (isinstance(kind, Drawn) or kind in cfg.values):
+                    raise ConfigError(f"bad field ({key!r}, {kind!r}): {name}'s keys are {keys}, "
+                                      f"kinds {cfg.values}")
         elif pairs:
             raise ConfigError(f"{name} takes no metadata fields")
         if message and not takes_message(name):
@@ -280,7 +297,7 @@ class SessionMachine(RuleBasedStateMachine):
         """Start a built-in operation of the store's model."""
         names = self.model_operations()
         name = names[0] if len(names) == 1 else data.draw(st.sampled_from(names), label="operation")
-        fields = data.draw(self.field_strategy(), label="fields") if takes_fields(name) else ()
+        fields = data.draw(self.field_strategy(name), label="fields") if takes_fields(name) else ()
         kinds = self.config()[1].messages
         message = ""
         if takes_message(name):
@@ -322,7 +339,9 @@ class SessionMachine(RuleBasedStateMachine):
         if outcome.failed:
             if shrink is not None:
                 shrink["failed"].add(key)
-            raise MachineViolation(type(self).story(outcome), outcome)
+            cls = type(self)
+            saved = cls.save_report(outcome)
+            raise MachineViolation(cls.story(outcome, saved), outcome, saved)
         return outcome
 
     def teardown(self) -> None:
@@ -336,9 +355,11 @@ class SessionMachine(RuleBasedStateMachine):
 
     # -- stories and replay -------------------------------------------------
     @classmethod
-    def story(cls, outcome: Outcome) -> str:
+    def story(cls, outcome: Outcome, report_path: Path | None = None) -> str:
         """The story ``sessioncheck run`` prints for ``outcome``, its
-        replay line naming this machine's :meth:`replay`."""
+        replay line naming this machine's :meth:`replay`; with
+        ``report_path``, a last line gives the ``sessioncheck replay``
+        command of the saved report."""
         from sessioncheck.reporting.story import render
         from sessioncheck.verify import header, steps_wording
 
@@ -347,8 +368,57 @@ class SessionMachine(RuleBasedStateMachine):
             v.summary = steps_wording(v.summary)
         program = json.dumps(program_to_json(outcome.program))
         where = f"{cls.__module__}.{cls.__qualname__}"
-        return render(header=header(name, cls.mode, cfg, outcome), trace=outcome.trace, ops=outcome.ops,
-                      violations=outcome.violations, replay_command=f"{where}.replay({program!r})")
+        story = render(header=header(name, cls.mode, cfg, outcome), trace=outcome.trace, ops=outcome.ops,
+                       violations=outcome.violations, replay_command=f"{where}.replay({program!r})")
+        if report_path is not None:
+            story = story.rstrip("\n") + f"\nReport: {cls.replay_command(outcome, report_path)}\n"
+        return story
+
+    @classmethod
+    def report_file(cls) -> Path | None:
+        """Where this machine saves a failure's report (``report_dir``)."""
+        if cls.report_dir is None:
+            return None
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{cls.__module__}.{cls.__qualname__}").strip("-")
+        return Path(cls.report_dir) / f"{safe}-{cls.mode}.json"
+
+    @classmethod
+    def replay_command(cls, outcome: Outcome, report_path: Path) -> str:
+        """``sessioncheck replay`` of the saved report: ``--store`` names the
+        machine's store, and ``--operations`` this machine's module when the
+        program starts an operation that is not built in (the module that
+        registers it, imported from the current directory)."""
+        from sessioncheck.verify import replay_command
+
+        command = replay_command(report_path, cls.config()[0])
+        own = {s.op.f for s in outcome.program if s.kind == "start" and s.op is not None} - set(operations.BUILTIN)
+        if own and cls.__module__ not in ("__main__", "builtins"):
+            command += f" --operations {shlex.quote(cls.__module__)}"
+        return command
+
+    @classmethod
+    def save_report(cls, outcome: Outcome) -> Path | None:
+        """Save ``outcome`` as the report ``sessioncheck run`` saves (story
+        told as ``run`` tells it, so ``sessioncheck replay`` says "the same
+        story"); ``None`` when ``report_dir`` is ``None``.  A report that
+        cannot be written is not the test's failure: it is skipped."""
+        path = cls.report_file()
+        if path is None:
+            return None
+        from sessioncheck.reporting import report as reports
+        from sessioncheck.verify import tell
+
+        name, cfg = cls.config()
+        try:
+            spec = resolve(name)
+            story = tell(name, cls.mode, cfg, outcome, path)
+            data = reports.build(store=name, store_module=spec.module, mode=cls.mode, cfg=cfg, seed=None,
+                                 program=outcome.program, violations=outcome.violations, story=story,
+                                 trace=outcome.trace,
+                                 stats={"steps": len(outcome.program), "machine": f"{cls.__module__}.{cls.__qualname__}"})
+            return reports.save(data, path)
+        except OSError:
+            return None
 
     @classmethod
     def replay(cls, program: str | list) -> Outcome:

@@ -124,3 +124,70 @@ def test_langgraph_postgres_read_then_put_loses_an_append(tmp_path):
                report_dir=tmp_path, save_report=False)
     assert r.found, r.summary()
     assert r.outcome.violations[0].invariant == "I1", r.story
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_praisonai_clear_session_and_rename_session_pass(mode):
+    """DefaultSessionStore's clear_session and rename_session (both locked
+    read-modify-writes) racing add_message: no violation in 300 examples
+    with rich values and messages, and the pass reached both operations.
+    persist and delete are left out: their bugs (a None clear skipped,
+    delete without the lock) are found at once and are told by the tests
+    above and in test_adapters.py."""
+    needs("praisonaiagents", "praisonai")
+    from sessioncheck.controlled.messages import RICH as RICH_MESSAGES
+    from sessioncheck.controlled.program import ModelConfig
+    from sessioncheck.controlled.values import RICH
+
+    cfg = ModelConfig(without=("persist", "delete"), values=RICH, messages=RICH_MESSAGES)
+    r = verify("praisonai-edits", mode=mode, budget=300, max_examples=300, seed=1, cfg=cfg, save_report=False)
+    assert not r.found, r.story
+    assert r.coverage.operations.get("clear", 0) > 0 and r.coverage.operations.get("rename", 0) > 0
+
+
+def test_praisonai_set_agent_info_skips_a_clear():
+    """set_agent_info as an operation of the user's (praisonai_agent_info),
+    started by a SessionMachine rule: it skips falsy values, so clearing
+    agent_name or user_id (or setting it to '') never reaches disk (I3),
+    the sibling of the None-skipping metadata update."""
+    needs("praisonaiagents", "praisonai")
+    from hypothesis import Phase, settings
+    from hypothesis import strategies as st
+    from hypothesis.stateful import rule, run_state_machine_as_test
+
+    from sessioncheck import MachineViolation, SessionMachine
+    from sessioncheck.stores.adapters.praisonai import AGENT_INFO, AGENT_INFO_OP
+
+    class AgentInfo(SessionMachine):
+        store = "praisonai-edits"
+        actors, sessions = 2, 1
+        builtins = ("add", "read")
+
+        @rule(actor=SessionMachine.actor_ids, data=st.data())
+        def agent_info(self, actor, data):
+            fields = data.draw(self.field_strategy(AGENT_INFO_OP.name))
+            self.start(AGENT_INFO_OP.name, actor=actor, fields=fields)
+
+    fast = settings(max_examples=200, stateful_step_count=10, derandomize=True, database=None, deadline=None,
+                    phases=[Phase.generate, Phase.shrink])
+    with pytest.raises(MachineViolation) as caught:
+        run_state_machine_as_test(AgentInfo, settings=fast)
+    v = caught.value.outcome.violations[0]
+    assert v.invariant == "I3" and v.subject in AGENT_INFO, caught.value.story
+    # the write lost is a falsy one: a clear (None) or an empty name
+    assert "cleared to None" in v.summary or "set to ''" in v.summary, caught.value.story
+
+
+def test_praisonai_clear_session_keeps_the_archive():
+    """clear_session empties the active window only: messages the compact
+    retention moved to archived_messages survive it, so a cleared message
+    is still in the durable record (I1, "reappears"; no concurrency
+    needed, five appends reach the archive of a window of 4)."""
+    needs("praisonaiagents", "praisonai")
+    from sessioncheck.controlled.program import ModelConfig
+
+    r = verify("sessioncheck.stores.adapters.praisonai:small_window_edits", mode="threads", budget=120,
+               seed=1, cfg=ModelConfig(without=("persist", "delete")), save_report=False)
+    assert r.found, r.summary()
+    v = r.outcome.violations[0]
+    assert v.invariant == "I1" and "reappears" in v.summary and "clear" in v.summary, r.story

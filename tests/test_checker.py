@@ -428,3 +428,20 @@ def test_a_delete_starting_at_the_instant_a_read_ends_may_come_before_it():
     # a read that ends before the delete starts must still see the messages
     history[3] = Operation("P1", "read", "s1", None, 7, 7, "ok", {"messages": [], "metadata": {}})
     assert check(history).verdict == "violation"
+
+
+def test_one_json_number_is_one_value_whatever_its_python_type():
+    # PostgreSQL's jsonb gives a float holding an integer back as the integer
+    w = op("A", "persist", {"k": 1e16, "n": {"x": [2.0]}}, 1, 2)
+    assert check([w, rd("B", 3, 4, [], {"k": 10**16, "n": {"x": [2]}})]).ok
+    # a number that changed is still caught, and a boolean is not a number
+    for changed in ({"k": 1e16 + 2, "n": {"x": [2]}}, {"k": 10**16, "n": {"x": [2.5]}},
+                    {"k": 10**16, "n": {"x": [True]}}):
+        assert check([w, rd("B", 3, 4, [], changed)]).findings[0].invariant == "I4", changed
+
+
+def test_a_large_float_is_the_decimal_number_its_json_text_says():
+    # jsonb keeps 4.394500063374095e+16 as the decimal 43945000633740950
+    w = op("A", "persist", {"k": 4.394500063374095e+16}, 1, 2)
+    assert check([w, rd("B", 3, 4, [], {"k": 43945000633740950})]).ok
+    assert check([w, rd("B", 3, 4, [], {"k": 43945000633740951})]).findings[0].invariant == "I4"

@@ -89,3 +89,32 @@ def test_a_session_machine_draws_rich_values():
     test = RichMachine.TestCase
     test.settings = settings(max_examples=15, stateful_step_count=8, deadline=None, phases=[Phase.generate])
     test("runTest").runTest()
+
+
+def test_a_users_pop_reads_the_popped_id_by_the_stores_identity_field_with_output_identity():
+    """On a store whose messages are named by their ``id`` field, a pop of
+    the user's own with ``output_identity=`` passes; with ``output=``
+    alone (reading ``content``) the popped message is one never added."""
+    from sessioncheck import SessionMachine
+    from sessioncheck.operations import OperationDef, register
+    from sessioncheck.operations.pop import message_id
+
+    for name, extra in (("pop_by_id", {"output_identity": message_id}), ("pop_by_content", {})):
+        register(OperationDef(name=name, effect="remove_last", method="pop_message", output=message_id,
+                              call=lambda store, session, _: store.pop_message(session), **extra), replace=True)
+
+    class Ids(SessionMachine):
+        store = "json-ids"
+        actors, sessions = 1, 1
+        report_dir = None
+
+    def program(op):
+        return [["start", 0, ["add", 0]], ["advance", 0, 16], ["start", 0, [op, 0]], ["advance", 0, 16]]
+
+    out = Ids.replay(program("pop_by_id"))
+    assert not out.failed and [o.output for o in out.ops if o.f == "pop_by_id"] == ["m1"]
+    from sessioncheck import MachineViolation
+
+    with pytest.raises(MachineViolation) as caught:
+        Ids.replay(program("pop_by_content"))
+    assert "returned hello, which was never added" in caught.value.outcome.violations[0].summary

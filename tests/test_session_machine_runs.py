@@ -92,3 +92,31 @@ def test_a_program_names_a_registered_operation_and_never_an_unknown_one():
     assert program_from_json([["start", 0, ["truncate_all", 1]]])[0].op.f == "truncate_all"
     with pytest.raises(ReportError, match="bad operation"):
         program_from_json([["start", 0, ["os.system", 0]]])
+
+
+class RenameOverwrites(SessionMachine):
+    """The built-in rename in the drawn operations: its fields are its own
+    key (``name``), not the store's metadata fields."""
+
+    store = "mutant:rename-overwrites-metadata"
+    actors, sessions = 2, 1
+    builtins = ("persist", "rename", "read")
+
+
+def test_a_drawn_rename_writes_its_own_key_and_the_mutant_is_caught():
+    with pytest.raises(MachineViolation) as caught:
+        run_state_machine_as_test(RenameOverwrites, settings=settings(FAST, max_examples=300))
+    assert caught.value.story.startswith("sessioncheck: I3"), caught.value.story
+    renames = [s for s in caught.value.program if s[0] == "start" and s[2][0] == "rename"]
+    assert renames and all(kv[0] == "name" for s in renames for kv in s[2][2]), caught.value.program
+
+
+def test_start_checks_an_operations_fields_against_its_own_keys():
+    class Json(SessionMachine):
+        store = "json-edits"
+
+    m = Json()
+    m.start("rename", fields={"name": "fresh"})
+    with pytest.raises(ConfigError, match="rename's keys are"):
+        m.start("rename", fields={"model": "fresh"})
+    m.start("persist", fields={"model": "fresh"})

@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import strategies as st
 
 from sessioncheck.controlled import messages
 from sessioncheck.protocol import Capabilities
@@ -73,4 +74,52 @@ def test_stress_adds_the_declared_message_kinds(store, verdict):
 def test_stress_messages_rich_on_an_undeclared_store():
     result = run_stress(StressConfig(store="json", threads=2, sessions=2, ops=300, duration=30, seed=2,
                                      messages=messages.RICH))
+    assert result.verdict == "ok", [f.summary for f in result.run_findings]
+
+
+class FlattensLists(JsonFileStore):
+    """The reference store, except that persist_state keeps a list as its
+    text (``", ".join``), as a store with a string column does; it declares
+    list values, so the model writes them."""
+
+    capabilities = Capabilities(metadata_fields=("tags",), metadata_values=st.lists(st.text("abc", max_size=3),
+                                                                                       min_size=1, max_size=3))
+
+    def persist_state(self, session_id, fields):
+        super().persist_state(session_id, {k: ", ".join(v) if isinstance(v, list) else v
+                                           for k, v in fields.items()})
+
+
+def test_stress_draws_the_declared_value_strategy_and_catches_a_flattened_list():
+    # one actor: no race is needed, the verdict does not depend on timing
+    result = run_stress(StressConfig(store=f"{__name__}:FlattensLists", threads=1, sessions=1, ops=200,
+                                     duration=30, seed=1))
+    written = [e.value["tags"] for e in result.events if e.f == "persist" and e.type == "invoke"]
+    assert any(isinstance(v, list) for v in written), written
+    assert result.verdict == "violation"
+    # the text read back is a value no write wrote: not a state the model allows (I4)
+    finding = result.check.findings[0]
+    assert finding.invariant == "I4" and "field tags" in finding.summary, finding.summary
+
+
+def test_the_same_plan_from_the_same_seed_with_a_strategy():
+    from sessioncheck.controlled import values
+    from sessioncheck.stress.runner import value_choices
+
+    name = values.register(f"{__name__}.lists", st.lists(st.integers(0, 9), max_size=3), replace=True)
+    a = plan("t0", 200, 2, seed=3, values=value_choices((name, "fresh"), 3))
+    b = plan("t0", 200, 2, seed=3, values=value_choices((name, "fresh"), 3))
+    assert a == b
+    persisted = [v for f, _, arg, _ in a if f == "persist" for v in arg.values()]
+    assert any(isinstance(v, list) for v in persisted) and any(isinstance(v, str) for v in persisted)
+
+
+def test_the_reference_store_passes_stress_with_rich_values():
+    from sessioncheck.controlled.values import RICH
+
+    result = run_stress(StressConfig(store="json", threads=2, sessions=2, ops=300, duration=30, seed=2,
+                                     values=RICH))
+    written = {type(v).__name__ for e in result.events if e.f == "persist" and e.type == "invoke"
+               for v in e.value.values()}
+    assert {"int", "float", "dict", "str"} <= written, written
     assert result.verdict == "ok", [f.summary for f in result.run_findings]

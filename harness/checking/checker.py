@@ -61,6 +61,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import combinations
 from typing import Any, Iterable, Literal, Sequence
 
@@ -605,12 +606,35 @@ class _Messages:
 _ANY = ("\0any",)  # starting value "whatever it was": only used to cut witnesses
 
 
+def _json_number(v: Any) -> Any:
+    """``v`` with every float that holds an integer written as that integer:
+    JSON has one number type, and a store that keeps JSON (PostgreSQL's
+    ``jsonb``, a JavaScript client) gives ``1e+16`` back as
+    ``10000000000000000`` and ``2.0`` as ``2``.  The same number is the
+    same value (the decimal number of the float's shortest text, as JSON
+    writes it); a number that changed (``0.25`` read as ``0``, ``2**53 + 1``
+    as ``2**53``) still differs.  Booleans stay booleans."""
+    if type(v) is float:
+        if not v.is_integer():
+            return v
+        # the decimal number the float's JSON text says (its shortest repr),
+        # which a decimal store keeps: 4.394500063374095e+16 is
+        # 43945000633740950, not the binary float's 43945000633740952
+        return int(Decimal(repr(v)))
+    if type(v) is list:
+        return [_json_number(x) for x in v]
+    if type(v) is dict:
+        return {k: _json_number(x) for k, x in v.items()}
+    return v
+
+
 def _vkey(v: Any) -> Any:
-    """A hashable key with JSON equality (so 1 and True stay different)."""
+    """A hashable key with JSON equality (so 1 and True stay different, and
+    1 and 1.0, one JSON number, are the same: :func:`_json_number`)."""
     if v is None or type(v) is str:
         return v
     try:
-        return ("\0json", json.dumps(v, sort_keys=True))
+        return ("\0json", json.dumps(_json_number(v), sort_keys=True))
     except (TypeError, ValueError):
         return ("\0repr", repr(v))
 

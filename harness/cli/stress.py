@@ -54,10 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="messages added to a store that declares no message_kinds: plain (user messages; "
                              "the default) or rich (also assistant, system, tool calls and results, unicode, "
                              "a 100 KB message)")
+    parser.add_argument("--values", default="plain", choices=("plain", "rich"),
+                        help="metadata values persists write: plain (unique strings, None, ''; the default) or "
+                             "rich (also unicode, numbers, nested JSON, a 100 KB string); a store's declared "
+                             "Capabilities.metadata_values strategy is drawn from either way")
     from sessioncheck.cli.run import add_allow_errors_option, add_health_option
 
     add_allow_errors_option(parser)
     add_health_option(parser)
+
+
+def _value_set(name: str) -> tuple[str, ...]:
+    """``--values``: plain is the plan's own values (the plan earlier
+    versions drew), rich the model's rich kinds."""
+    from sessioncheck.controlled.values import RICH
+
+    return RICH if name == "rich" else ()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -76,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
                           sessions=args.sessions, ops=args.ops, duration=args.duration,
                           seed=args.seed, op_timeout=args.op_timeout, check_budget=args.check_budget,
                           allow_errors=tuple(args.allow_errors), tasks=args.tasks,
-                          messages=message_set(args))
+                          messages=message_set(args), values=_value_set(args.values))
     config.validate()
     from sessioncheck.health import parse_suppressed
 

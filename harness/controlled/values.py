@@ -92,6 +92,28 @@ def register(name: str, strategy: Any, *, replace: bool = False) -> str:
     return name
 
 
+def sample(name: str, n: int, seed: int) -> list[Drawn]:
+    """Up to ``n`` values the registered strategy ``name`` draws (``None``
+    mixed in), the same ones for the same seed: a free-running plan
+    (``sessioncheck stress``) takes its values from them.  One Hypothesis
+    run of ``n`` examples under ``seed``, each example one value (fewer
+    when the strategy has fewer to give), through the public API only."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    out: list[Drawn] = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(_STRATEGIES[name][1])
+    def take(value: Drawn) -> None:
+        out.append(value)
+
+    take()
+    return out[:n]
+
+
 def is_strategy(kind: Any) -> bool:
     """Is ``kind`` the name of a registered strategy (its values drawn)?"""
     return isinstance(kind, str) and kind in _STRATEGIES

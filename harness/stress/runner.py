@@ -98,6 +98,12 @@ class StressConfig:
     #: message kinds added to a store that declares no
     #: ``Capabilities.message_kinds`` (``--messages``; sessioncheck.controlled.messages)
     messages: tuple[str, ...] = ("user",)
+    #: metadata value kinds persists write (``--values``;
+    #: sessioncheck.controlled.values): built-in kind names and names of
+    #: registered strategies, beside the store's declared
+    #: ``Capabilities.metadata_values``; empty: the plan's own values
+    #: (unique strings, ``None``, ``''``), as earlier versions drew them
+    values: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.tasks < 0:
@@ -116,6 +122,12 @@ class StressConfig:
             raise ConfigError("--op-timeout must be a positive number of seconds")
         if not (self.check_budget > 0 and math.isfinite(self.check_budget)):
             raise ConfigError("--check-budget must be a positive number of seconds")
+        from sessioncheck.controlled import values as value_kinds
+
+        for kind in self.values:
+            if not (kind in value_kinds.RICH or value_kinds.is_strategy(kind)):
+                raise ConfigError(f"value kind {kind!r}: give one of {', '.join(value_kinds.RICH)} or the name "
+                                  "of a strategy registered with sessioncheck.controlled.values.register")
         from sessioncheck.controlled.refusals import compile_allowed
 
         try:
@@ -141,10 +153,41 @@ class StressConfig:
 # One planned operation: (f, session, recorded value, argument for the store).
 Planned = tuple[str, str, Any, Any]
 
+#: values drawn per strategy for a run's plans (they may repeat: sound)
+DRAWN_PER_STRATEGY = 64
+
+
+def value_choices(kinds: tuple[str, ...], seed: int) -> tuple[Any, ...]:
+    """What a plan's persists choose their values from: each built-in kind
+    of ``kinds`` once (a name), and :data:`DRAWN_PER_STRATEGY` values of
+    each registered strategy among them (:class:`~sessioncheck.controlled.
+    values.Drawn`, the same for the same seed).  Empty for no kinds."""
+    from sessioncheck.controlled import values as value_kinds
+
+    out: list[Any] = []
+    for i, kind in enumerate(dict.fromkeys(kinds)):
+        if value_kinds.is_strategy(kind):
+            out.extend(value_kinds.sample(kind, DRAWN_PER_STRATEGY, seed + 7919 * i))
+        else:
+            out.append(kind)
+    return tuple(out)
+
+
+def _value(choice: Any, name: str, k: int) -> Any:
+    """The value of one choice of :func:`value_choices` for write ``k`` of
+    actor ``name``: a fresh value is ``<actor>-<k>`` (unique, as the plan's
+    own), a drawn one its literal, another kind its value for ``k``."""
+    from sessioncheck.controlled import values as value_kinds
+
+    if choice == "fresh":
+        return f"{name}-{k}"
+    return value_kinds.value_of(choice, k)
+
 
 def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
          metadata: bool = True, edits: tuple[str, ...] = (), keys: tuple[str, ...] = KEYS,
-         kinds: tuple[str, ...] = ("user",), identity: str = "content") -> list[Planned]:
+         kinds: tuple[str, ...] = ("user",), identity: str = "content",
+         values: tuple[Any, ...] = ()) -> list[Planned]:
     """The seeded operations of one actor: message ids ``<actor>-<n>`` are
     unique; metadata values are unique strings, ``None`` (clear) and ``''``.
     With ``deletes`` (the store declares ``delete_session``), a share
@@ -155,8 +198,12 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
     one of them (a rename sets a unique name).  ``keys`` are the metadata
     fields persists write (the store's declared ``metadata_fields``),
     ``kinds`` the message kinds appends draw, each message carrying its id
-    in the ``identity`` field (``Capabilities.message_identity``).  With
-    the defaults the plan is the one earlier versions drew from a seed."""
+    in the ``identity`` field (``Capabilities.message_identity``).
+    ``values`` (:func:`value_choices`: the model's value kinds and values
+    its strategies drew) replaces the plan's own values: a field is
+    cleared (``None``) a quarter of the time, as before, and otherwise
+    takes one of them.  With the defaults the plan is the one earlier
+    versions drew from a seed."""
     from sessioncheck.controlled.messages import message_of
 
     plain = tuple(kinds) == ("user",) and identity == "content"
@@ -182,7 +229,10 @@ def plan(name: str, n: int, sessions: int, seed: int, *, deletes: bool = False,
             fields = {}
             for key in rng.sample(keys, rng.randint(1, min(2, len(keys)))):
                 x = rng.random()
-                fields[key] = None if x < 0.25 else "" if x < 0.4 else f"{name}-{k}"
+                if values:  # the model's values (the default path draws exactly as before)
+                    fields[key] = None if x < 0.25 else _value(values[rng.randrange(len(values))], name, k)
+                else:
+                    fields[key] = None if x < 0.25 else "" if x < 0.4 else f"{name}-{k}"
             out.append(("persist", s, fields, fields))
         elif edits and rng.random() < EDIT_SHARE:
             f = rng.choice(edits)
@@ -477,9 +527,20 @@ def run_stress(config: StressConfig, *, progress: Callable[[int], None] | None =
         # the store's declared fields and message kinds are the model's
         keys = tuple(dict.fromkeys(caps.metadata_fields)) or KEYS
         kinds = tuple(dict.fromkeys(caps.message_kinds)) or tuple(config.messages)
+        value_names = tuple(config.values)
+        if caps.metadata_values is not None:  # the store's strategy is the model's, as in run
+            from sessioncheck.controlled import values as value_kinds
+
+            try:
+                value_names += (value_kinds.register(f"{spec.name}.metadata_values", caps.metadata_values,
+                                                     replace=True),)
+            except ValueError as exc:
+                _close(probe, settle)
+                raise ConfigError(f"store {spec.name!r}: Capabilities.metadata_values: {exc}") from None
         _close(probe, settle)
+        choices = value_choices(value_names, config.seed) if value_names else ()
         plans = [plan(n, per + (i < extra), config.sessions, config.seed, deletes=deletes, metadata=caps.metadata,
-                      edits=edits, keys=keys, kinds=kinds, identity=identity)
+                      edits=edits, keys=keys, kinds=kinds, identity=identity, values=choices)
                  for i, n in enumerate(names)]
         collected: dict[str, tuple[list, bool]] = {}
         threads: list[tuple[str, threading.Thread, list]] = []

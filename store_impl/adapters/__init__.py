@@ -22,6 +22,10 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "praisonai-prefix": (
         "sessioncheck.stores.adapters.praisonai:open_prefix_store", "praisonai", "praisonaiagents",
     ),
+    # The same store with clear_session and rename_session in the model.
+    "praisonai-edits": (
+        "sessioncheck.stores.adapters.praisonai:open_edits_store", "praisonai", "praisonaiagents",
+    ),
     # praisonai's LocalManagedAgent over the same store, end to end.
     "praisonai-agent": (
         "sessioncheck.stores.adapters.praisonai:open_agent_store", "praisonai-agent", "praisonai",

@@ -161,6 +161,88 @@ class PraisonAIPrefixStore(PraisonAIStore):
         _check(self.store._save_session(session), "_save_session", session_id)
 
 
+class TitleRefused(ValueError):
+    """A title ``rename_session`` would not store as given (not a string,
+    empty, or with blanks at its ends): the adapter refuses it before
+    calling the store, so the write is "not acknowledged", never a
+    finding of the adapter's making (declared in ``Capabilities.refusals``)."""
+
+
+#: the model's register for a session's name (``sessioncheck.operations.rename.NAME``)
+#: and where praisonai keeps it (``metadata["title"]``, Issue #3737)
+NAME, TITLE = "name", "title"
+
+
+class PraisonAIEditsStore(PraisonAIStore):
+    """praisonaiagents DefaultSessionStore with its other mutators in the model:
+    ``clear_session`` (clear) and ``rename_session`` (rename; the title), and
+    ``set_agent_info`` for machines (the operation ``praisonai_agent_info``).
+
+    - ``clear_messages`` -> ``clear_session``: a locked read-modify-write
+      (``_modify_session_locked``) that empties ``messages`` and drops the
+      compaction anchor; metadata and ``archived_messages`` stay.
+    - ``rename_session(s, name)`` -> ``rename_session(s, title)``: a locked
+      read-modify-write of ``metadata["title"]``; the store strips the title
+      and an empty one clears it, so ``None`` is passed as the store's clear
+      and any title it would change (not a ``str``, ``''``, blanks at an
+      end) is refused (:class:`TitleRefused`) without calling it.  A read
+      shows the title as the model's ``metadata["name"]``.
+    - ``set_agent_info(s, agent_name=, user_id=)``: a locked read-modify-write
+      of two attributes of the session, shown in a read's metadata under
+      their own names.  It skips every falsy value (``if agent_name:``), the
+      pattern of the ``None``-skipping metadata update.
+    """
+
+    capabilities = Capabilities(metadata=True, delete=True, retention=RETENTION, clear=True, rename=True,
+                                refusals=(TitleRefused,))
+
+    def clear_messages(self, session_id: str) -> None:
+        _check(self.store.clear_session(session_id), "clear_session", session_id)
+
+    def rename_session(self, session_id: str, name: Any) -> None:
+        if name is not None and not (isinstance(name, str) and name and name == name.strip()):
+            raise TitleRefused(f"rename_session stores a stripped, non-empty str title, not {name!r}")
+        _check(self.store.rename_session(session_id, name), "rename_session", session_id)
+
+    def set_agent_info(self, session_id: str, fields: Mapping[str, Any]) -> None:
+        _check(self.store.set_agent_info(session_id, **fields), "set_agent_info", session_id)
+
+    def read(self, session_id: str) -> SessionState:
+        session = self.store.get_session(session_id)
+        state = _state(session)
+        if TITLE in state.metadata:
+            state.metadata[NAME] = state.metadata.pop(TITLE)
+        for key in AGENT_INFO:
+            value = getattr(session, key, None)
+            if value is not None:
+                state.metadata[key] = value
+        return state
+
+
+#: the session attributes ``set_agent_info`` writes
+AGENT_INFO = ("agent_name", "user_id")
+
+
+def _register_agent_info() -> Any:
+    """``praisonai_agent_info``: ``set_agent_info`` as an operation of the
+    model, a register write of ``agent_name`` and ``user_id`` (``None``
+    clears a field, as for ``persist_state``).  Registered on import, so a
+    ``SessionMachine`` rule can start it and a report naming it replays."""
+    from sessioncheck import operations
+
+    def describe(session: str, fields: Any) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in dict(fields or {}).items())
+        return f"set_agent_info({session}, {args})"
+
+    return operations.register(operations.OperationDef(
+        name="praisonai_agent_info", effect="registers", input="fields", method="set_agent_info",
+        keys=AGENT_INFO, call=lambda store, session, fields: store.set_agent_info(session, dict(fields)),
+        describe=describe), replace=True)
+
+
+AGENT_INFO_OP = _register_agent_info()
+
+
 class PraisonAIAgentStore:
     """praisonai LocalManagedAgent: _persist_state() to write, a fresh agent's _restore_state() to read."""
 
@@ -219,6 +301,16 @@ def open_agent_store(location: Path) -> PraisonAIAgentStore:
     return PraisonAIAgentStore(location)
 
 
+def open_edits_store(location: Path) -> PraisonAIEditsStore:
+    """praisonaiagents DefaultSessionStore with clear_session and rename_session (title) in the model."""
+    return PraisonAIEditsStore(location)
+
+
 def small_window(location: Path) -> PraisonAIStore:
     """praisonaiagents DefaultSessionStore, compact retention with an active window of 4 messages."""
     return PraisonAIStore(location, retention="compact", active_window=4)
+
+
+def small_window_edits(location: Path) -> PraisonAIEditsStore:
+    """praisonai-edits with compact retention and an active window of 4 messages (clear_session meets the archive)."""
+    return PraisonAIEditsStore(location, retention="compact", active_window=4)
