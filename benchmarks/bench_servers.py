@@ -19,28 +19,21 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hostinfo import describe  # noqa: E402
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     import subprocess
 
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-    return (f"{os.cpu_count()} cores, {cpu}, CPython {platform.python_version()}, redis-server {version}, "
-            f"load average {load}")
+    return describe(f"redis-server {version}")
 
 
 def startup(n: int) -> tuple[list[float], list[float]]:

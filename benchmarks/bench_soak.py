@@ -29,12 +29,13 @@ skipped and says why.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hostinfo import describe  # noqa: E402
 
 MODES = ("threads", "processes")
 
@@ -169,14 +170,7 @@ def soak(spec: str, mode: str, examples: int, seed: int, budget: float) -> Row:
 
 
 def machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {cpu}, CPython {platform.python_version()}, load average {load}"
+    return describe()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,20 @@ def sc(*args, cwd):
                           cwd=cwd, timeout=120)
 
 
-def test_the_shrunk_failure_is_saved_and_replays_to_the_same_story(tmp_path):
+def _caught(report_dir):
+    """The violation a two-writer machine on ``mutant:unlocked-rmw`` raises."""
     class Lossy(SessionMachine):
         store = "mutant:unlocked-rmw"
         actors, sessions = 2, 1
-        report_dir = tmp_path
 
+    Lossy.report_dir = report_dir
     with pytest.raises(MachineViolation) as caught:
         run_state_machine_as_test(Lossy, settings=FAST)
+    return caught
+
+
+def test_the_shrunk_failure_is_saved_and_replays_to_the_same_story(tmp_path):
+    caught = _caught(tmp_path)
     path = caught.value.report_path
     assert path is not None and path.parent == tmp_path and path.name.endswith("-threads.json")
     # the file holds the program Hypothesis reported (its last run), not an earlier failure
@@ -44,14 +50,8 @@ def test_the_shrunk_failure_is_saved_and_replays_to_the_same_story(tmp_path):
     assert r.stdout.startswith("replayed: the same story"), r.stdout
 
 
-def test_no_report_when_report_dir_is_none(tmp_path):
-    class Quiet(SessionMachine):
-        store = "mutant:unlocked-rmw"
-        actors, sessions = 2, 1
-        report_dir = None
-
-    with pytest.raises(MachineViolation) as caught:
-        run_state_machine_as_test(Quiet, settings=FAST)
+def test_no_report_when_report_dir_is_none():
+    caught = _caught(None)
     assert caught.value.report_path is None and "\nReport: " not in caught.value.story
 
 
