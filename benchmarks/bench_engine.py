@@ -247,14 +247,21 @@ def measure(what: str, seeds: int) -> dict:
     return out
 
 
-def _sub(what: str, seeds: int, code: Path | None) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", what, "--seeds", str(seeds)]
+def child(script: str, args: list[str], code: Path | None, timeout: float = 1800):
+    """Run ``script`` (a benchmark's own file) in a fresh interpreter with
+    ``args``, on ``code`` (a worktree, see :func:`_use_code`) or this tree,
+    and return the JSON its last line printed."""
+    cmd = [sys.executable, str(Path(script).resolve()), *args]
     if code is not None:
         cmd += ["--code", str(code)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=str(ROOT))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _sub(what: str, seeds: int, code: Path | None) -> dict:
+    return child(__file__, ["--measure", what, "--seeds", str(seeds)], code)
 
 
 def _worktree(base: str) -> Path:

@@ -89,13 +89,9 @@ def model_share(examples: int) -> float | None:
 
 
 def _sub(what: str, examples: int, code: Path | None) -> float:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", what, "--examples", str(examples)]
-    if code is not None:
-        cmd += ["--code", str(code)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(ROOT))
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from benchmarks.bench_engine import child
+
+    return child(__file__, ["--measure", what, "--examples", str(examples)], code, timeout=900)
 
 
 def main() -> None:
