@@ -13,7 +13,9 @@ The checks, by name:
     An operation type ran but never reached a preemption point: its I/O
     goes through something the interception layer does not see (memory, a
     network client, a C extension's own file access), so no interleaving
-    of it was explored.
+    of it was explored.  Under ``--actors tasks`` only awaits (and the
+    I/O of helper threads) are points, so a synchronous store trips it
+    there by design, and the message says so (:data:`TASKS_BLIND`).
 ``no_acknowledged_write``
     No ``add_message``, ``persist_state`` or ``delete_session`` was ever
     acknowledged: every one was refused or failed, so there was nothing
@@ -174,13 +176,23 @@ def vanished(outcome: Any) -> str | None:
     return None
 
 
+#: why an operation reached no point under ``--actors tasks``: there only
+#: its awaits (and the I/O of helper threads it hands work to) can let
+#: another task in, and a synchronous method has none
+TASKS_BLIND = ("under --actors tasks only an await, or the I/O of a thread it hands work to, lets another task "
+               "in, and it reached none: a synchronous method (a sync redis-py or psycopg client, plain file "
+               "calls) runs there as one atomic step, and so does one that waits on its pool synchronously; "
+               "run a synchronous store with --actors threads or processes, or give it async methods")
+
+
 def failures(coverage: Any, tally: Tally, outcome: Any = None,
-             faults: Iterable[str] = ()) -> list[tuple[str, str]]:
+             faults: Iterable[str] = (), mode: str | None = None) -> list[tuple[str, str]]:
     """Every check that fails on this exploration, as ``(name, message)``.
 
     ``coverage`` is a :class:`~sessioncheck.reporting.coverage.Coverage`
     (``examples``, ``operations``, ``points``, ``interleavings``);
-    ``faults`` the faults the run asked for (``--faults``).  With
+    ``faults`` the faults the run asked for (``--faults``); ``mode`` the
+    actor mode, for the reason an operation reached no point.  With
     a found violation (``outcome``) only ``actor_vanished`` is judged: a
     real violation is a verdict however little else was reached."""
     out: list[tuple[str, str]] = []
@@ -197,11 +209,14 @@ def failures(coverage: Any, tally: Tally, outcome: Any = None,
     blind = [op for op, n in sorted(coverage.operations.items())
              if n and op not in HOUSEKEEPING and not coverage.points.get(op)]
     for op in blind:
+        why = (TASKS_BLIND if mode == "tasks" else
+               "its I/O is invisible to the harness (memory, a network client the harness does not know, a C "
+               "extension's own file access), so no interleaving of it was explored; make the store do its I/O "
+               "through Python's files, os, fcntl, sqlite3, redis-py or psycopg, or test it with sessioncheck "
+               "stress")
         out.append((NO_PREEMPTION_POINT,
                     f"{METHOD.get(op, op)} ran {coverage.operations[op]} times and never reached a preemption "
-                    "point: its I/O is invisible to the harness (memory, a network client, a C extension's own "
-                    "file access), so no interleaving of it was explored; make the store do its I/O through "
-                    "Python's files, os, fcntl or sqlite3, or test it with sessioncheck stress"))
+                    f"point: {why}"))
     if tally.acknowledged == 0:
         why = "; ".join(f"{METHOD.get(op, op)}: {text}" for op, text in sorted(tally.first_refusal.items()))
         out.append((NO_ACKNOWLEDGED_WRITE,
@@ -240,14 +255,14 @@ def failures(coverage: Any, tally: Tally, outcome: Any = None,
 
 def check(store: str, coverage: Any, tally: Tally | None, outcome: Any = None,
           suppressed: Iterable[str] = (), found: list[tuple[str, str]] | None = None,
-          faults: Iterable[str] = ()) -> list[tuple[str, str]]:
+          faults: Iterable[str] = (), mode: str | None = None) -> list[tuple[str, str]]:
     """Raise :class:`HealthCheckFailed` for every failing check not
     suppressed; return the suppressed failures (for a summary line).
     ``found``: failures already judged (``stress``) instead of
     :func:`failures` of the coverage."""
     skip = frozenset(suppressed)
     if found is None:
-        found = failures(coverage, tally or Tally(), outcome, faults)
+        found = failures(coverage, tally or Tally(), outcome, faults, mode)
     live = [f for f in found if f[0] not in skip]
     if live:
         raise HealthCheckFailed(store, live)

@@ -288,7 +288,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     if (not x.budget_exhausted and x.outcome is None
             and (max_examples is None or x.examples < max_examples)):
         tally.generated += x.repeats
-    result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed, faults=faults)
+    result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed, faults=faults, mode=mode)
     if x.outcome is None:
         return result
     for n, d in enumerate(found or [None]):

@@ -168,3 +168,22 @@ def test_pytest_ini_suppresses_too(tmp_path):
                         "none"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                        env=dict(os.environ, PYTHONPATH=str(TESTS)))
     assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_a_blind_operation_under_tasks_is_told_why():
+    # under task actors a synchronous method is one atomic step by design:
+    # the reason is that, not I/O the harness cannot see
+    c = Coverage(examples=200, interleavings={"x"}, operations={"add": 200}, points={})
+    t = health.Tally(examples=200, acknowledged=1, overlapping=1)
+    (name, threads_text), = health.failures(c, t, mode="threads")
+    (_, tasks_text), = health.failures(c, t, mode="tasks")
+    assert name == health.NO_PREEMPTION_POINT
+    assert "invisible to the harness" in threads_text and "--actors tasks" not in threads_text
+    assert "--actors threads or processes" in tasks_text and "invisible" not in tasks_text
+
+
+def test_a_synchronous_store_under_tasks_is_a_configuration_error_saying_so(tmp_path):
+    r = sc("run", "--store", "json", "--actors", "tasks", *RUN, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no_preemption_point:" in r.stderr and "a synchronous method" in r.stderr
+    assert "--actors threads or processes" in r.stderr and "Traceback" not in r.stderr
