@@ -16,6 +16,8 @@ so a task's operation is mostly its own transaction's awaits and random
 programs often park a writer holding its row while another writes."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
@@ -113,6 +115,33 @@ class TaskCrossLockStore(_TaskDocs):
                                (Jsonb([message["content"]]), session_id))
 
 
+class TaskSyncDriverStore(_TaskDocs):
+    """``async def`` methods over a *synchronous* psycopg connection, its
+    row held across an await: a second task's ``SELECT ... FOR UPDATE``
+    waits in the server while holding the loop."""
+
+    def _sync(self):
+        if self.conn is None:
+            self.conn = psycopg.connect(self.dsn, autocommit=True)
+        return self.conn
+
+    async def add_message(self, session_id, message) -> None:
+        conn = self._sync()
+        with conn.transaction():
+            doc = conn.execute("SELECT doc FROM tdocs WHERE id = %s FOR UPDATE", (session_id,)).fetchone()[0]
+            await asyncio.sleep(0.01)
+            conn.execute("UPDATE tdocs SET doc = %s WHERE id = %s", (Jsonb(doc + [message["content"]]), session_id))
+
+    async def read(self, session_id) -> SessionState:
+        row = self._sync().execute("SELECT doc FROM tdocs WHERE id = %s", (session_id,)).fetchone()
+        return SessionState([{"role": "user", "content": c} for c in (row[0] if row else [])], {})
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 @pytest.fixture(scope="module", autouse=True)
 def server():
     holding = servers.acquire(TaskRowLockStore)
@@ -163,6 +192,24 @@ def test_a_task_waiting_on_a_parked_tasks_row_lock_is_blocked_not_stuck(processe
     holder_done = [e["t"] for e in out.trace if e["actor"] == holder and e["ev"] == "done" and e["call"] == "add"]
     assert blocked < holder_done[1] < waits[0]["t"], out.trace
     assert _final(out.trace) == ["m1", "m2", "m3"]
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["one-loop", "two-processes"])
+def test_a_synchronous_statement_waiting_in_a_task_is_told_as_holding_the_loop(processes: int) -> None:
+    """A parked at its await holding the row; B's synchronous statement
+    waits for it in the server with the loop held: a configuration error
+    naming the synchronous driver and its async form, not the advice about
+    interception installed too late that a thread actor's unseen wait gets."""
+    from sessioncheck.errors import UnseenWait
+
+    program = [_start(0), Step("advance", 0, points=20), _start(0), _start(1), Step("advance", 1, points=20)]
+    with Executor(_spec(TaskSyncDriverStore), "tasks", _cfg(processes), watchdog=3) as ex:
+        with pytest.raises(UnseenWait) as caught:
+            ex.run(program)
+    text = str(caught.value)
+    assert text.startswith("a synchronous psycopg statement blocked the task loop"), text
+    assert "psycopg.AsyncConnection" in text and "--actors threads or processes" in text
+    assert "import the store" not in text
 
 
 def test_the_same_schedule_gives_the_same_trace() -> None:

@@ -339,7 +339,7 @@ class Executor:
             broken = True
             self._retire(exc.actor)
             others = [n for n in sched.busy() if n != exc.actor]
-            unseen, where = unseen_wait(exc, others)
+            unseen, where = unseen_wait(exc, others, self.mode)
             if unseen is not None:
                 raise unseen from None
             violations.append(Violation("I5", f"{exc} (the store blocks outside any preemption point{where})"))
@@ -704,7 +704,39 @@ class Executor:
         return Outcome(program, sched.trace, ops, violations, warnings, unknown)
 
 
-def unseen_wait(exc: Stuck, others: list[str]) -> tuple["UnseenWait | None", str]:
+#: synchronous drivers whose wait in a task holds the loop, by the path of
+#: a frame of theirs (their async forms live under these names too, but a
+#: synchronous wait in them is the synchronous API's)
+SYNC_DRIVERS = ((f"{os.sep}psycopg{os.sep}", "a synchronous psycopg statement",
+                 "psycopg.AsyncConnection"),
+                (f"{os.sep}psycopg2{os.sep}", "a synchronous psycopg2 statement", "an async driver (psycopg 3's "
+                 "AsyncConnection, asyncpg)"),
+                (f"{os.sep}redis{os.sep}", "a synchronous redis-py command", "redis.asyncio"))
+
+
+def _sync_call_in_task(exc: Stuck, found: tuple) -> "UnseenWait":
+    """The error for a task blocked in a synchronous wait: it holds the
+    loop, so no other task can run until it returns (and, in one loop,
+    none that holds what it waits for ever can)."""
+    from sessioncheck.controlled.waits import describe
+    from sessioncheck.errors import UnseenWait
+
+    stack = exc.samples[0] if exc.samples else []
+    what, instead = "a synchronous call", "its async form (asyncio.Lock, asyncio.to_thread, an async driver)"
+    for marker, name, alternative in SYNC_DRIVERS:
+        if any(marker in f.file and f"{os.sep}asyncio{os.sep}" not in f.file for f in stack):
+            what, instead = name, alternative
+            break
+    return UnseenWait(
+        f"{what} blocked the task loop: {describe(*found)}: task {exc.actor} waited there for {exc.seconds:g} s "
+        "without an await, and while it waits no other task of its loop can run, so a wait for something "
+        "another task holds (a row lock, a lock, a reply) cannot end; the harness cannot see or schedule "
+        "such a wait (under asyncio in production it stalls every request on that loop, and, where the "
+        f"holder is a task of the same loop, never ends). How to fix: use {instead} in async code, or run "
+        "a synchronous store with --actors threads or processes")
+
+
+def unseen_wait(exc: Stuck, others: list[str], mode: str = "threads") -> tuple["UnseenWait | None", str]:
     """Whether a stuck actor is the harness's blind spot or the store's hang.
 
     Blocked in a wait (its stack says so) while ``others`` (actors the
@@ -712,8 +744,10 @@ def unseen_wait(exc: Stuck, others: list[str]) -> tuple["UnseenWait | None", str
     for: the harness cannot see this wait, a configuration error (exit 2).
     Blocked while nobody else is running an operation: nothing the harness
     holds back can end the wait, so the store hangs on its own (I5, with
-    where).  Spinning: I5.  Returns the error, or None and the text to add
-    to the I5 summary."""
+    where).  Spinning: I5.  Under task actors (``mode`` ``tasks``) the
+    wait is a synchronous call holding the loop (:func:`_sync_call_in_task`),
+    not interception the store missed.  Returns the error, or None and the
+    text to add to the I5 summary."""
     from sessioncheck.controlled.waits import blocked_at, describe
     from sessioncheck.errors import UnseenWait
 
@@ -723,6 +757,8 @@ def unseen_wait(exc: Stuck, others: list[str]) -> tuple["UnseenWait | None", str
     if not others:
         return None, (f": blocked at {describe(*found)} while no other actor was running an operation, "
                       "so nothing the harness held back can end the wait")
+    if mode == "tasks":
+        return _sync_call_in_task(exc, found), ""
     return UnseenWait(
         f"the harness cannot see this wait: {describe(*found)}: actor {exc.actor} blocked there for "
         f"{exc.seconds:g} s without reaching a preemption point while {', '.join(others)} "
