@@ -277,15 +277,63 @@ def step_kinds(cfg: ModelConfig) -> list[str]:
     return kinds
 
 
+#: how many extra times each of the advance counts 1 to 4 stands in the
+#: table an ``advance`` step's ``a`` indexes (:func:`advance_table`):
+#: most windows a bug needs open after one to four points (a read, then a
+#: write-back), so short advances are drawn four times as often as under a
+#: uniform count, and every count up to ``max_points`` is still one step
+SHORT_ADVANCE_WEIGHT = 4
+SHORT_ADVANCES = (1, 2, 3, 4)
+
+
+def advance_table(max_points: int) -> tuple[int, ...]:
+    """The points of an ``advance`` step by its ``a % len(table)``.
+
+    Index 0 is one point, so a step shrinks toward the smallest advance;
+    then every count from 1 to ``max_points``, then the short counts again
+    (:data:`SHORT_ADVANCE_WEIGHT` times)."""
+    short = tuple(n for n in SHORT_ADVANCES if n <= max_points)
+    return tuple(range(1, max_points + 1)) + short * SHORT_ADVANCE_WEIGHT
+
+
+def advance_raw(points: int, max_points: int) -> int:
+    """The ``a`` of an ``advance`` step of ``points`` (1 to ``max_points``):
+    its first place in :func:`advance_table`."""
+    return advance_table(max_points).index(points)
+
+
+def _long_lists(step: st.SearchStrategy, max_size: int) -> st.SearchStrategy[list]:
+    """Lists of 1 to ``max_size`` steps that average half of ``max_size``.
+
+    ``st.lists`` averages ``min_size + 5`` elements (6 here), so most
+    programs were too short to hold the start, the advances and the second
+    writer's start that a window needs; every length is still drawn, and
+    the shrinker deletes steps as from any list.  The average is set on
+    Hypothesis' own list strategy (the attribute its draw reads); where a
+    version has no such attribute, plain ``st.lists`` is used."""
+    plain = st.lists(step, min_size=1, max_size=max_size)
+    try:
+        from hypothesis.strategies._internal.collections import ListStrategy
+    except ImportError:  # pragma: no cover - another Hypothesis layout
+        return plain
+    strategy = ListStrategy(step, min_size=1, max_size=max_size)
+    if not hasattr(strategy, "average_size"):  # pragma: no cover - another Hypothesis version
+        return plain
+    strategy.average_size = max(strategy.average_size, max_size / 2)
+    return strategy
+
+
 def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, int]]]:
     """Raw programs: lists of flat integer 4-tuples ``(kind, actor, a, b)``.
 
     Flat integers are several times cheaper for Hypothesis to generate than
     nested ``builds``/``one_of`` trees, and they shrink the same way
-    (toward 0 = start an ``add`` on the first actor, first session).
-    :func:`decode` turns a raw program into steps."""
+    (toward 0 = start an ``add`` on the first actor, first session, or an
+    advance of one point).  Programs average half of ``max_steps`` steps
+    (:func:`_long_lists`) and advances favour 1 to 4 points
+    (:func:`advance_table`).  :func:`decode` turns a raw program into steps."""
     nf = len(cfg.functions())
-    a_max = max(nf * cfg.sessions, cfg.max_points, len(cfg.io_faults) or 1) - 1
+    a_max = max(nf * cfg.sessions, len(advance_table(cfg.max_points)), len(cfg.io_faults) or 1) - 1
     b_max = max((2 ** len(cfg.keys) - 1) * len(cfg.values) ** len(cfg.keys), len(cfg.messages)) - 1
     step = st.tuples(st.integers(0, len(step_kinds(cfg)) - 1), st.integers(0, cfg.actors - 1),
                      st.integers(0, a_max), st.integers(0, b_max))
@@ -296,7 +344,7 @@ def programs(cfg: ModelConfig) -> st.SearchStrategy[list[tuple[int, int, int, in
         # when the field's kind is a strategy's name
         n = max(len(cfg.keys), 1)
         step = st.tuples(step, st.tuples(*[drawn] * n)).map(lambda p: (*p[0], p[1]))
-    return st.lists(step, min_size=1, max_size=cfg.max_steps)
+    return _long_lists(step, cfg.max_steps)
 
 
 def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
@@ -304,6 +352,7 @@ def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
     whose last element holds a strategy's drawn values."""
     kinds = step_kinds(cfg)
     fns = cfg.functions()
+    advances = advance_table(cfg.max_points)
     out = []
     for raw_step in raw:
         kind_i, actor, a, b = raw_step[:4]
@@ -330,7 +379,7 @@ def decode(raw: list[tuple], cfg: ModelConfig) -> list[Step]:
             kind = cfg.messages[b % len(cfg.messages)] if takes_message(f) else ""
             out.append(Step("start", actor, OpSpec(f, session, fields, "" if kind == "user" else kind)))
         elif kind == "advance":
-            out.append(Step("advance", actor, points=a % cfg.max_points + 1))
+            out.append(Step("advance", actor, points=advances[a % len(advances)]))
         elif kind == "crash":
             out.append(Step("crash", actor))
         elif kind == "server-crash":

@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from sessioncheck.controlled.program import KEYS, ModelConfig, OpSpec, Step, decode, step_kinds
+from sessioncheck.controlled.program import KEYS, ModelConfig, OpSpec, Step, advance_raw, decode, step_kinds
 
 if TYPE_CHECKING:
     from sessioncheck.controlled.engine import Executor
@@ -244,7 +244,7 @@ class Plan:
         out = []
         while points > 0:
             n = min(points, self.max)
-            out.append((1, actor, n - 1, 0))
+            out.append((1, actor, advance_raw(n, self.max), 0))
             points -= n
         return out
 
