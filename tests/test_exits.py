@@ -206,8 +206,13 @@ def test_a_run_stuck_while_shrinking_costs_one_watchdog_period():
     from sessioncheck.specs import resolve
     from sessioncheck.verify import model_config
 
+    from dataclasses import replace
+
     spec = resolve("misbehaving_stores:HangsLaterStore")
-    with Executor(spec, "threads", model_config(spec, "threads", ()), watchdog=2) as ex:
+    # one actor: the hang is then the store's own (I5), never a wait
+    # another parked actor might end (an unseen wait, exit 2)
+    cfg = replace(model_config(spec, "threads", ()), actors=1)
+    with Executor(spec, "threads", cfg, watchdog=2) as ex:
         x = explore(ex, budget=60, seed=1, systematic=False)
     assert x.outcome is not None and x.outcome.violations[0].invariant == "I5"
     # once a shrink run waited out the watchdog, no other candidate is run

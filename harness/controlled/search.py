@@ -153,6 +153,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     digest = f"sessioncheck|{executor.spec.name}|{executor.mode}|{executor.cfg}".encode()
     shrinking = [False]
     best: list[Outcome] = []
+    best_raw: list[list] = []  # the raw program of each outcome in ``best``
     shrink = {"runs": 0, "until": 0.0, "why": ""}
     hard_end = deadline + grace(budget)
     watchdog = float(getattr(executor, "watchdog", 10.0))
@@ -247,6 +248,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.first_failure_example = stats.examples
                 stats.first_failure_seconds = time.monotonic() - t0
             best.append(outcome)
+            best_raw.append(raw)
             raise Found(outcome)
 
     body._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
@@ -278,6 +280,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 test._hypothesis_internal_use_settings, database=database)  # type: ignore[attr-defined]
     if hasattr(executor, "watch"):
         executor.watch = schedules
+    reduced = [False]  # the failure is the pass's, already reduced
     try:
         if run_pass:
             for i, raw in enumerate(systematic_pass(executor)):
@@ -287,6 +290,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 try:
                     body(raw)
                 except Found as exc:
+                    reduced[0] = True
                     raise Found(reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)) from None
             stats.systematic_done = True
         generating[0] = True
@@ -297,6 +301,13 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         raise exc.error from None
     except Found as exc:
         stats.outcome = exc.outcome
+        # Hypothesis' shrinker stops where no single change of its own
+        # passes; long programs often keep a step or a draw that the
+        # pass's greedy reduction still removes (one step at a time, each
+        # draw lowered), within what is left of the same shrink budget
+        at = next((i for i in range(len(best) - 1, -1, -1) if best[i] is exc.outcome), None)
+        if not reduced[0] and at is not None:
+            stats.outcome = reduce_pass_failure([tuple(r) for r in best_raw[at]], exc.outcome, body, shrink)
     except Flaky as exc:
         # Hypothesis could not confirm its last candidate.  A failure we
         # ran ourselves is still a failure if it happens again.  Once
@@ -321,7 +332,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
 
 
 def reduce_pass_failure(raw: list, first: Outcome, body: Callable[[list], None], shrink: dict) -> Outcome:
-    """Make a failure of the systematic pass as small as the search's are.
+    """Make a failure of the systematic pass as small as the search's are,
+    and finish the search's own after Hypothesis' shrinker.
 
     The pass builds its programs outside Hypothesis (they depend on
     profiles of the store), so Hypothesis has no choice sequence to shrink
@@ -353,8 +365,10 @@ def reduce_pass_failure(raw: list, first: Outcome, body: Callable[[list], None],
             if out is not None:
                 raw, best, changed = raw[:i] + raw[i + 1:], out, True
             i -= 1
-        for i, (kind, actor, a, b) in enumerate(raw):
-            for smaller in ((kind, actor, 0, 0), (kind, actor, 0, b), (kind, actor, a, 0), (kind, actor, a // 2, b)):
+        for i, (kind, actor, a, b, *drawn) in enumerate(raw):
+            # a 5-tuple's drawn values (a value strategy's) are kept as drawn
+            for smaller in ((kind, actor, 0, 0, *drawn), (kind, actor, 0, b, *drawn), (kind, actor, a, 0, *drawn),
+                            (kind, actor, a // 2, b, *drawn)):
                 if shrink["why"] or smaller == raw[i]:
                     continue
                 out = fails(raw[:i] + [smaller] + raw[i + 1:])
