@@ -68,7 +68,10 @@ def _shown(outcome) -> str:
                         replay_command="replay"),
     }
     text = names.text(json.dumps(data, default=repr, sort_keys=True, indent=0))
-    return re.sub(r"[0-9a-f]{32}", "<uuid>", text)  # a probe file's random name (io faults)
+    text = re.sub(r"[0-9a-f]{32}", "<uuid>", text)  # a probe file's random name (io faults)
+    # a temp file an injected error kept from being opened is in no trace
+    # entry, so Names has no stable name for it: only in the error's text
+    return re.sub(r"(?<=\.)[a-z0-9_]{8}(?=\.tmp\b)", "<random>", text)
 
 
 def _run(ex: Executor, program: list, ahead: bool):
