@@ -82,7 +82,7 @@ class RareLoss(JsonFileStore):
         with self._lock(session_id):
             data = self._load(session_id)
             data["persists"] = data.get("persists", 0) + 1
-            if data["persists"] == 5 and len(data["messages"]) >= 2:
+            if data["persists"] == 6 and len(data["messages"]) >= 2:
                 data["messages"] = data["messages"][:-1]
             merge_fields(data, fields)
             self._save(session_id, data)
