@@ -40,7 +40,9 @@ SHRINK_RUNS = 30
 #: systematic pass (150-260 programs on these stores) and random programs
 #: after it.  A random program holds about 1.7 times the operations it did
 #: when this was 400 (5.9 starts a program against 3.4: programs average
-#: half of max_steps now), so 300 runs about as many random operations.
+#: half of max_steps now): after a pass of 150 programs, 300 runs as many
+#: random operations as 400 did (about 885 starts against 850); after one
+#: of 260, about half as many.  The gallery soaks them longer.
 SOAK_EXAMPLES = 300
 
 MUTANT_CASES = [c for c in plan() if c.mutant]
