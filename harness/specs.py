@@ -57,6 +57,10 @@ SERVER_BACKED = {
     "sqlalchemy-postgres": "sessioncheck.stores.reference.sqlalchemy_postgres_store:SqlAlchemyPostgresStore",
 }
 
+#: the extra (pyproject.toml) that installs a client a built-in store
+#: imports, by the client's top-level module
+CLIENT_EXTRAS = {"redis": "servers", "psycopg": "servers", "psycopg2": "servers", "sqlalchemy": "sql"}
+
 
 def mutant_names() -> list[str]:
     """Every mutant in the gallery, by its spec name (without ``mutant:``)."""
@@ -149,6 +153,9 @@ def resolve(spec: Any) -> StoreSpec:
     except ImportError as exc:
         where = "" if module_name.startswith("sessioncheck.") else (
             f" (looked in the current directory {os.getcwd()} and the installed packages)")
+        missing = (getattr(exc, "name", None) or "").partition(".")[0]
+        if module_name.startswith("sessioncheck.stores.") and missing in CLIENT_EXTRAS:
+            where = f"; install the client with pip install 'sessioncheck[{CLIENT_EXTRAS[missing]}]'"
         raise ConfigError(f"cannot import {module_name!r} for store {spec!r}: {exc}{where}") from None
     except SystemExit as exc:  # a module that exits on import must not end the harness silently
         raise ConfigError(f"importing {module_name!r} for store {spec!r} called sys.exit({exc.code!r}); "

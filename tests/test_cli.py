@@ -189,3 +189,13 @@ def test_every_verb_says_a_configuration_error_in_one_line_on_stderr(tmp_path, a
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
     assert p.stdout == "" and p.stderr.startswith("sessioncheck: error: ") and p.stderr.count("\n") == 1, p.stderr
     assert says in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("store,client", [("redis", "redis"), ("postgres", "psycopg")])
+def test_a_server_store_without_its_client_names_the_extra(store, client, tmp_path):
+    # the client made unimportable, as in an install without the extra
+    code = (f"import sys; sys.modules[{client!r}] = None; from sessioncheck.cli.main import main; "
+            f"sys.exit(main(['run', '--store', {store!r}, '--budget', '3']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "pip install 'sessioncheck[servers]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
