@@ -65,16 +65,25 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=HERE / "RESULTS-gallery.md")
     args, rest = p.parse_known_args()
     json_path = args.out.with_suffix(".json")
-    argv = ["gallery", "--seeds", str(args.seeds), *rest, "--json", str(json_path)]
+    # the run writes beside the committed results, which it replaces only
+    # once it has finished: an interrupted run leaves them as they were
+    fresh = json_path.with_name(f".{json_path.name}.running")
+    argv = ["gallery", "--seeds", str(args.seeds), *rest, "--json", str(fresh)]
     command = "sessioncheck " + " ".join(shlex.quote(a) for a in argv[:-2])
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = load()
-    json_path.unlink(missing_ok=True)  # never re-render an older run's JSON
+    fresh.unlink(missing_ok=True)  # never re-render an older run's JSON
     t0 = time.monotonic()
-    code = cli(argv)
+    try:
+        code = cli(argv)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
     seconds = time.monotonic() - t0
-    if code not in (0, 1) or not json_path.exists():
+    if code not in (0, 1) or not fresh.exists():
+        fresh.unlink(missing_ok=True)
         return code  # interrupted or refused: nothing measured to write
+    fresh.replace(json_path)
     doc = json.loads(json_path.read_text())
     rows = rows_from_json(doc)
     mutants = [r for r in rows if r.case.mutant]

@@ -153,7 +153,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     digest = f"sessioncheck|{executor.spec.name}|{executor.mode}|{executor.cfg}".encode()
     shrinking = [False]
     best: list[Outcome] = []
-    best_raw: list[list] = []  # the raw program of each outcome in ``best``
+    raw_of: dict[int, list] = {}  # id of an outcome in ``best`` (which keeps it alive) -> its raw program
     shrink = {"runs": 0, "until": 0.0, "why": ""}
     hard_end = deadline + grace(budget)
     watchdog = float(getattr(executor, "watchdog", 10.0))
@@ -248,7 +248,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 stats.first_failure_example = stats.examples
                 stats.first_failure_seconds = time.monotonic() - t0
             best.append(outcome)
-            best_raw.append(raw)
+            raw_of[id(outcome)] = raw
             raise Found(outcome)
 
     body._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
@@ -305,9 +305,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         # passes; long programs often keep a step or a draw that the
         # pass's greedy reduction still removes (one step at a time, each
         # draw lowered), within what is left of the same shrink budget
-        at = next((i for i in range(len(best) - 1, -1, -1) if best[i] is exc.outcome), None)
-        if not reduced[0] and at is not None:
-            stats.outcome = reduce_pass_failure([tuple(r) for r in best_raw[at]], exc.outcome, body, shrink)
+        raw = raw_of.get(id(exc.outcome))
+        if not reduced[0] and raw is not None:
+            stats.outcome = reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)
     except Flaky as exc:
         # Hypothesis could not confirm its last candidate.  A failure we
         # ran ourselves is still a failure if it happens again.  Once
