@@ -310,6 +310,10 @@ def advance_raw(points: int, max_points: int) -> int:
     return advance_table(max_points).index(points)
 
 
+#: the share of ``max_steps`` a drawn program averages (:func:`_long_lists`)
+AVERAGE_SHARE = 1 / 2
+
+
 def _long_lists(step: st.SearchStrategy, max_size: int) -> st.SearchStrategy[list]:
     """Lists of 1 to ``max_size`` steps that average half of ``max_size``.
 
@@ -327,7 +331,7 @@ def _long_lists(step: st.SearchStrategy, max_size: int) -> st.SearchStrategy[lis
     strategy = ListStrategy(step, min_size=1, max_size=max_size)
     if not hasattr(strategy, "average_size"):  # pragma: no cover - another Hypothesis version
         return plain
-    strategy.average_size = max(strategy.average_size, max_size / 2)
+    strategy.average_size = max(strategy.average_size, max_size * AVERAGE_SHARE)
     return strategy
 
 
