@@ -262,3 +262,57 @@ def test_a_signal_swallowed_by_a_finaliser_is_raised_again_without_a_traceback(t
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
                        preexec_fn=sigint_as_in_a_terminal)
     assert r.stdout == "swallowed\nraised again\n" and r.stderr == "", (r.stdout, r.stderr)
+
+
+def test_a_signal_in_the_middle_of_a_hand_over_leaves_shutdown_safe():
+    """SIGTERM between the scheduler's release of the baton and the actor
+    taking it (seen in a run's warm-up): the actor's shutdown must not
+    release the baton a second time, which raised RuntimeError and turned
+    the signal's exit 143 into a traceback's exit 1 ("violation")."""
+    import threading
+
+    from sessioncheck.controlled.thread_actor import ThreadActor
+    from sessioncheck.specs import resolve
+
+    class Late(ThreadActor):
+        # the actor's thread, not yet scheduled: it never takes the baton
+        hold = threading.Event()
+
+        def _main(self) -> None:
+            self.hold.wait(10)
+
+    a = Late("A", resolve("json"), watchdog=1.0)
+    try:
+        a._go.release()  # the first half of a hand-over (_transfer)
+        a.shutdown()  # the signal unwinds to the executor's close
+        a.shutdown()
+        assert a._abandoned
+    finally:
+        Late.hold.set()
+
+
+def test_a_fault_of_the_harness_exits_3_and_a_failed_cleanup_after_a_signal_keeps_the_signals_code(
+        monkeypatch, capsys):
+    """Exit 1 says "a violation was found": an exception of the harness's
+    own must never end a run with it (Python's exit code for a traceback)."""
+    from sessioncheck.cli import run as run_verb
+    from sessioncheck.cli.main import main
+    from sessioncheck.controlled.exits import Terminated
+
+    def broken(*a, **k):
+        raise RuntimeError("release unlocked lock")
+
+    monkeypatch.setattr(run_verb, "verify", broken)
+    assert main(["run", "--budget", "1"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: release unlocked lock" in err and "not a finding about the store" in err
+
+    def cleanup_fails_after_sigterm(*a, **k):
+        try:
+            raise Terminated(signal.SIGTERM)
+        finally:
+            raise RuntimeError("release unlocked lock")
+
+    monkeypatch.setattr(run_verb, "verify", cleanup_fails_after_sigterm)
+    assert main(["run", "--budget", "1"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.endswith("sessioncheck: interrupted by SIGTERM\n")

@@ -98,17 +98,49 @@ def main(argv: list[str] | None = None) -> int:
         # A Hypothesis error here means the harness asked for something
         # Hypothesis refuses (a setting out of range): configuration, not a
         # finding about the store.
-        if not _from_hypothesis(exc):
-            raise
-        print(f"sessioncheck: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
-        return 2
+        if _from_hypothesis(exc):
+            print(f"sessioncheck: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                  file=sys.stderr)
+            return 2
+        signum = _interrupted_behind(exc)
+        if signum is not None:
+            # the cleanup after a signal failed: the signal is still what
+            # ended the run (the traceback shows what failed after it)
+            import signal
+            import traceback
+
+            traceback.print_exc()
+            print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+            return 128 + signum
+        # A fault of the harness itself: never exit 1, which says "a
+        # violation was found", nor 0.
+        import traceback
+
+        traceback.print_exc()
+        print(f"sessioncheck: internal error: {type(exc).__name__}: {exc}; this is a fault of sessioncheck, "
+              "not a finding about the store (the traceback above; please report it)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM or SIGHUP where a verb turned them into one
         import signal
 
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+
+
+def _interrupted_behind(exc: BaseException) -> int | None:
+    """The signal number of a Ctrl-C or SIGTERM/SIGHUP that ``exc`` was
+    raised while handling (its ``__context__`` chain), else ``None``."""
+    import signal
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt):
+            return int(getattr(e, "signum", signal.SIGINT))
+        e = e.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -100,6 +100,18 @@ class Actor(Protocol):
 UNAVAILABLE = REFUSALS
 
 
+def wake(baton: Any) -> None:
+    """Release a raw baton lock on the way out (an actor's shutdown), where
+    it may be released already: a signal that arrived in the middle of a
+    hand-over (after the release, before the actor took it) leaves it so.
+    The waiter wakes either way; a second release must not raise and turn
+    the signal's exit into a traceback (exit 1, which says "violation")."""
+    try:
+        baton.release()
+    except RuntimeError:  # released already: the actor has its wake-up
+        pass
+
+
 class Runner:
     """Owns one store instance inside an actor and runs calls on it."""
 

@@ -75,7 +75,7 @@ import threading
 from typing import Any, Iterator
 
 from sessioncheck.controlled import intercept
-from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.actor import ActorDied, Done, OpCall, Point, Runner, Stop, Stuck, wake
 from sessioncheck.controlled.aio import DelegatingSelector, close_loop
 from sessioncheck.controlled.intercept import threads
 from sessioncheck.controlled.intercept.clock import real_monotonic
@@ -507,7 +507,7 @@ class TaskLoop:
             return  # stuck in store code: abandoned (a daemon)
         self._preempt()
         self._job = None
-        self._go.release()
+        wake(self._go)
         self._thread.join(timeout=2.0)
 
 

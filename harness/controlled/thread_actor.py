@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 from sessioncheck.controlled import intercept
-from sessioncheck.controlled.actor import ActorDied, Ahead, Done, OpCall, Point, Runner, Stop, Stuck
+from sessioncheck.controlled.actor import ActorDied, Ahead, Done, OpCall, Point, Runner, Stop, Stuck, wake
 from sessioncheck.controlled.intercept import threads
 from sessioncheck.errors import UnsupportedStore
 from sessioncheck.protocol import StoreSpec
@@ -240,7 +240,7 @@ class ThreadActor:
         self._call = None
         # Parked at a point, it wakes and unwinds through Crashed; idle, it
         # sees no call and returns.  Either way it performs no more I/O.
-        self._go.release()
+        wake(self._go)
         self._thread.join(timeout=1.0)
         self._close_fds()
 

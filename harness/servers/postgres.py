@@ -411,11 +411,21 @@ class PostgresResource:
 
     def _terminate_lingering(self, schema: str) -> None:
         """End backends other than ours that hold a lock on something in the
-        schema (an abandoned actor's connection): a reset must never wait."""
+        schema (an abandoned actor's connection, or one a signal left
+        parked mid-operation): a reset must never wait.
+
+        A table created in a transaction not yet committed is not in
+        ``pg_class`` for this connection, so a lock on it is not found by
+        the relation; but creating anything in a schema holds a lock on the
+        schema itself (an ``object`` lock on its ``pg_namespace`` row),
+        which is."""
         self._admin.execute(
-            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND l.pid <> pg_backend_pid() GROUP BY l.pid", (schema,))
+            "SELECT pg_terminate_backend(pid) FROM ("
+            " SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+            " UNION SELECT l.pid FROM pg_locks l JOIN pg_namespace n ON n.oid = l.objid"
+            " WHERE l.locktype = 'object' AND l.classid = 'pg_namespace'::regclass AND n.nspname = %s"
+            ") held WHERE pid <> pg_backend_pid()", (schema, schema))
 
     def settings(self) -> dict[str, str]:
         """The server's durability configuration, as it reports it."""
