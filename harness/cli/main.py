@@ -102,30 +102,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sessioncheck: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                   file=sys.stderr)
             return 2
-        signum = _interrupted_behind(exc)
-        if signum is not None:
-            # the cleanup after a signal failed: the signal is still what
-            # ended the run (the traceback shows what failed after it)
-            import signal
-            import traceback
-
-            traceback.print_exc()
-            print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-            return 128 + signum
-        # A fault of the harness itself: never exit 1, which says "a
-        # violation was found", nor 0.
         import traceback
 
         traceback.print_exc()
+        signum = _interrupted_behind(exc)
+        if signum is not None:
+            # the cleanup after a signal failed (the traceback shows how):
+            # the signal is still what ended the run
+            return _interrupted(signum)
+        # A fault of the harness itself: never exit 1, which says "a
+        # violation was found", nor 0.
         print(f"sessioncheck: internal error: {type(exc).__name__}: {exc}; this is a fault of sessioncheck, "
               "not a finding about the store (the traceback above; please report it)", file=sys.stderr)
         return 3
     except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM or SIGHUP where a verb turned them into one
         import signal
 
-        signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-        return 128 + signum
+        return _interrupted(getattr(exc, "signum", signal.SIGINT))
+
+
+def _interrupted(signum: int) -> int:
+    """Say which signal ended the run; its exit code, 128 + N."""
+    import signal
+
+    print(f"sessioncheck: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum
 
 
 def _interrupted_behind(exc: BaseException) -> int | None:
