@@ -38,6 +38,9 @@ done
 '''
 
 
+#: the reaper's name in its command line (``sh -c REAPER NAME folder``)
+REAPER_NAME = "sessioncheck-reaper"
+
 #: reapers still waiting for a forked child to let go of their pipe: held
 #: here so that they are polled (reaped) later, not dropped while running
 _later: list = []
@@ -66,7 +69,7 @@ def start_reaper(folder: str):
 
     read_fd, write_fd = os.pipe()  # both close-on-exec: no other program gets the write end
     try:
-        proc = subprocess.Popen(["sh", "-c", REAPER, "sessioncheck-reaper", folder], stdin=read_fd,
+        proc = subprocess.Popen(["sh", "-c", REAPER, REAPER_NAME, folder], stdin=read_fd,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True, cwd="/")
     except OSError:

@@ -218,7 +218,8 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
            watchdog: float = 10.0, on_example: Callable[[Exploration], None] | None = None,
            shrink_budget: float = 10.0, settings_kwargs: dict | None = None,
            suppress_health_check: Any = (), allow_errors: tuple[str, ...] = (),
-           seed_chosen: bool = True, keep_going: bool = False) -> Result:
+           seed_chosen: bool = True, keep_going: bool = False,
+           ignore: Callable[[Outcome], str | None] | None = None) -> Result:
     """Explore ``store`` and tell the story of the smallest violation.
 
     The run ends within ``budget`` plus 10 % (at least 2 s, at most 10 s), shrinking
@@ -242,7 +243,12 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     (:mod:`sessioncheck.controlled.keep_going`), each with its own story
     and report (with ``report_path`` given, the second is saved beside it
     as ``<stem>-2.json`` and so on); ``outcome``, ``story`` and
-    ``report`` are the first one's."""
+    ``report`` are the first one's.
+
+    ``ignore`` (not with ``keep_going``, which keeps its own): a known
+    failure's key for an outcome, or ``None``; a failure it names counts
+    as a pass, tallied in ``exploration.known_failures``
+    (:func:`~sessioncheck.controlled.search.explore`)."""
     if not isinstance(store, str):  # a factory object: named as the pytest gate names it
         from sessioncheck.specs import name_of
 
@@ -278,7 +284,7 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
         else:
             x = explore(ex, budget=budget, max_examples=max_examples, seed=seed, database=database,
                         on_example=observe, shrink_budget=shrink_budget, settings_kwargs=settings_kwargs,
-                        seed_chosen=seed_chosen)
+                        seed_chosen=seed_chosen, ignore=ignore)
     result = Result(store, mode, x, coverage=coverage, notes=notes, seed=seed, label=mode_label(mode, model))
     # A search that Hypothesis ended itself, before the budget or the
     # example limit, found nothing new to generate: its programs rejected

@@ -34,10 +34,19 @@ def table_rows(stdout: str) -> list[list[str]]:
     return rows
 
 
+def run_seconds(stdout: str) -> float:
+    """The campaign's own wall time, from its summary line."""
+    return float(re.search(r"workers?, ([\d.]+) s, \d+ rounds?", stdout).group(1))
+
+
 def test_fuzz_finds_the_none_skipped_bug_once_and_resumes(tmp_path):
     p = sc("fuzz", "--store", "mutant:none-skipped", "--hours", "0.004", "--workers", "2", cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert "sessioncheck fuzz: time is up" in p.stdout
+    # the hours are a promise: 14.4 s, the grace (2 s) and a margin for a
+    # loaded machine; closing the cluster used to wait 10 s on the scratch
+    # folder's reaper, which lives as long as this process
+    assert run_seconds(p.stdout) <= 14.4 + 2 + 5, p.stdout
     rows = table_rows(p.stdout)
     assert len(rows) == 1, p.stdout  # one distinct failure, reported once
     assert rows[0][1] == "I3" and int(rows[0][3]) >= 1
@@ -106,6 +115,26 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     assert "0 distinct failures met" in again.stdout and "1 fixed (passes now)" in again.stdout
     # the report path is on a line of its own, whole
     assert str(target.relative_to(tmp_path) / saved[0].name) in again.stdout.splitlines(), again.stdout
+
+
+def test_a_round_counts_a_known_bug_and_searches_on(tmp_path):
+    """A round handed a known finding replays it, then counts each time its
+    search meets that bug again and goes on searching: no shrink, no
+    second report, the round's whole time spent on the search."""
+    from sessioncheck.campaigns.fuzz import FuzzConfig, Round, fuzz_round
+
+    config = FuzzConfig(store="mutant:none-skipped", hours=1, workers=1, out_dir=tmp_path, database=None,
+                        round_seconds=3)
+    first = fuzz_round(Round(0, config, 1, time.time() + 3600, known=[]))
+    new = [f for f in first["findings"] if "report" in f]
+    assert len(new) == 1 and not first["error"], first["findings"]
+    key = new[0]["key"]
+    again = fuzz_round(Round(1, config, 2, time.time() + 3600, known=[(key, new[0]["program"])]))
+    assert not again["error"] and all("report" not in f for f in again["findings"]), again["findings"]
+    assert {f["key"] for f in again["findings"]} == {key}
+    # the replay is one hit; a search that stopped at the bug would add one more
+    assert sum(f.get("hits", 1) for f in again["findings"]) >= 3, again["findings"]
+    assert again["examples"] > first["examples"], (again["examples"], first["examples"])
 
 
 def _group_alive(pgid: int) -> list[int]:

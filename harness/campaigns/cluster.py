@@ -192,7 +192,8 @@ def campaign(config: Any, result: Any, stream: Any, on_event: Callable[[Any, lis
             submit(first=i == 0)
         if on_event is not None:
             on_event(result, [])  # the display learns the cluster is up
-        hard_stop = deadline + config.grace + config.shrink_budget
+        # past the grace, a round still finishing is at most one run from its end
+        hard_stop = deadline + config.grace_seconds + config.watchdog
         while futures and time.time() < hard_stop:
             tick(resubmit=True)
     except KeyboardInterrupt:
@@ -252,18 +253,26 @@ def _close(client: Any, cluster: Any, futures: dict, stop: Callable[[Any], None]
 def _reap_children(timeout: float = 10.0) -> None:
     """Wait for the local cluster's worker processes (children of this
     process, and theirs) to be gone; kill any left after ``timeout``.
-    multiprocessing's resource tracker is left alone: it ends when this
-    process does."""
+    multiprocessing's resource tracker and the scratch folder's reaper
+    (:mod:`sessioncheck.scratch`) are left alone: each ends when this
+    process does, and waiting for them held every run's end by
+    ``timeout``."""
     import psutil
 
+    from sessioncheck.scratch import REAPER_NAME
+
     me = psutil.Process()
-    procs = []
+    procs, kept = [], set()
     for p in me.children(recursive=True):
         try:
-            if "resource_tracker" not in " ".join(p.cmdline()):
+            line = " ".join(p.cmdline())
+            if "resource_tracker" in line or REAPER_NAME in line:
+                kept.update([p.pid, *(c.pid for c in p.children(recursive=True))])
+            else:
                 procs.append(p)
         except psutil.Error:
             continue
+    procs = [p for p in procs if p.pid not in kept]  # the reaper's own ``cat``
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     for p in alive:
         try:
