@@ -232,6 +232,29 @@ def test_a_shrink_cut_short_is_said_in_the_summary(tmp_path):
     assert x.outcome is not None and x.shrink_cut == "shrinking stopped at its limit of 3 runs"
 
 
+def test_a_shrink_cut_short_ends_hypothesis_at_once(monkeypatch):
+    """Once the shrink budget is spent, Hypothesis is not left to try its
+    remaining candidates: each costs a full draw of a program, and with
+    drawn values a search whose budget was 5 runs spent 18 s on 1,060 of
+    them.  Every candidate passes through ``decode`` once."""
+    from sessioncheck.controlled import program
+    from sessioncheck.controlled.engine import Executor
+    from sessioncheck.controlled.search import explore
+    from sessioncheck.specs import resolve
+    from sessioncheck.verify import model_config
+
+    decoded = []
+    real = program.decode
+    monkeypatch.setattr(program, "decode", lambda raw, cfg: decoded.append(1) or real(raw, cfg))
+    spec = resolve("mutant:sqlite-rmw")
+    with Executor(spec, "threads", model_config(spec, "threads", ())) as ex:
+        x = explore(ex, budget=120, seed=1, systematic=False, shrink_runs=5)
+    assert x.outcome is not None and x.shrink_cut == "shrinking stopped at its limit of 5 runs"
+    # the examples, the repeats generation rejected, the 5 shrink runs and
+    # the candidate that met the limit (1,546 before)
+    assert len(decoded) <= x.examples + x.repeats + 5 + 1, (len(decoded), x.examples, x.repeats)
+
+
 def test_an_actor_process_killed_by_a_signal_is_not_a_pass(tmp_path):
     r = sc(tmp_path, "run", "--store", "misbehaving_stores:KillsItselfStore", "--actors", "processes",
            "--examples", "50", "--seed", "1")

@@ -34,6 +34,18 @@ class _Abort(BaseException):
         self.error = error
 
 
+class ShrinkCut(BaseException):
+    """Ends Hypothesis' shrinking once its budget is spent, with the
+    smallest failure run so far, which is what the search reports.
+    Answering each later candidate "passes" instead left Hypothesis to
+    try them all, each a full draw of a program: 1,060 of them, 18 s, in
+    a search whose shrink budget was 5 runs."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.violations[0].summary)
+        self.outcome = outcome
+
+
 class Found(Exception):
     """Raised inside the Hypothesis test when a run breaks an invariant."""
 
@@ -115,10 +127,9 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     period for a run already under way.  Shrinking also stops after
     ``shrink_budget`` seconds (unseeded only), ``shrink_runs`` runs, or
     the first shrink run that took a watchdog period (a stuck run costs
-    one period, not one per attempt).  From then on every candidate other
-    than the smallest failure found so far is answered "passes" without
-    running it, so Hypothesis settles on that one at once, and
-    ``shrink_cut`` says why.  A seeded search is bounded by the run count
+    one period, not one per attempt).  The next candidate Hypothesis asks
+    for then ends its shrinking (:class:`ShrinkCut`) with the smallest
+    failure run so far, and ``shrink_cut`` says why.  A seeded search is bounded by the run count
     (and the hard end) alone, so that the same seed shrinks to the same
     story on a fast or a loaded machine unless the budget runs out first;
     ``clock_cut`` says when the clock ended a seeded search.
@@ -203,9 +214,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                     shrink["why"] = (f"shrinking was cut short after {shrink_budget:g} s "
                                      f"({shrink['runs']} runs)")
             if shrink["why"]:
-                if program == best[-1].program:
-                    raise Found(best[-1])
-                return
+                raise ShrinkCut(best[-1])
             shrink["runs"] += 1
         began = time.monotonic()
         try:
@@ -299,6 +308,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
         pass
     except _Abort as exc:
         raise exc.error from None
+    except ShrinkCut as exc:
+        stats.outcome = exc.outcome
     except Found as exc:
         stats.outcome = exc.outcome
         # Hypothesis' shrinker stops where no single change of its own
@@ -310,10 +321,8 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             stats.outcome = reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)
     except Flaky as exc:
         # Hypothesis could not confirm its last candidate.  A failure we
-        # ran ourselves is still a failure if it happens again.  Once
-        # shrinking was cut short, the "passes" answered without a run
-        # are what Hypothesis could not confirm: the last failure we ran
-        # stands as it is.
+        # ran ourselves is still a failure if it happens again; once
+        # shrinking was cut short, the last failure we ran stands as it is.
         again = best[-1] if (shrink["why"] and best) else (executor.run(best[-1].program) if best else None)
         if again is None or not again.failed:
             first = best[0].violations[0].summary if best else str(exc)
@@ -354,6 +363,8 @@ def reduce_pass_failure(raw: list, first: Outcome, body: Callable[[list], None],
         except Found as exc:
             if exc.outcome.violations[0].invariant == invariant:
                 return exc.outcome
+        except ShrinkCut:
+            pass  # the budget is spent: the loop below ends with ``best``
         return None
 
     changed = True
