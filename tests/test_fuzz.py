@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sessioncheck.controlled.engine import Executor
 from signals import sigint_as_in_a_terminal
-from sessioncheck.campaigns.fuzz import failure_key, reduce_program
+from sessioncheck.campaigns.fuzz import Failure, failure_key, reduce_program
 from sessioncheck.controlled.program import program_from_json
 from sessioncheck.specs import resolve
 from sessioncheck.verify import model_config
@@ -115,6 +115,23 @@ def test_a_fixed_bug_is_marked_fixed_not_current(tmp_path):
     assert "0 distinct failures met" in again.stdout and "1 fixed (passes now)" in again.stdout
     # the report path is on a line of its own, whole
     assert str(target.relative_to(tmp_path) / saved[0].name) in again.stdout.splitlines(), again.stdout
+
+
+def test_a_failure_whose_reduction_was_cut_short_is_not_a_new_finding():
+    """At the deadline a reduction may stop with a fault step its bug does
+    not need still in the program, and the key names that fault: a hit of
+    the finding it covers, not a second finding of one bug."""
+    from sessioncheck.campaigns.fuzz import FuzzResult, absorb, covers
+
+    assert covers("I6 - faults:crash", "I6 -") and covers("I6 - faults:crash+io-EIO", "I6 - faults:crash")
+    assert not covers("I6 -", "I6 - faults:crash")  # this one needs no crash: a bug of its own
+    assert not covers("I1 add faults:crash", "I6 -") and not covers("I6 add", "I6 -")
+    result = FuzzResult()
+    result.failures["I6 -"] = Failure("I6 -", "I6", "lost", Path("r.json"), "w0", 1.0, 1)
+    done = {"id": 1, "worker": "w0", "examples": 3, "interleavings": [], "coverage": {}, "error": "",
+            "findings": [{"key": "I6 - faults:crash", "reduced": False}]}
+    assert absorb(result, done, time.monotonic()) == [] and result.failures["I6 -"].hits == 2
+    assert set(result.failures) == {"I6 -"}
 
 
 def test_a_round_counts_a_known_bug_and_searches_on(tmp_path):

@@ -30,7 +30,10 @@ story computes one (:func:`sessioncheck.reporting.story.stale_copy`: what
 the culprit read and how it wrote back) and the faults the program needs;
 not the program itself, so the same bug reached by different schedules,
 actors, sessions or values is one finding.  A round still finishes each
-shrink greedily (:func:`reduce_program`) so the saved report is small.
+shrink greedily (:func:`reduce_program`) so the saved report is small; a
+reduction the deadline cut short may keep faults its bug does not need,
+so such a failure is a hit of a finding already met that it covers
+(:func:`covers`), not a new one.
 
 *Earlier runs.*  Reports already in the output directory are replayed
 when the run starts: one that still fails is a known finding (its program
@@ -151,6 +154,16 @@ def renamed(program: list[Step]) -> list[Step]:
             step = replace(step, op=replace(step.op, session=sessions.setdefault(step.op.session, len(sessions))))
         out.append(step)
     return out
+
+
+def covers(key: str, known: str) -> bool:
+    """Whether a failure of ``key`` whose reduction was cut short (the
+    deadline) may be the finding ``known``: the same invariant, operations
+    and shape, and its program injects every fault ``known`` needs, and
+    maybe more that only a finished reduction would have removed."""
+    base, _, faults = key.partition(" faults:")
+    known_base, _, known_faults = known.partition(" faults:")
+    return base == known_base and set(filter(None, known_faults.split("+"))) <= set(faults.split("+"))
 
 
 def reduce_program(run: Callable[[list[Step]], Any], program: list[Step], invariant: str,
@@ -535,6 +548,7 @@ def _round(task: Round, name: str, out: dict) -> None:
     invariant = result.outcome.violations[0].invariant
     with Executor(spec, config.mode, cfg, watchdog=config.watchdog) as ex:
         program = reduce_program(ex.run, result.outcome.program, invariant, stop=stopping, cfg=cfg)
+    reduced = not stopping()  # else the program may keep faults it does not need
     directory = store_dir(config)
     path = directory / reports.default_path(config.store, config.mode, program).name
     outcome, story = rerun(config.store, config.mode, cfg, program, path, config.watchdog)
@@ -554,7 +568,8 @@ def _round(task: Round, name: str, out: dict) -> None:
                            trace=outcome.trace, stats=stats)
     v = outcome.violations[0]
     out["findings"].append({"key": key, "invariant": v.invariant, "summary": v.summary, "path": str(path),
-                            "steps": len(program), "program": program_to_json(program), "report": report})
+                            "steps": len(program), "program": program_to_json(program), "report": report,
+                            "reduced": reduced})
 
 
 def _fill(out: dict, coverage: Coverage) -> None:
@@ -618,6 +633,8 @@ def absorb(result: FuzzResult, done: dict, t0: float) -> list[Failure]:
         if seen is None and "replayed" in f:
             # a known program now fails differently: count it where it was known
             seen = result.failures.get(f["replayed"])
+        if seen is None and not f.get("reduced", True):
+            seen = next((k for k in result.failures.values() if covers(f["key"], k.key)), None)
         if seen is not None:
             seen.hits += f.get("hits", 1)
             seen.fixed = False
