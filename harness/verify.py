@@ -16,7 +16,7 @@ from sessioncheck import health
 from sessioncheck.reporting import report as reports
 from sessioncheck.reporting.coverage import Coverage
 from sessioncheck.controlled.engine import Executor, Outcome, mode_label
-from sessioncheck.controlled.search import Exploration, explore
+from sessioncheck.controlled.search import SATURATED, Exploration, explore
 from sessioncheck.errors import ConfigError
 from sessioncheck.controlled.program import ModelConfig, Step
 from sessioncheck.protocol import StoreSpec
@@ -294,6 +294,10 @@ def verify(store: str, *, mode: str = "threads", faults: tuple[str, ...] = (), b
     if (not x.budget_exhausted and x.outcome is None
             and (max_examples is None or x.examples < max_examples)):
         tally.generated += x.repeats
+    if x.saturated and x.outcome is None:
+        notes.append(f"the search ended early, at {x.examples} examples: {SATURATED} programs in a row repeated runs "
+                     "already done, so the model has little left to explore (--max-steps, --actor-count and "
+                     "--sessions make it larger)")
     result.suppressed = health.check(store, coverage, tally, x.outcome, suppressed, faults=faults, mode=mode)
     if x.outcome is None:
         return result

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sessioncheck import health
+from sessioncheck.controlled.program import ModelConfig
 from sessioncheck.errors import ConfigError
 from sessioncheck.reporting.coverage import Coverage
 
@@ -187,3 +188,17 @@ def test_a_synchronous_store_under_tasks_is_a_configuration_error_saying_so(tmp_
     assert r.returncode == 2, r.stdout + r.stderr
     assert "no_preemption_point:" in r.stderr and "a synchronous method" in r.stderr
     assert "--actors threads or processes" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_model_with_nothing_left_to_explore_ends_the_search_early():
+    """A one-step model has 7 distinct runs; Hypothesis would go on
+    drawing and rejecting repeats for thousands of attempts (21 s).  The
+    search ends after SATURATED repeats in a row and says so."""
+    from sessioncheck.controlled.search import SATURATED
+    from sessioncheck.verify import verify
+
+    r = verify("json", budget=120, max_examples=1000, seed=1, save_report=False,
+               cfg=ModelConfig(max_steps=1, actors=1), suppress_health_check="all")
+    x = r.exploration
+    assert x.saturated and not x.budget_exhausted and x.examples < 100 and x.repeats >= SATURATED
+    assert any("little left to explore" in n for n in r.notes), r.notes
