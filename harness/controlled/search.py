@@ -144,10 +144,11 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
     the first shrink run that took a watchdog period (a stuck run costs
     one period, not one per attempt).  The next candidate Hypothesis asks
     for then ends its shrinking (:class:`ShrinkCut`) with the smallest
-    failure run so far, and ``shrink_cut`` says why.  A seeded search is bounded by the run count
-    (and the hard end) alone, so that the same seed shrinks to the same
-    story on a fast or a loaded machine unless the budget runs out first;
-    ``clock_cut`` says when the clock ended a seeded search.
+    failure run so far, and ``shrink_cut`` says why.  A seeded search is
+    bounded by the run count (and the hard end) alone, so that the same
+    seed shrinks to the same story on a fast or a loaded machine unless
+    the budget runs out first; ``clock_cut`` says when the clock ended a
+    seeded search.
 
     ``systematic=False`` (or phases without ``Phase.explicit``) skips the
     systematic pass (:mod:`sessioncheck.controlled.systematic`): the random search alone.
