@@ -23,7 +23,8 @@ class NondeterministicStore(SessionCheckError):
 
 
 class BudgetSpent(BaseException):
-    """Raised inside the Hypothesis test when the budget is spent."""
+    """Raised inside the Hypothesis test to end the search: the budget is
+    spent, or nothing new is left to generate (``Exploration.saturated``)."""
 
 
 #: Generated programs in a row whose runs were all done already, after
@@ -32,10 +33,6 @@ class BudgetSpent(BaseException):
 #: attempts (3,456, 21 s, for 7 distinct runs of a one-step model); a
 #: search of the default model rarely repeats more than a few in a row.
 SATURATED = 300
-
-
-class Saturated(BaseException):
-    """Raised inside the Hypothesis test after :data:`SATURATED` repeats in a row."""
 
 
 class _Abort(BaseException):
@@ -222,7 +219,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
                 streak[0] += 1
                 if streak[0] >= SATURATED:
                     stats.saturated = True
-                    raise Saturated()
+                    raise BudgetSpent()
                 reject()
             streak[0] = 0
         if shrinking[0]:
@@ -326,7 +323,7 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             stats.systematic_done = True
         generating[0] = True
         test()
-    except (BudgetSpent, Saturated):
+    except BudgetSpent:
         pass
     except _Abort as exc:
         raise exc.error from None
@@ -343,9 +340,10 @@ def explore(executor: Executor, *, budget: float = 60.0, max_examples: int | Non
             stats.outcome = reduce_pass_failure([tuple(r) for r in raw], exc.outcome, body, shrink)
     except Flaky as exc:
         # Hypothesis could not confirm its last candidate.  A failure we
-        # ran ourselves is still a failure if it happens again; once
-        # shrinking was cut short, the last failure we ran stands as it is.
-        again = best[-1] if (shrink["why"] and best) else (executor.run(best[-1].program) if best else None)
+        # ran ourselves is still a failure if it happens again.  (Once
+        # shrinking is cut short, ShrinkCut ends Hypothesis before it can
+        # replay anything.)
+        again = executor.run(best[-1].program) if best else None
         if again is None or not again.failed:
             first = best[0].violations[0].summary if best else str(exc)
             raise NondeterministicStore(
