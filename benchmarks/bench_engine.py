@@ -26,6 +26,17 @@ What it measures (issues: core engine, process actors, search):
    exceeded it on some machines).
 5. Scheduler points per second on a store whose operation is nothing but
    ``time.sleep(0)`` points (what one preemption point costs).
+6. The floor under (2): the same seeded Hypothesis search of 1000
+   programs with nothing run (each program drawn and decoded, no store,
+   no harness), plus 1000 times the mean cost of a program's operations
+   called bare (from 4).  No harness that lets Hypothesis make every
+   choice and runs the store's own operations can do 1000 examples in
+   less on this machine.
+7. What a hand-over costs: a round trip of the baton between two threads
+   (two locks) or two processes (two pipes), bare, with the two free to
+   run on any CPU and pinned to one; and the hand-overs a drawn program's
+   run makes (median of the 300 of 4).  Their product is what the
+   hand-overs alone cost a run, whatever else the harness does.
 """
 from __future__ import annotations
 
@@ -193,7 +204,125 @@ def overhead(mode: str, store: str = "json", n: int = 300) -> dict:
             finally:
                 shutil.rmtree(location, ignore_errors=True)
     h, b = statistics.median(harness_t), statistics.median(bare_t)
-    return {"harness": h, "bare": b, "ratio": h / b if b else float("inf")}
+    return {"harness": h, "bare": b, "ratio": h / b if b else float("inf"),
+            "bare_mean": statistics.fmean(bare_t)}
+
+
+def generation_alone(store: str = "json", n: int = 1000) -> float:
+    """Seconds the seeded search of :func:`thousand_examples` spends in
+    Hypothesis alone: the same strategy, settings and seed, each program
+    decoded and nothing run (a conservative floor: the real search also
+    draws the repeats it rejects)."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+
+    from sessioncheck.controlled.program import decode, programs
+    from sessioncheck.verify import model_config
+
+    cfg = model_config(resolve(store), "threads", ())
+    drawn = [0]
+
+    @seed(0)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, verbosity=Verbosity.quiet,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(programs(cfg))
+    def body(raw):
+        decode(raw, cfg)
+        drawn[0] += 1
+
+    t = time.perf_counter()
+    body()
+    assert drawn[0] == n, drawn[0]
+    return time.perf_counter() - t
+
+
+def _round_trip(mode: str, n: int = 20_000) -> float:
+    """Seconds per bare baton round trip: two threads on two locks, or a
+    parent and a forked child on two pipes."""
+    if mode == "threads":
+        import threading
+
+        go, back = threading.Lock(), threading.Lock()
+        go.acquire()
+        back.acquire()
+
+        def other() -> None:
+            for _ in range(n):
+                go.acquire()
+                back.release()
+
+        t = threading.Thread(target=other)
+        t.start()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            go.release()
+            back.acquire()
+        dt = time.perf_counter() - t0
+        t.join()
+        return dt / n
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer every byte, then leave without cleanup
+        try:
+            for _ in range(n):
+                os.read(r1, 1)
+                os.write(w2, b"x")
+        finally:
+            os._exit(0)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        os.write(w1, b"x")
+        os.read(r2, 1)
+    dt = time.perf_counter() - t0
+    os.waitpid(pid, 0)
+    for fd in (r1, w1, r2, w2):
+        os.close(fd)
+    return dt / n
+
+
+def handovers(mode: str, store: str = "json", n: int = 300) -> dict:
+    """The bare round trip (free, then pinned to one CPU) and the
+    hand-overs per run of the drawn programs of :func:`overhead`."""
+    from sessioncheck.controlled.program import decode, programs
+    from sessioncheck.verify import model_config
+
+    spec = resolve(store)
+    cfg = model_config(spec, mode, ())
+    drawn = [decode(raw, cfg) for raw in _draw(programs(cfg), n)]
+    count = [0]
+    with Executor(spec, mode, cfg) as ex:
+        ex.run(drawn[0])
+        kinds = {type(a) for a in (ex._actor(i) for i in range(len(ex.names)))}
+        saved = []
+        for cls in kinds:
+            for name in ("begin", "resume", "run_ahead"):
+                real = getattr(cls, name, None)
+                if real is None:  # an older engine, without running ahead
+                    continue
+
+                def counted(self, *a, _real=real, **k):
+                    count[0] += 1
+                    return _real(self, *a, **k)
+
+                saved.append((cls, name, real))
+                setattr(cls, name, counted)
+        per_run = []
+        try:
+            for program in drawn:
+                count[0] = 0
+                ex.run(program)
+                per_run.append(count[0])
+        finally:
+            for cls, name, real in saved:
+                setattr(cls, name, real)
+    free = statistics.median(_round_trip(mode) for _ in range(3))
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # a forked child inherits it
+    try:
+        pinned = statistics.median(_round_trip(mode) for _ in range(3))
+    finally:
+        os.sched_setaffinity(0, cpus)
+    return {"free": free, "pinned": pinned, "per_run": statistics.median(per_run)}
 
 
 def _draw(strategy, n: int) -> list:
@@ -226,7 +355,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu or platform.machine()}, Python {platform.python_version()}"
 
 
-MEASURES = ("overhead", "points", "catch", "thousand", "distinct")
+MEASURES = ("overhead", "points", "catch", "thousand", "distinct", "generation", "handovers")
 
 
 def measure(what: str, seeds: int) -> dict:
@@ -244,6 +373,11 @@ def measure(what: str, seeds: int) -> dict:
             out[mode] = thousand_examples(mode)
         elif what == "distinct":
             out[mode] = distinct_per_second(mode)
+        elif what == "handovers":
+            out[mode] = handovers(mode)
+        elif what == "generation":
+            # the same for both modes: measured once
+            out[mode] = out.get("threads") or generation_alone()
     return out
 
 
@@ -322,6 +456,9 @@ def table(new: dict, old: dict, args, started: str, load0, load1, head: str) -> 
 
     cols = f"{head} / {base}" if base else head
 
+    def fmt_pair(a: str, b: str | None) -> str:
+        return a if b is None else f"{a} / {b}"
+
     def count(v) -> str:
         return f"{v:,.0f}"
 
@@ -339,6 +476,9 @@ def table(new: dict, old: dict, args, started: str, load0, load1, head: str) -> 
 
     def secs(v) -> str:
         return f"{v:.1f}"
+
+    def trips(v) -> str:
+        return f"{v['per_run']:.0f} x {v['free'] * 1e6:.0f} us ({v['pinned'] * 1e6:.0f} us pinned)"
 
     def caught(v) -> str:
         return f"{v['median_total']:.2f} (max {v['max_total']:.2f})"
@@ -367,7 +507,11 @@ def table(new: dict, old: dict, args, started: str, load0, load1, head: str) -> 
         row("one run of a drawn program on `json`, median ms: harness (bare operations), 300 programs",
             "overhead", per_run),
         row("harness overhead per run over the bare operations", "overhead", extra, "<= +25 %"),
+        row("... hand-overs a run makes (median) x a bare baton round trip (CPUs free; pinned to one CPU)",
+            "handovers", trips),
+        handover_row(new, old, fmt_pair),
         row("1000 examples on `json`, s", "thousand", secs, "<= 2 s threads, <= 3 s processes", True),
+        floor_row(new, old, fmt_pair),
         row(f"catch `mutant:stale-overwrite`, median s incl. shrinking ({args.seeds} seeds)", "catch", caught,
             "<= 1 s threads, <= 5 s processes", True),
         row("... median examples to the first failure", "catch", examples, ratios=False),
@@ -376,6 +520,40 @@ def table(new: dict, old: dict, args, started: str, load0, load1, head: str) -> 
         "",
     ]
     return "\n".join(lines)
+
+
+def handover_row(new: dict, old: dict, fmt_pair) -> str:
+    """The hand-overs' own cost per run, as a share of the bare operations."""
+    def cell(results: dict | None, mode: str) -> str | None:
+        if not results or "handovers" not in results:
+            return None
+        h, bare = results["handovers"][mode], results["overhead"][mode]["bare"]
+        return f"+{h['per_run'] * h['free'] / bare:.0%} (+{h['per_run'] * h['pinned'] / bare:.0%} pinned)"
+
+    cells = [fmt_pair(cell(new, m) or "", cell(old, m)) for m in ("threads", "processes")]
+    return f"| ... the hand-overs alone, over the bare operations | {cells[0]} | {cells[1]} | within +25 % |"
+
+
+def floor_of(results: dict) -> tuple[float, float]:
+    """(Hypothesis' generation of the 1000 programs alone, 1000 times a
+    program's bare operations): the floor under "1000 examples"."""
+    return results["generation"]["threads"], 1000 * results["overhead"]["threads"]["bare_mean"]
+
+
+def floor_row(new: dict, old: dict, fmt_pair) -> str:
+    def cell(results: dict | None) -> str | None:
+        if not results or "generation" not in results:
+            return None
+        gen, bare = floor_of(results)
+        return f"{gen + bare:.1f} ({gen:.1f} + {bare:.1f})"
+
+    text = fmt_pair(cell(new) or "", cell(old))
+    gen, bare = floor_of(new)
+    reach = [f"{goal:g} s ({mode}) {'out of reach' if gen + bare > goal else 'within reach'}"
+             for mode, goal in (("threads", 2.0), ("processes", 3.0))]
+    verdict = "; ".join(reach)
+    return (f"| ... its floor, s: Hypothesis' generation of the 1000 programs alone + their operations "
+            f"called bare (1000 x the mean of 4) | {text} | (the same) | {verdict} |")
 
 
 def _num(what: str, v) -> float:
@@ -395,9 +573,11 @@ def verdicts(new: dict, old: dict) -> list[str]:
     for mode in ("threads", "processes"):
         r = new["overhead"][mode]["ratio"] - 1
         out.append(f"overhead {mode} {r:+.0%} ({'met' if r <= 0.25 else 'missed'}: <= +25 %)")
+    gen, bare = floor_of(new)
     for mode, goal in (("threads", 2.0), ("processes", 3.0)):
         t = new["thousand"][mode]
-        out.append(f"1000 examples {mode} {t:.1f} s ({'met' if t <= goal else 'missed'}: <= {goal:g} s)")
+        why = f"; its floor here is {gen + bare:.1f} s" if t > goal else ""
+        out.append(f"1000 examples {mode} {t:.1f} s ({'met' if t <= goal else 'missed'}: <= {goal:g} s{why})")
     if old:
         for mode in ("threads", "processes"):
             x = new["distinct"][mode][0] / old["distinct"][mode][0]
