@@ -122,3 +122,20 @@ def test_replay_from_another_folder_tells_the_same_story(tmp_path):
     assert r.stdout.startswith("replayed: the same story"), r.stdout + r.stderr
     assert "story differs" not in r.stdout + r.stderr
     assert Path(run_dir / report).exists()
+
+
+def test_a_data_file_renamed_to_its_backup_keeps_its_name():
+    """dbm.dumb renames its index (``sessions.dir``) to ``sessions.bak``
+    and writes a new one: the index was looked for before it was made, so
+    it is no random scratch name, and the story keeps it."""
+    trace = [
+        _op(1, "A"), _p(2, "A", "open", "sessions.dir", "r"),
+        _p(3, "A", "open", "sessions.dir", "a"), _p(4, "A", "close", "sessions.dir"),
+        _p(5, "A", "unlink", "sessions.bak"), _p(6, "A", "rename", "sessions.bak", "sessions.dir"),
+        _p(7, "A", "open", "sessions.dir", "w"), _p(8, "A", "close", "sessions.dir"), _done(9, "A"),
+        _op(10, "A"), _p(11, "A", "open", ".s0.json.k2j4_a9x.tmp", "rw+create+excl"),
+        _p(12, "A", "replace", "s0.json", ".s0.json.k2j4_a9x.tmp"), _done(13, "A"),
+    ]
+    names = Names(trace)
+    assert names("sessions.dir") == "sessions.dir"
+    assert names(".s0.json.k2j4_a9x.tmp") == "tmp1"

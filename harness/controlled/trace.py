@@ -27,7 +27,10 @@ class Names:
 
     A file is *scratch* (``tmp1``, ``tmp2``, ... in order of first
     appearance) when it is the source of a replace or rename (performed
-    or failed), or when an operation created it and either created it
+    or failed) and was made before anything looked for it (nobody opens
+    a random name before it exists: a file opened first and renamed
+    later, as ``dbm.dumb`` renames its index to a backup, is data and
+    keeps its name), or when an operation created it and either created it
     exclusively (``mkstemp``) or unlinked it again itself, *and* it was
     not a lock: a file the operation locks with ``flock``, or one it
     holds while it works on other files without reading it back (an
@@ -37,6 +40,7 @@ class Names:
 
     def __init__(self, trace: list[dict]) -> None:
         renamed: set[str] = set()
+        made_first: dict[str, bool] = {}  # path -> whether its first access created it
         excl: set[str] = set()
         locked: set[str] = set()
         created: dict[str, list[tuple[tuple[str, int], int]]] = {}  # path -> [(operation, trace index)]
@@ -57,6 +61,8 @@ class Names:
             if ev not in ("point", "fault"):
                 continue
             kind, path, detail = e.get("kind", ""), e.get("path") or "", e.get("detail") or ""
+            if path:
+                made_first.setdefault(path, kind == "open" and _creates(detail))
             if kind in ("replace", "rename") and detail:
                 renamed.add(detail)
             if ev != "point":
@@ -75,7 +81,7 @@ class Names:
                 reads.setdefault(path, []).append((op, i))
             if path and path != ".":
                 touches.append((i, op, path))
-        temps = set(renamed)
+        temps = {p for p in renamed if made_first.get(p, True)}
         for path, creations in created.items():
             if path in temps or path in locked or path == ".":
                 continue
