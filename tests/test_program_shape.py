@@ -28,6 +28,20 @@ def _drawn(cfg: ModelConfig, n: int = 300) -> list[list[tuple]]:
     return out
 
 
+def _drawn_with(step, n: int = 300) -> list[list[tuple]]:
+    from hypothesis import strategies as st
+
+    out: list[list[tuple]] = []
+
+    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
+    @given(st.lists(step, min_size=5, max_size=5))
+    def draw(raw: list[tuple]) -> None:
+        out.append(raw)
+
+    draw()
+    return out
+
+
 def test_programs_average_about_half_of_max_steps() -> None:
     for max_steps in (24, 40):
         cfg = ModelConfig(max_steps=max_steps)
@@ -47,3 +61,37 @@ def test_advances_favour_one_to_four_points_and_reach_every_count() -> None:
     # 1-4 stand five times each in a table of 16 + 16 entries: 20/32
     assert short >= 0.5, short
     assert max(points) >= 12, max(points)
+
+
+def test_a_step_is_drawn_flat_with_the_choices_of_nested_integers() -> None:
+    """A step's four integers come straight from the choice sequence
+    (``program._flat_tuples``), with the constraints ``st.tuples`` of
+    ``st.integers`` would use: the same choices decode to the same step,
+    so examples saved by either replay alike, and the values keep the
+    integers' weights (bounds favoured over 127 values)."""
+    import random
+
+    from hypothesis import strategies as st
+    from hypothesis.control import BuildContext
+    from hypothesis.internal.conjecture.data import ConjectureData
+
+    from sessioncheck.controlled.program import _flat_tuples
+
+    bounds = (3, 2, 31, 4095)
+    flat, nested = _flat_tuples(bounds), st.tuples(*(st.integers(0, b) for b in bounds))
+    assert type(flat).__name__ == "FlatTuples", "fell back to plain st.tuples: a Hypothesis upgrade?"
+    rng = random.Random(7)
+    for _ in range(200):
+        choices = tuple(rng.randint(0, b) for b in bounds)
+        assert ConjectureData.for_choices(choices).draw(flat) == choices
+        data = ConjectureData.for_choices(choices)
+        with BuildContext(data, wrapped_test=lambda: None):  # nested strategies want one
+            assert data.draw(nested) == choices
+    cfg = ModelConfig()
+    steps = [s for raw in _drawn(cfg) for s in raw]
+    for i, b in enumerate((3, cfg.actors - 1)):
+        assert {s[i] for s in steps} == set(range(b + 1))
+    # over 127 values the top bounds are weighted, as st.integers weights
+    # them: 2 in 4096 values drawn uniformly would be 0.05 %
+    wide = [v for raw in _drawn_with(_flat_tuples((4095,))) for (v,) in raw]
+    assert sum(1 for v in wide if v >= 4094) >= len(wide) // 200, sorted(wide)[-10:]
