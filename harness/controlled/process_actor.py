@@ -317,9 +317,12 @@ class ProcessActor:
     def run_ahead(self, now: float, budget: int, drain: bool, blocked_on: Any, went_on: Any) -> Stop:
         """Resume, and let the child go on by itself through the points
         :class:`~sessioncheck.controlled.actor.Ahead` allows, at most
-        ``budget`` in all.  The child reports the points it went on from in
-        one message with the point or result it stops at; ``went_on(point)``
-        is called for each, in order, before that stop is returned."""
+        ``budget`` in all.  The child reports each point it went on from as
+        it goes, without waiting (the parent handles one while the child
+        runs to the next: sending them all with the stop instead measured
+        slower, 11.7 against 10.2-10.5 ms a median ``json`` run), then the
+        point or result it stops at; ``went_on(point)`` is called for each,
+        in order, before that stop is returned."""
         self._check()
         _send(self._down_w, ("ahead", now, budget, drain, blocked_on))
         return self._wait(went_on)
