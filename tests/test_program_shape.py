@@ -16,26 +16,16 @@ from sessioncheck.controlled.program import ModelConfig, decode, programs
 
 
 def _drawn(cfg: ModelConfig, n: int = 300) -> list[list[tuple]]:
-    out: list[list[tuple]] = []
+    return _drawn_from(programs(cfg), n)
+
+
+def _drawn_from(strategy, n: int = 300) -> list:
+    out: list = []
 
     @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate],
               deadline=None)
-    @given(programs(cfg))
-    def draw(raw: list[tuple]) -> None:
-        out.append(raw)
-
-    draw()
-    return out
-
-
-def _drawn_with(step, n: int = 300) -> list[list[tuple]]:
-    from hypothesis import strategies as st
-
-    out: list[list[tuple]] = []
-
-    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
-    @given(st.lists(step, min_size=5, max_size=5))
-    def draw(raw: list[tuple]) -> None:
+    @given(strategy)
+    def draw(raw) -> None:
         out.append(raw)
 
     draw()
@@ -93,5 +83,5 @@ def test_a_step_is_drawn_flat_with_the_choices_of_nested_integers() -> None:
         assert {s[i] for s in steps} == set(range(b + 1))
     # over 127 values the top bounds are weighted, as st.integers weights
     # them: 2 in 4096 values drawn uniformly would be 0.05 %
-    wide = [v for raw in _drawn_with(_flat_tuples((4095,))) for (v,) in raw]
+    wide = [v for raw in _drawn_from(st.lists(_flat_tuples((4095,)), min_size=5, max_size=5)) for (v,) in raw]
     assert sum(1 for v in wide if v >= 4094) >= len(wide) // 200, sorted(wide)[-10:]

@@ -337,42 +337,32 @@ def _long_lists(step: st.SearchStrategy, max_size: int) -> st.SearchStrategy[lis
     return strategy
 
 
-def _integer_weights(low: int, high: int) -> dict[int, float] | None:
-    """The weights ``st.integers(low, high)`` draws with: over 127 values,
-    the bounds and near-bounds are made more likely."""
-    if high - low <= 127:
-        return None
-    return {low: 2 / 128, low + 1: 1 / 128, high - 1: 1 / 128, high: 2 / 128}
-
-
 def _flat_tuples(bounds: tuple[int, ...]) -> st.SearchStrategy[tuple[int, ...]]:
-    """Tuples of integers, each from 0 to its bound: the choices
-    ``st.tuples(*(st.integers(0, b) for b in bounds))`` makes, with the
-    same constraints and weights and in the same order (so a saved example
-    replays as the same tuple), drawn straight from Hypothesis' choice
-    sequence in one strategy call instead of five.
+    """Tuples of integers, each from 0 to its bound: what
+    ``st.tuples(*(st.integers(0, b) for b in bounds))`` draws, made by the
+    same integer strategies (their own constraints and weights, in the same
+    order, so a saved example replays as the same tuple), each called
+    straight on the choice sequence instead of through a nested draw of
+    its own.
 
     A step was a third of an example's cost in Hypothesis' nested draws
     (``benchmarks/bench_engine.py``, "its floor": 3.2 s of generation for
-    1000 programs, 1.9 s drawn this way).  This uses Hypothesis' internal
-    ``ConjectureData.draw_integer``; where a version has none with
-    ``weights``, it is plain ``st.tuples``."""
-    import inspect
-
-    plain = st.tuples(*(st.integers(0, b) for b in bounds))
+    1000 programs, 1.9 s drawn this way).  Calling a strategy's
+    ``do_draw`` is Hypothesis' internal API; where its integer strategy
+    has none, this is plain ``st.tuples``."""
+    integers = [st.integers(0, b) for b in bounds]
+    plain = st.tuples(*integers)
     try:
-        from hypothesis.internal.conjecture.data import ConjectureData
         from hypothesis.strategies._internal.strategies import SearchStrategy
     except ImportError:  # pragma: no cover - another Hypothesis layout
         return plain
-    draw = getattr(ConjectureData, "draw_integer", None)
-    if draw is None or "weights" not in inspect.signature(draw).parameters:  # pragma: no cover
+    draws = [getattr(getattr(i, "wrapped_strategy", None), "do_draw", None) for i in integers]
+    if not all(draws):  # pragma: no cover - another Hypothesis version
         return plain
-    constraints = [(b, _integer_weights(0, b)) for b in bounds]
 
     class FlatTuples(SearchStrategy):
         def do_draw(self, data: Any) -> tuple[int, ...]:
-            return tuple(data.draw_integer(min_value=0, max_value=b, weights=w) for b, w in constraints)
+            return tuple(draw(data) for draw in draws)
 
         def __repr__(self) -> str:
             return f"flat_tuples({bounds!r})"
